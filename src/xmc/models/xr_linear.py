@@ -1,0 +1,133 @@
+"""XR-Linear: PIFA label tree + one sparse linear ranker per level + beam search (PECOS's
+``XLinearModel``; Yu et al., "PECOS: Prediction for Enormous and Correlated Output Spaces",
+JMLR 2022)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from xmc._config import Config
+from xmc.linear.ranker import LinearConfig, train_level
+from xmc.models.base import XMCModel
+from xmc.search.beam import BeamConfig, ChunkedLevel, beam_search
+from xmc.tree.label_tree import LabelTree, TreeConfig
+from xmc.tree.pifa import pifa
+from xmc.utils.validation import check_features, check_is_fitted, check_k, check_labels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class XRLinearConfig(Config):
+    tree: TreeConfig = field(default_factory=TreeConfig)
+    ranker: LinearConfig = field(default_factory=LinearConfig)
+    beam: BeamConfig = field(default_factory=BeamConfig)
+
+
+def _binary(M: sp.csr_matrix) -> sp.csr_matrix:
+    M = sp.csr_matrix(M, dtype=np.float32)
+    M.data[:] = 1.0
+    return M
+
+
+class XRLinear(XMCModel):
+    """XR-Linear on a feature matrix.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> X = sp.csr_matrix(np.eye(8, dtype=np.float32)); Y = sp.csr_matrix(np.eye(8, dtype=np.float32))
+    >>> model = XRLinear(XRLinearConfig(tree=TreeConfig(max_leaf_size=2, n_splits=2))).fit(X, Y)
+    >>> model.predict(X, top_k=1).indices.tolist()
+    [0, 1, 2, 3, 4, 5, 6, 7]
+    """
+
+    method = "xr-linear"
+    config_class = XRLinearConfig
+
+    def __init__(self, config: XRLinearConfig | None = None):
+        super().__init__(config)
+        self.tree_: LabelTree | None = None
+        self.weights_: list[sp.csc_matrix] | None = None
+        self.n_features_in_: int | None = None
+        self._levels: list[ChunkedLevel] | None = None
+        self.fit_seconds_: dict[str, float] = {}
+
+    @classmethod
+    def _test_config(cls) -> XRLinearConfig:
+        return XRLinearConfig(tree=TreeConfig(max_leaf_size=4, n_splits=4), beam=BeamConfig(beam_size=4, top_k=5))
+
+    def fit(self, X, Y, *, label_embeddings: sp.csr_matrix | None = None, tree: LabelTree | None = None) -> XRLinear:
+        """Build the label tree (unless given) and train every level's rankers."""
+        X = check_features(X)
+        Y = check_labels(Y, X.shape[0])
+        t0 = time.perf_counter()
+        if tree is None:
+            embeddings = label_embeddings if label_embeddings is not None else pifa(X, Y)
+            tree = LabelTree.build(embeddings, self.config.tree)
+        if tree.n_labels != Y.shape[1]:
+            raise ValueError(f"the label tree has {tree.n_labels} labels but Y has {Y.shape[1]}")
+        self.fit_seconds_ = {"tree": time.perf_counter() - t0}
+        self.tree_, self.n_features_in_ = tree, X.shape[1]
+        self.weights_, self._levels = [], []
+        t0 = time.perf_counter()
+        for t in range(tree.depth):
+            Y_t = _binary(tree.project_labels(Y, t))
+            M = self._matching(X, Y, t)
+            W = train_level(X, Y_t, M, tree.chain[t], self.config.ranker, desc=f"level {t + 1}/{tree.depth}")
+            self.weights_.append(W)
+            self._levels.append(ChunkedLevel.build(W, tree.chain[t], self.config.ranker.bias))
+        self.fit_seconds_["rankers"] = time.perf_counter() - t0
+        return self
+
+    def _matching(self, X: sp.csr_matrix, Y: sp.csr_matrix, t: int) -> sp.csr_matrix:
+        """Which parent nodes route each training document at level ``t``."""
+        n = X.shape[0]
+        if t == 0:
+            return sp.csr_matrix((np.ones(n, np.float32), np.zeros(n, np.int32), np.arange(n + 1)), shape=(n, 1))
+        negatives = self.config.ranker.negatives
+        M = _binary(self.tree_.project_labels(Y, t - 1)) if "tfn" in negatives else None
+        if "man" in negatives:
+            predicted = beam_search(X, self._levels, self.tree_.level_sizes, beam_size=self.config.beam.beam_size,
+                                    top_k=self.config.beam.beam_size, post_processor=self.config.beam.post_processor,
+                                    stop_level=t - 1)
+            M = _binary(predicted) if M is None else _binary(M + _binary(predicted))
+        return M
+
+    def predict(self, X, *, top_k: int | None = None, beam_size: int | None = None,
+                post_processor: str | None = None) -> sp.csr_matrix:
+        """``(n_docs, n_labels)`` CSR with each row's ``top_k`` label scores."""
+        self._check_fitted()
+        X = check_features(X, self.n_features_in_)
+        beam = self.config.beam
+        return beam_search(
+            X, self._levels, self.tree_.level_sizes,
+            beam_size=check_k(beam_size or beam.beam_size, "beam_size"),
+            top_k=check_k(top_k or beam.top_k, "top_k"),
+            post_processor=post_processor or beam.post_processor,
+        )
+
+    def _check_fitted(self) -> None:
+        check_is_fitted(self, "tree_")
+
+    def _save_arrays(self, folder: Path) -> dict[str, Any]:
+        self.tree_.save(folder / "tree")
+        (folder / "ranker").mkdir()
+        for t, W in enumerate(self.weights_):
+            sp.save_npz(folder / "ranker" / f"level_{t}.npz", W, compressed=False)
+        return {"n_features": self.n_features_in_, "n_labels": self.tree_.n_labels, "level_sizes": self.tree_.level_sizes,
+                "nnz_per_level": [int(W.nnz) for W in self.weights_]}
+
+    def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None:
+        depth = len(shapes["level_sizes"])
+        self.tree_ = LabelTree.load(folder / "tree", depth)
+        self.weights_ = [sp.csc_matrix(sp.load_npz(folder / "ranker" / f"level_{t}.npz")) for t in range(depth)]
+        self.n_features_in_ = int(shapes["n_features"])
+        self._levels = [ChunkedLevel.build(W, C, self.config.ranker.bias) for W, C in zip(self.weights_, self.tree_.chain)]

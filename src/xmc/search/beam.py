@@ -1,0 +1,166 @@
+"""Beam search over the levels of a label tree, sparse in and sparse out.
+
+Each level's weights are stored *chunked by parent* (PECOS's layout): for every parent node, the
+features that any of its children uses, sorted, and for each such feature the (child, weight)
+pairs. Scoring a document against one parent's children then costs one intersection of two
+sorted feature lists (binary search or merge, whichever is cheaper), not a pass over the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+import scipy.sparse as sp
+
+from xmc._config import Config, Interval, Options, option
+from xmc.search.postprocess import POST_PROCESSORS, code, combine
+from xmc.utils.sparse import topk_per_row
+
+
+
+@dataclass(frozen=True, kw_only=True)
+class BeamConfig(Config):
+    """Prediction settings; saved with a model and overridable per call."""
+
+    beam_size: int = option(10, "nodes kept per document at each level above the labels", Interval(int, 1, None))
+    top_k: int = option(20, "labels returned per document", Interval(int, 1, None))
+    post_processor: str = option("l3-hinge", "how margins become scores", Options(tuple(POST_PROCESSORS)))
+
+
+@dataclass
+class ChunkedLevel:
+    """One level's weights grouped by parent; see the module docstring."""
+
+    child_ptr: np.ndarray  # (n_parents + 1,) into child_ids
+    child_ids: np.ndarray  # node ids, grouped by parent
+    feat_ptr: np.ndarray  # (n_parents + 1,) into feats
+    feats: np.ndarray  # sorted feature ids per parent chunk
+    entry_ptr: np.ndarray  # (len(feats) + 1,) into entry_child / entry_val
+    entry_child: np.ndarray  # child position within its parent's group
+    entry_val: np.ndarray
+    bias: np.ndarray  # (len(child_ids),) bias term of each grouped child
+
+    @classmethod
+    def build(cls, W: sp.csc_matrix, C: sp.csr_matrix, bias_value: float) -> ChunkedLevel:
+        """From ``W`` ``(n_features + 1, n_nodes)`` (last row bias) and ``C`` ``(n_nodes, n_parents)``."""
+        W = sp.csc_matrix(W, dtype=np.float32)
+        n_features = W.shape[0] - 1
+        Cc = sp.csc_matrix(C)
+        child_ptr = Cc.indptr.astype(np.int64)
+        child_ids = Cc.indices.astype(np.int64)
+        n_parents = Cc.shape[1]
+        parent_of_pos = np.repeat(np.arange(n_parents), np.diff(child_ptr))
+        local_of_pos = np.arange(child_ids.size) - child_ptr[parent_of_pos]
+        Wg = W[:, child_ids].tocoo()  # columns in grouped order
+        bias = np.zeros(child_ids.size, np.float32)
+        is_bias = Wg.row == n_features
+        bias[Wg.col[is_bias]] = Wg.data[is_bias] * bias_value
+        f, pos, v = Wg.row[~is_bias], Wg.col[~is_bias], Wg.data[~is_bias]
+        par = parent_of_pos[pos]
+        order = np.lexsort((pos, f, par))
+        f, pos, v, par = f[order], pos[order], v[order], par[order]
+        key_change = np.ones(f.size, dtype=bool)
+        key_change[1:] = (f[1:] != f[:-1]) | (par[1:] != par[:-1])
+        starts = np.flatnonzero(key_change)
+        feats = f[starts].astype(np.int64)
+        entry_ptr = np.append(starts, f.size).astype(np.int64)
+        feat_ptr = np.searchsorted(par[starts], np.arange(n_parents + 1)).astype(np.int64)
+        return cls(child_ptr, child_ids, feat_ptr, feats, entry_ptr, local_of_pos[pos].astype(np.int64),
+                   v.astype(np.float32), bias)
+
+
+@nb.njit(cache=True, inline="always")
+def _find(arr, lo, hi, value):
+    """Leftmost position in arr[lo:hi] with arr[pos] >= value."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if arr[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@nb.njit(cache=True)
+def _score_parent(x_idx, x_val, xlo, xhi, feats, flo, fhi, entry_ptr, entry_child, entry_val, acc):
+    nx = xhi - xlo
+    nf = fhi - flo
+    if nx == 0 or nf == 0:
+        return
+    if nx * (np.log2(nf) + 1.0) < nx + nf:  # few query features: binary search each
+        pos = flo
+        for k in range(xlo, xhi):
+            pos = _find(feats, pos, fhi, x_idx[k])
+            if pos == fhi:
+                break
+            if feats[pos] == x_idx[k]:
+                for e in range(entry_ptr[pos], entry_ptr[pos + 1]):
+                    acc[entry_child[e]] += x_val[k] * entry_val[e]
+    else:  # comparable sizes: merge the two sorted lists
+        k, pos = xlo, flo
+        while k < xhi and pos < fhi:
+            if x_idx[k] < feats[pos]:
+                k += 1
+            elif x_idx[k] > feats[pos]:
+                pos += 1
+            else:
+                for e in range(entry_ptr[pos], entry_ptr[pos + 1]):
+                    acc[entry_child[e]] += x_val[k] * entry_val[e]
+                k += 1
+                pos += 1
+
+
+@nb.njit(cache=True, parallel=True)
+def _score_level(x_ptr, x_idx, x_val, b_ptr, b_idx, b_val, child_ptr, child_ids, feat_ptr, feats,
+                 entry_ptr, entry_child, entry_val, bias, pp):
+    n = x_ptr.size - 1
+    counts = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        for q in range(b_ptr[i], b_ptr[i + 1]):
+            p = b_idx[q]
+            counts[i] += child_ptr[p + 1] - child_ptr[p]
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
+    out_ptr[1:] = np.cumsum(counts)
+    out_idx = np.empty(out_ptr[-1], dtype=np.int32)
+    out_val = np.empty(out_ptr[-1], dtype=np.float32)
+    for i in nb.prange(n):
+        o = out_ptr[i]
+        for q in range(b_ptr[i], b_ptr[i + 1]):
+            p = b_idx[q]
+            clo, chi = child_ptr[p], child_ptr[p + 1]
+            acc = bias[clo:chi].astype(np.float64)
+            _score_parent(x_idx, x_val, x_ptr[i], x_ptr[i + 1], feats, feat_ptr[p], feat_ptr[p + 1],
+                          entry_ptr, entry_child, entry_val, acc)
+            for c in range(chi - clo):
+                out_idx[o] = child_ids[clo + c]
+                out_val[o] = combine(acc[c], b_val[q], pp)
+                o += 1
+    return out_ptr, out_idx, out_val
+
+
+def score_level(X: sp.csr_matrix, beam: sp.csr_matrix, level: ChunkedLevel, n_nodes: int,
+                post_processor: str) -> sp.csr_matrix:
+    """Scores of every child of every parent in ``beam`` (``(n_docs, n_parents)``), as CSR."""
+    ptr, idx, val = _score_level(
+        X.indptr.astype(np.int64), X.indices, X.data, beam.indptr.astype(np.int64), beam.indices, beam.data,
+        level.child_ptr, level.child_ids, level.feat_ptr, level.feats, level.entry_ptr, level.entry_child,
+        level.entry_val, level.bias, code(post_processor),
+    )
+    out = sp.csr_matrix((val, idx, ptr), shape=(X.shape[0], n_nodes))
+    out.has_sorted_indices = False
+    return out
+
+
+def beam_search(X: sp.csr_matrix, levels: list[ChunkedLevel], level_sizes: list[int], *, beam_size: int,
+                top_k: int, post_processor: str = "l3-hinge", stop_level: int | None = None) -> sp.csr_matrix:
+    """Top-``top_k`` scores at the last level (or at ``stop_level``), keeping ``beam_size`` nodes
+    per document at every level above it."""
+    last = len(levels) - 1 if stop_level is None else stop_level
+    n = X.shape[0]
+    beam = sp.csr_matrix((np.ones(n, np.float32), np.zeros(n, np.int32), np.arange(n + 1)), shape=(n, 1))
+    for t in range(last + 1):
+        scores = score_level(X, beam, levels[t], level_sizes[t], post_processor)
+        beam = topk_per_row(scores, top_k if t == last else beam_size)
+    return beam

@@ -1,0 +1,1 @@
+"""Layer-0 helpers shared by every other layer."""

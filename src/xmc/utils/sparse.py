@@ -1,0 +1,78 @@
+"""Sparse-matrix helpers: row normalisation, row-wise top-k, CSR hygiene."""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+import scipy.sparse as sp
+
+
+def as_csr_f32(matrix) -> sp.csr_matrix:
+    """CSR float32 with sorted indices and no explicit duplicates."""
+    out = sp.csr_matrix(matrix, dtype=np.float32)
+    if not out.has_sorted_indices:
+        out.sort_indices()
+    out.sum_duplicates()
+    return out
+
+
+def l2_normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Rows scaled to unit L2 norm (zero rows stay zero)."""
+    matrix = as_csr_f32(matrix)
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ matrix, dtype=np.float32)
+
+
+def l1_normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    matrix = as_csr_f32(matrix)
+    sums = np.asarray(abs(matrix).sum(axis=1)).ravel()
+    sums[sums == 0] = 1.0
+    return sp.csr_matrix(sp.diags((1.0 / sums).astype(np.float32)) @ matrix, dtype=np.float32)
+
+
+@nb.njit(cache=True, parallel=True)
+def _topk_rows(indptr, indices, data, k):
+    n = indptr.size - 1
+    counts = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        counts[i] = min(k, indptr[i + 1] - indptr[i])
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
+    out_ptr[1:] = np.cumsum(counts)
+    out_idx = np.empty(out_ptr[-1], dtype=np.int32)
+    out_val = np.empty(out_ptr[-1], dtype=np.float32)
+    for i in nb.prange(n):
+        lo, hi = indptr[i], indptr[i + 1]
+        m = counts[i]
+        if m == 0:
+            continue
+        # stable order: higher score first, then lower label index (deterministic ties)
+        order = np.argsort(-data[lo:hi], kind="mergesort")[:m]
+        for j in range(m):
+            out_idx[out_ptr[i] + j] = indices[lo + order[j]]
+            out_val[out_ptr[i] + j] = data[lo + order[j]]
+    return out_ptr, out_idx, out_val
+
+
+def topk_per_row(scores: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep each row's ``k`` largest entries; rows come back sorted by descending score."""
+    scores = sp.csr_matrix(scores, dtype=np.float32)
+    if not scores.has_sorted_indices:
+        scores.sort_indices()
+    ptr, idx, val = _topk_rows(scores.indptr.astype(np.int64), scores.indices, scores.data, int(k))
+    return sp.csr_matrix((val, idx, ptr), shape=scores.shape)
+
+
+def dense_topk(scores: np.ndarray, k: int) -> sp.csr_matrix:
+    """Row-wise top-k of a dense score array as a CSR matrix sorted by descending score."""
+    n, m = scores.shape
+    k = min(k, m)
+    if k == 0:
+        return sp.csr_matrix((n, m), dtype=np.float32)
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1)
+    vals = np.take_along_axis(vals, order, axis=1)
+    ptr = np.arange(0, n * k + 1, k, dtype=np.int64)
+    return sp.csr_matrix((vals.ravel().astype(np.float32), idx.ravel(), ptr), shape=(n, m))
