@@ -25,6 +25,7 @@ class Split:
     labels: list[list[str]]
     texts: list[str] | None = None
     features: sp.csr_matrix | None = None
+    n_labels: int | None = None  # bag-of-words only: the header's label count
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -81,7 +82,7 @@ class Dataset:
         X, Y = read_bow(self._bow[split])
         names = self.bow_label_names(Y.shape[1])
         labels = [[names[j] for j in Y.indices[Y.indptr[i] : Y.indptr[i + 1]]] for i in range(Y.shape[0])]
-        return Split(split, labels, features=X)
+        return Split(split, labels, features=X, n_labels=Y.shape[1])
 
     def bow_label_names(self, n_labels: int) -> list[str]:
         """Names from ``labels.txt`` when it has one per label, else the indices as strings."""
@@ -91,6 +92,22 @@ class Dataset:
             if len(names) == n_labels and len(set(names)) == n_labels and all(names):
                 return names
         return [str(j) for j in range(n_labels)]
+
+
+    def label_names(self) -> dict[str, str]:
+        """Readable names of label ids from ``<Name>.json[.gz]`` (``{id: {"label": ...}}`` or
+        ``{id: name}``), when the folder has such a file; else an empty dict."""
+        import json
+
+        for suffix in (".json.gz", ".json"):
+            path = self.path / f"{self.name}{suffix}"
+            if path.is_file():
+                try:
+                    raw = json.loads("\n".join(read_lines(path)))
+                except ValueError:
+                    return {}
+                return {k: (v.get("label", k) if isinstance(v, dict) else str(v)) for k, v in raw.items()}
+        return {}
 
 
 def _sibling(path: Path, old: str, new: str) -> Path | None:

@@ -29,13 +29,20 @@ class LinearConfig(Config):
     seed: int = option(0, "seed of the coordinate order", Interval(int, 0, None))
 
 
-def _block_problem(X: sp.csr_matrix, Y_sub: sp.csc_matrix):
-    """The rows ``X`` re-indexed to the features they use, plus each child's positive rows."""
-    feats, local = np.unique(X.indices, return_inverse=True)
+def _block_problem(X: sp.csr_matrix, Y_sub: sp.csc_matrix, used: np.ndarray):
+    """The rows ``X`` re-indexed to the features they use, plus each child's positive rows.
+
+    ``used`` is a reusable all-False marker array of ``n_features`` entries (a marker pass is
+    much cheaper than sorting the block's indices).
+    """
+    used[X.indices] = True
+    feats = np.flatnonzero(used)
+    used[feats] = False
+    local = np.searchsorted(feats, X.indices).astype(np.int32)
     return (
         X.indptr.astype(np.int64),
-        local.astype(np.int64).ravel(),
-        X.data.astype(np.float64),
+        local,
+        X.data.astype(np.float32),
         feats,
         Y_sub.indptr.astype(np.int64),
         Y_sub.indices.astype(np.int64),
@@ -59,6 +66,8 @@ def train_level(X: sp.csr_matrix, Y_level: sp.csr_matrix, M: sp.csr_matrix, C: s
     Y_level = sp.csr_matrix(Y_level)
     rows, cols, vals = [], [], []
     n_unconverged = 0
+    used = np.zeros(n_features, dtype=bool)
+    w_proto = np.zeros(0, np.float32)
     for p in progress(range(C.shape[1]), desc=desc or "train level"):
         children = children_of.indices[children_of.indptr[p] : children_of.indptr[p + 1]]
         inst = np.sort(routed.indices[routed.indptr[p] : routed.indptr[p + 1]])
@@ -66,10 +75,10 @@ def train_level(X: sp.csr_matrix, Y_level: sp.csr_matrix, M: sp.csr_matrix, C: s
             continue
         X_sub = X[inst]
         Y_sub = sp.csc_matrix(Y_level[inst][:, children])
-        indptr, indices, data, feats, pos_ptr, pos_idx = _block_problem(X_sub, Y_sub)
+        indptr, indices, data, feats, pos_ptr, pos_idx = _block_problem(X_sub, Y_sub, used)
         W, iters = train_block(
             indptr, indices, data, feats.size, pos_ptr, pos_idx, config.Cp, config.Cn, config.bias,
-            config.eps, config.max_iter, LOSSES.index(config.loss), config.seed,
+            config.eps, config.max_iter, LOSSES.index(config.loss), config.seed, w_proto,
         )
         n_unconverged += int((iters >= config.max_iter).sum())
         W[:, :-1][np.abs(W[:, :-1]) < config.threshold] = 0.0

@@ -37,7 +37,7 @@ def _shuffle(index, n, state):
     return state
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", fastmath=True)
 def _dot(w, indptr, indices, data, i, bias_col, bias):
     acc = w[bias_col] * bias
     for k in range(indptr[i], indptr[i + 1]):
@@ -45,14 +45,14 @@ def _dot(w, indptr, indices, data, i, bias_col, bias):
     return acc
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", fastmath=True)
 def _axpy(w, a, indptr, indices, data, i, bias_col, bias):
     for k in range(indptr[i], indptr[i + 1]):
         w[indices[k]] += a * data[k]
     w[bias_col] += a * bias
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=True)
 def _svc(indptr, indices, data, xsq, y, Cp, Cn, bias, eps, max_iter, l1, state, w):
     n = y.size
     bias_col = w.size - 1
@@ -160,12 +160,13 @@ def _logistic(indptr, indices, data, xsq, y, Cp, Cn, bias, eps, max_iter, state,
     return it
 
 
-@nb.njit(cache=True, parallel=True)
-def train_block(indptr, indices, data, n_features, pos_ptr, pos_idx, Cp, Cn, bias, eps, max_iter, loss, seed):
+@nb.njit(cache=True, parallel=True, fastmath=True)
+def train_block(indptr, indices, data, n_features, pos_ptr, pos_idx, Cp, Cn, bias, eps, max_iter, loss, seed, w_proto):
     """Weights ``(n_children, n_features + 1)`` (last column: bias) and iterations per child.
 
     ``pos_idx[pos_ptr[j]:pos_ptr[j + 1]]`` are the rows positive for child j; all others are
-    negative. ``loss``: 0 squared hinge, 1 hinge, 2 logistic.
+    negative. ``loss``: 0 squared hinge, 1 hinge, 2 logistic. ``w_proto``'s dtype is the
+    precision of the weight vector during training (float32 halves its cache footprint).
     """
     n = indptr.size - 1
     n_children = pos_ptr.size - 1
@@ -181,7 +182,7 @@ def train_block(indptr, indices, data, n_features, pos_ptr, pos_idx, Cp, Cn, bia
         y = -np.ones(n)
         for p in pos_idx[pos_ptr[j] : pos_ptr[j + 1]]:
             y[p] = 1.0
-        w = np.zeros(n_features + 1)
+        w = np.zeros(n_features + 1, dtype=w_proto.dtype)
         state = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(j + 1) * np.uint64(0xBF58476D1CE4E5B9)
         if state == 0:
             state = np.uint64(1)
@@ -208,6 +209,6 @@ def solve_binary(X, y, *, loss: str = "squared_hinge", C: float = 1.0, Cn: float
     W, _ = train_block(
         X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data.astype(np.float64), X.shape[1],
         np.array([0, pos.size], np.int64), pos, float(C), float(C if Cn is None else Cn), float(bias),
-        float(eps), int(max_iter), LOSSES.index(loss), int(seed),
+        float(eps), int(max_iter), LOSSES.index(loss), int(seed), np.zeros(0, np.float64),
     )
     return W[0].astype(np.float64)

@@ -1,6 +1,6 @@
 """Ranking metrics (P@k, nDCG@k, PSP@k, PSnDCG@k, R@k, coverage@k) and propensities."""
 
-from xmc.metrics.propensity import DEFAULT_A, DEFAULT_B, inv_propensity
+from xmc.metrics.propensity import DEFAULT_A, DEFAULT_B, inv_propensity, inv_propensity_from_counts
 from xmc.metrics.ranking import (
     coverage_at_k,
     hit_matrix,
@@ -21,6 +21,7 @@ __all__ = [
     "format_report",
     "hit_matrix",
     "inv_propensity",
+    "inv_propensity_from_counts",
     "ndcg_at_k",
     "precision_at_k",
     "psndcg_at_k",

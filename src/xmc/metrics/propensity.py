@@ -20,5 +20,10 @@ def inv_propensity(y_train, a: float = DEFAULT_A, b: float = DEFAULT_B, n_labels
     freq = np.asarray((y_train != 0).sum(axis=0), dtype=np.float64).ravel()
     if n_labels is not None and n_labels > freq.size:
         freq = np.concatenate([freq, np.zeros(n_labels - freq.size)])
-    c = (np.log(max(n, 2)) - 1.0) * (b + 1.0) ** a
-    return 1.0 + c * (freq + b) ** (-a)
+    return inv_propensity_from_counts(freq, n, a, b)
+
+
+def inv_propensity_from_counts(freq: np.ndarray, n_docs: int, a: float = DEFAULT_A, b: float = DEFAULT_B) -> np.ndarray:
+    """The same weights from per-label training counts ``freq`` and the training-set size."""
+    c = (np.log(max(n_docs, 2)) - 1.0) * (b + 1.0) ** a
+    return 1.0 + c * (np.asarray(freq, dtype=np.float64) + b) ** (-a)

@@ -1,0 +1,187 @@
+"""The one code path behind the CLI, the Python API and the HTTP server.
+
+>>> import xmc                                                  # doctest: +SKIP
+>>> result = xmc.api.train("xr-linear", "Reuters-21578", out="models/reuters")   # doctest: +SKIP
+>>> xmc.api.evaluate("models/reuters", "Reuters-21578", "test")["P@1"]          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from xmc._config import Config
+from xmc.data.datasets import Dataset, Split, resolve
+from xmc.data.vocab import LabelVocab
+from xmc.exceptions import XMCError
+from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
+from xmc.metrics.report import evaluate_scores
+from xmc.models.base import model_class
+from xmc.models.pipeline import Pipeline
+from xmc.models.pipeline import load as load_any
+from xmc.utils.io import open_text
+
+log = logging.getLogger(__name__)
+DEFAULT_METHOD = "xr-linear"
+DEFAULT_DATASET = "EURLEX57K"
+
+
+@dataclass
+class TrainResult:
+    pipeline: Pipeline
+    seconds: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] | None = None
+    eval_split: str | None = None
+    path: Path | None = None
+
+
+def load(folder: str | os.PathLike) -> Pipeline:
+    """A trained pipeline from its folder (bare model folders load with ``xmc.load``)."""
+    obj = load_any(folder)
+    if not isinstance(obj, Pipeline):
+        raise XMCError(f"{folder} holds a bare model; train with `xmc train` to get a pipeline folder")
+    return obj
+
+
+def method_config(method: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Config, TfidfConfig]:
+    """The method's default config and the TF-IDF config, with ``a.b=value`` overrides applied
+    (keys starting with ``tfidf.`` go to the featuriser)."""
+    cls = model_class(method)
+    tfidf_sets = [s[len("tfidf."):] for s in overrides if s.startswith("tfidf.")]
+    model_sets = [s for s in overrides if not s.startswith("tfidf.")]
+    return cls.config_class().with_overrides(model_sets), TfidfConfig().with_overrides(tfidf_sets)
+
+
+def _default_eval_split(dataset: Dataset, train_split: str) -> str | None:
+    for split in ("dev", "valid", "test"):
+        if split != train_split and dataset.has_split(split):
+            return split
+    return None
+
+
+def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASET, out: str | os.PathLike | None = None,
+          *, split: str = "train", overrides: list[str] | tuple[str, ...] = (), config: Config | None = None,
+          eval_split: str | None = "auto") -> TrainResult:
+    """Train ``method`` on ``data``'s ``split``, save it to ``out`` and evaluate it on ``eval_split``
+    (``"auto"``: dev, else test, when present; ``None``: skip)."""
+    dataset = resolve(data)
+    model_cfg, tfidf_cfg = method_config(method, overrides)
+    if config is not None:
+        model_cfg = config
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    train_split = dataset.load(split)
+    vocab = LabelVocab.build(train_split.labels)
+    if train_split.n_labels is not None:  # bag-of-words: the header's full label list, in index order
+        vocab = LabelVocab(dataset.bow_label_names(train_split.n_labels))
+    Y = vocab.encode(train_split.labels).Y
+    seconds["load"] = time.perf_counter() - t0
+    model = model_class(method)(model_cfg)
+    featurizer = None
+    t0 = time.perf_counter()
+    if model.input_kind == "texts":
+        inputs = train_split.texts
+    elif train_split.texts is not None:
+        featurizer = TfidfFeaturizer(tfidf_cfg)
+        inputs = featurizer.fit_transform(train_split.texts)
+    else:
+        inputs = train_split.features
+    seconds["features"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model.fit(inputs, Y)
+    seconds["fit"] = time.perf_counter() - t0
+    freq = np.diff(sp.csc_matrix(Y).indptr)
+    pipeline = Pipeline(model, vocab, featurizer, freq, Y.shape[0], dataset=dataset.name)
+    result = TrainResult(pipeline, seconds)
+    if out is not None:
+        result.path = pipeline.save(out)
+    if eval_split == "auto":
+        eval_split = _default_eval_split(dataset, split)
+    if eval_split is not None:
+        t0 = time.perf_counter()
+        result.metrics = evaluate_split(pipeline, dataset.load(eval_split))
+        result.eval_split = eval_split
+        seconds["evaluate"] = time.perf_counter() - t0
+        if out is not None:
+            pipeline.update_metrics(out, f"{dataset.name}/{eval_split}", result.metrics)
+    return result
+
+
+def _pipeline(model: Pipeline | str | os.PathLike) -> Pipeline:
+    return model if isinstance(model, Pipeline) else load(model)
+
+
+def predict_split(model: Pipeline | str | os.PathLike, split: Split, *, top_k: int | None = None,
+                  beam_size: int | None = None) -> sp.csr_matrix:
+    pipeline = _pipeline(model)
+    return pipeline.predict(split.texts, split.features, top_k=top_k, beam_size=beam_size)
+
+
+def predict(model: Pipeline | str | os.PathLike, data: str | os.PathLike, split: str = "test", *,
+            top_k: int | None = None, beam_size: int | None = None, out: str | os.PathLike | None = None) -> sp.csr_matrix:
+    """Scores ``(n_docs, n_labels)`` for one split; with ``out``, also written as ``.npz`` and ``.jsonl``."""
+    pipeline = _pipeline(model)
+    data_split = resolve(data).load(split)
+    scores = predict_split(pipeline, data_split, top_k=top_k, beam_size=beam_size)
+    if out is not None:
+        write_predictions(scores, pipeline.vocab, out)
+    return scores
+
+
+def write_predictions(scores: sp.csr_matrix, vocab: LabelVocab, out: str | os.PathLike) -> tuple[Path, Path]:
+    """``OUT.npz`` (CSR scores, columns in ``labels.txt`` order) and ``OUT.jsonl``
+    (``{"id": row, "labels": [[label, score], ...]}`` best first)."""
+    base = Path(out)
+    if base.suffix in (".npz", ".jsonl", ".json"):
+        base = base.with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    npz, jsonl = base.with_name(base.name + ".npz"), base.with_name(base.name + ".jsonl")
+    sp.save_npz(npz, sp.csr_matrix(scores, dtype=np.float32), compressed=False)
+    with open_text(jsonl, "wt") as f:
+        for i, row in enumerate(ranked_rows(scores, vocab)):
+            f.write(json.dumps({"id": i, "labels": [[lab, round(s, 6)] for lab, s in row]}, ensure_ascii=False) + "\n")
+    return npz, jsonl
+
+
+def ranked_rows(scores: sp.csr_matrix, vocab: LabelVocab) -> list[list[tuple[str, float]]]:
+    scores = sp.csr_matrix(scores)
+    rows = []
+    for i in range(scores.shape[0]):
+        lo, hi = scores.indptr[i], scores.indptr[i + 1]
+        order = np.argsort(-scores.data[lo:hi], kind="stable")
+        rows.append([(vocab.labels[scores.indices[lo + j]], float(scores.data[lo + j])) for j in order])
+    return rows
+
+
+def evaluate_split(pipeline: Pipeline, split: Split, scores: sp.csr_matrix | None = None) -> dict[str, Any]:
+    """Metrics in percent, plus ``n_docs``, ``unseen_labels`` (distinct labels absent from the training
+    vocabulary, kept in the truth as misses) and the propensity constants."""
+    if scores is None:
+        scores = predict_split(pipeline, split, top_k=max(10, pipeline.model.config.beam.top_k) if hasattr(pipeline.model.config, "beam") else 10)
+    encoded = pipeline.vocab.encode(split.labels, keep_unseen=True)
+    width = encoded.Y.shape[1]
+    scores = sp.csr_matrix((scores.data, scores.indices, scores.indptr), shape=(scores.shape[0], width))
+    metrics: dict[str, Any] = evaluate_scores(encoded.Y, scores, pipeline.inv_propensity(width))
+    metrics.update(n_docs=len(split), unseen_labels=len(encoded.unseen_labels),
+                   unseen_assignments=encoded.unseen_assignments, propensity_a=pipeline.propensity[0],
+                   propensity_b=pipeline.propensity[1])
+    return metrics
+
+
+def evaluate(model: Pipeline | str | os.PathLike, data: str | os.PathLike, split: str = "test",
+             *, record: bool = True) -> dict[str, Any]:
+    """Metrics of a saved model on one split; recorded in the model's manifest when a folder is given."""
+    pipeline = _pipeline(model)
+    dataset = resolve(data)
+    metrics = evaluate_split(pipeline, dataset.load(split))
+    if record and not isinstance(model, Pipeline):
+        pipeline.update_metrics(model, f"{dataset.name}/{split}", metrics)
+    return metrics

@@ -1,0 +1,111 @@
+"""``xmc``: extreme multi-label text classification from the command line.
+
+Every subcommand parses its options, calls :mod:`xmc.api`, and prints; user errors become one
+line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from xmc import api
+from xmc.exceptions import XMCError
+
+EPILOG = """examples:
+  xmc data info EURLEX57K
+  xmc train --method xr-linear --data EURLEX57K --out models/eurlex
+  xmc evaluate --model models/eurlex --data EURLEX57K --split dev
+  xmc predict --model models/eurlex --data EURLEX57K --split dev --top-k 5 --out preds/dev
+  xmc config xr-linear
+
+Datasets are folders, or names looked up in XMC_DATA_DIR (a path list)."""
+
+
+def _add_data_commands(sub) -> None:
+    data = sub.add_parser("data", help="inspect or fetch datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="{info,fetch}")
+    info = dsub.add_parser("info", help="documents, labels and label frequencies of a dataset")
+    info.add_argument("name", help="dataset name (in XMC_DATA_DIR) or folder")
+    fetch = dsub.add_parser("fetch", help="download a public dataset and convert it to xmc's layout")
+    fetch.add_argument("name", choices=["eurlex57k", "reuters21578"])
+    fetch.add_argument("--to", required=True, help="folder to create the dataset folder in")
+    fetch.add_argument("--from", dest="archive", help="convert this already downloaded archive instead")
+
+
+def _add_model_commands(sub, methods) -> None:
+    train = sub.add_parser("train", help="train a model on a dataset split and save it")
+    train.add_argument("--method", default=api.DEFAULT_METHOD, choices=methods)
+    train.add_argument("--data", required=True, help="dataset name or folder")
+    train.add_argument("--out", required=True, help="model folder to write")
+    train.add_argument("--split", default="train")
+    train.add_argument("--eval-split", default="auto", help="split to evaluate after training (auto: dev/test; none)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. beam.beam_size=20 or tfidf.min_df=3 (see `xmc config`)")
+
+    predict = sub.add_parser("predict", help="write top-k predictions as CSR .npz and JSON lines")
+    predict.add_argument("--model", required=True)
+    predict.add_argument("--data", required=True)
+    predict.add_argument("--split", default="test")
+    predict.add_argument("--top-k", type=int, default=None)
+    predict.add_argument("--beam-size", type=int, default=None)
+    predict.add_argument("--out", required=True, help="OUT: writes OUT.npz and OUT.jsonl")
+
+    evaluate = sub.add_parser("evaluate", help="P@k, nDCG@k, PSP@k and R@10 of a model on a split")
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    config = sub.add_parser("config", help="print a method's default configuration as JSON")
+    config.add_argument("method", choices=methods)
+
+    demo = sub.add_parser("demo", help="train the default model on the default dataset and show results")
+    demo.add_argument("--data", default=None, help=f"dataset (default {api.DEFAULT_DATASET}, else the first found)")
+    demo.add_argument("--method", default=api.DEFAULT_METHOD, choices=methods)
+    demo.add_argument("--out", default=None, help="model folder (default models/demo-<dataset>)")
+    demo.add_argument("--examples", type=int, default=3, help="documents to show with their predictions")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from xmc.models.base import method_names
+
+    parser = argparse.ArgumentParser(
+        prog="xmc", description="Extreme multi-label text classification: train, predict, evaluate.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data_commands(sub)
+    _add_model_commands(sub, list(method_names()))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from xmc.cli import commands
+
+    try:
+        return commands.run(args)
+    except (XMCError, ValueError, FileNotFoundError, PermissionError) as exc:
+        if args.verbose >= 2:
+            raise
+        print(f"xmc: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xmc: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
