@@ -1,0 +1,70 @@
+"""The CLI end to end on real data from ../shared/data (fails in CI when the folder is missing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import scipy.sparse as sp
+
+from xmc.cli.main import main
+
+
+def test_train_predict_evaluate_on_real_eurlex_slice(eurlex_slice, tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["train", "--method", "xr-linear", "--data", str(eurlex_slice), "--out", str(model),
+                 "--set", "tree.max_leaf_size=32"]) == 0
+    out = capsys.readouterr().out
+    assert "P " in out and "dev" in out
+
+    assert main(["evaluate", "--model", str(model), "--data", str(eurlex_slice), "--split", "dev", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert set(metrics) >= {"P@1", "P@3", "P@5", "nDCG@1", "nDCG@3", "nDCG@5", "PSP@1", "PSP@3", "PSP@5", "R@10",
+                            "n_docs", "unseen_labels"}
+    assert metrics["n_docs"] == 300
+    assert metrics["unseen_labels"] > 0  # dev labels never seen in 1,500 training docs are counted
+    # 1,500 legal documents are enough for a linear model to get the first label mostly right
+    assert 55.0 < metrics["P@1"] <= 100.0
+    assert metrics["P@1"] >= metrics["P@5"]
+
+    preds = tmp_path / "preds"
+    assert main(["predict", "--model", str(model), "--data", str(eurlex_slice), "--split", "dev",
+                 "--top-k", "4", "--out", str(preds)]) == 0
+    scores = sp.load_npz(f"{preds}.npz")
+    lines = (tmp_path / "preds.jsonl").read_text().splitlines()
+    assert scores.shape[0] == 300 and len(lines) == 300
+    first = json.loads(lines[0])
+    assert first["id"] == 0 and len(first["labels"]) == 4
+    labels = (model / "labels.txt").read_text().split()
+    row = scores[0]
+    best = row.indices[np.argmax(row.data)]
+    assert first["labels"][0][0] == labels[best]
+    manifest = json.loads((model / "xmc.json").read_text())
+    assert manifest["metrics"][f"{eurlex_slice.name}/dev"]["P@1"] == metrics["P@1"]
+
+
+def test_data_info_matches_published_counts(shared_data, capsys):
+    assert main(["data", "info", str(shared_data / "EURLEX57K")]) == 0
+    out = capsys.readouterr().out
+    assert "train      45,000        4,108        5.07         549.4      400" in out
+    assert "dev         6,000        2,515        5.04         539.0      394" in out
+    assert "head (>= 50 docs) 746" in out
+
+
+def test_help_and_installed_entry_point():
+    out = subprocess.run([sys.executable, "-m", "xmc.cli.main", "--help"], capture_output=True, text=True, check=True)
+    assert "train" in out.stdout and "evaluate" in out.stdout and "XMC_DATA_DIR" in out.stdout
+
+
+def test_config_prints_defaults(capsys):
+    assert main(["config", "xr-linear"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["beam"]["beam_size"] == 10 and cfg["tree"]["max_leaf_size"] == 100 and cfg["tfidf"]["min_df"] == 2
+
+
+def test_bad_override_is_one_line_exit_2(eurlex_slice, tmp_path, capsys):
+    code = main(["train", "--data", str(eurlex_slice), "--out", str(tmp_path / "m"), "--set", "beam.beam_size=0"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "beam_size" in err

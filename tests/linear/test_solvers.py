@@ -1,0 +1,61 @@
+"""Our dual coordinate descent against scikit-learn's LIBLINEAR on small random problems."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
+
+from tests.conftest import random_problem
+from xmc.linear import LinearConfig, solve_binary, train_level
+
+
+def _problem(seed):
+    rng = np.random.default_rng(seed)
+    X = sp.random(250, 40, density=0.25, random_state=seed, format="csr", dtype=np.float32)
+    y = (X @ rng.normal(size=40) + 0.1 * rng.normal(size=250) > 0.1).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("loss, C", [("squared_hinge", 1.0), ("squared_hinge", 4.0), ("hinge", 0.5)])
+def test_svm_matches_liblinear(seed, loss, C):
+    X, y = _problem(seed)
+    w = solve_binary(X, y, loss=loss, C=C, bias=1.0, eps=1e-9, max_iter=100_000)
+    ref = LinearSVC(loss=loss, dual=True, C=C, tol=1e-9, max_iter=1_000_000, intercept_scaling=1.0).fit(X, y)
+    np.testing.assert_allclose(w[:-1], ref.coef_.ravel(), atol=1e-5)
+    assert w[-1] == pytest.approx(ref.intercept_[0], abs=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_logistic_matches_liblinear(seed):
+    X, y = _problem(seed)
+    w = solve_binary(X, y, loss="logistic", C=2.0, eps=1e-10, max_iter=100_000)
+    ref = LogisticRegression(solver="liblinear", dual=True, C=2.0, tol=1e-10, max_iter=1_000_000).fit(X, y)
+    np.testing.assert_allclose(w[:-1], ref.coef_.ravel(), atol=1e-5)
+    assert w[-1] == pytest.approx(ref.intercept_[0], abs=1e-5)
+
+
+def test_unequal_costs_shift_the_solution():
+    X, y = _problem(2)
+    w_even = solve_binary(X, y, C=1.0, Cn=1.0, eps=1e-6, max_iter=10_000)
+    w_pos = solve_binary(X, y, C=8.0, Cn=1.0, eps=1e-6, max_iter=10_000)
+    Xb = sp.hstack([X, np.ones((X.shape[0], 1))]).tocsr()
+    recall = lambda w: ((Xb @ w > 0) & (y == 1)).sum() / (y == 1).sum()  # noqa: E731
+    assert recall(w_pos) >= recall(w_even)
+
+
+def test_train_level_only_keeps_weights_above_threshold_and_routes_by_parent():
+    X, Y = random_problem(n=300, n_labels=8)
+    C = sp.csr_matrix((np.ones(8), np.arange(8) // 4, np.arange(9)), shape=(8, 2))  # 2 parents x 4 children
+    M = sp.csr_matrix(np.ones((300, 2), np.float32))
+    W = train_level(X, Y, M, C, LinearConfig(threshold=0.05))
+    assert W.shape == (X.shape[1] + 1, 8)
+    body = W[:-1].data
+    assert np.all(np.abs(body) >= 0.05)
+    # with each parent routing every doc, every child is a plain one-vs-rest classifier
+    w0 = solve_binary(X, Y[:, 0].toarray().ravel(), eps=0.1, max_iter=100)
+    w0[:-1][np.abs(w0[:-1]) < 0.05] = 0
+    np.testing.assert_allclose(W[:, 0].toarray().ravel(), w0, atol=1e-4)

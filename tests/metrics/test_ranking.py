@@ -1,0 +1,114 @@
+"""Metrics against values worked out by hand on a 4-document fixture.
+
+doc0: truth {0, 2}; scores 0:.9, 1:.8, 2:.8 (tie -> lower index first), 3:.1 -> ranking 0, 1, 2, 3
+doc1: truth {1};    scores 1:.5 only (k above the row's number of scores)
+doc2: no labels;    scores 0:.3
+doc3: truth {3};    no scores
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from xmc.metrics import (
+    coverage_at_k,
+    evaluate_scores,
+    inv_propensity,
+    ndcg_at_k,
+    precision_at_k,
+    psndcg_at_k,
+    psp_at_k,
+    recall_at_k,
+)
+
+Y_TRUE = sp.csr_matrix(np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]], np.float32))
+Y_SCORE = sp.csr_matrix(np.array([[0.9, 0.8, 0.8, 0.1], [0, 0.5, 0, 0], [0.3, 0, 0, 0], [0, 0, 0, 0]], np.float32))
+W = np.array([1.0, 2.0, 3.0, 4.0])
+D = [1 / math.log2(r + 1) for r in range(1, 6)]  # rank discounts 1, 1/log2(3), 1/2, ...
+
+
+def test_precision():
+    assert precision_at_k(Y_TRUE, Y_SCORE, 1) == pytest.approx(2 / 4)
+    assert precision_at_k(Y_TRUE, Y_SCORE, 3) == pytest.approx((2 / 3 + 1 / 3) / 4)
+    assert precision_at_k(Y_TRUE, Y_SCORE, 5) == pytest.approx((2 / 5 + 1 / 5) / 4)
+
+
+def test_tie_goes_to_lower_label_index():
+    # if label 2 (a hit) were ranked before label 1 at 0.8, P@2 of doc0 would be 1 instead of 1/2
+    assert precision_at_k(Y_TRUE[:1], Y_SCORE[:1], 2) == pytest.approx(1 / 2)
+
+
+def test_ndcg():
+    doc0 = (D[0] + D[2]) / (D[0] + D[1])
+    assert ndcg_at_k(Y_TRUE, Y_SCORE, 3) == pytest.approx((doc0 + 1.0) / 4)
+    assert ndcg_at_k(Y_TRUE, Y_SCORE, 1) == pytest.approx(2 / 4)
+
+
+def test_recall():
+    assert recall_at_k(Y_TRUE, Y_SCORE, 1) == pytest.approx((1 / 2 + 1) / 4)
+    assert recall_at_k(Y_TRUE, Y_SCORE, 3) == pytest.approx((1 + 1) / 4)
+
+
+def test_psp_is_normalised_by_best_reachable():
+    # top-1 gains: doc0 label0 (w1) + doc1 label1 (w2); best: doc0 w3, doc1 w2, doc3 w4
+    assert psp_at_k(Y_TRUE, Y_SCORE, 1, W) == pytest.approx(3 / 9)
+    assert psp_at_k(Y_TRUE, Y_SCORE, 3, W) == pytest.approx((1 + 3 + 2) / (3 + 1 + 2 + 4))
+
+
+def test_psndcg():
+    i0 = D[0] + D[1]  # doc0's binary ideal DCG@3 (two labels)
+    gained = (1 * D[0] + 3 * D[2]) / i0 + 2.0
+    best = (3 * D[0] + 1 * D[1]) / i0 + 2.0 + 4.0
+    assert psndcg_at_k(Y_TRUE, Y_SCORE, 3, W) == pytest.approx(gained / best)
+
+
+def test_coverage():
+    assert coverage_at_k(Y_TRUE, Y_SCORE, 3) == pytest.approx(3 / 4)
+    assert coverage_at_k(Y_TRUE, Y_SCORE, 1) == pytest.approx(2 / 4)
+
+
+def test_perfect_scores_give_one():
+    assert precision_at_k(Y_TRUE[[0]], Y_TRUE[[0]], 2) == 1.0
+    assert ndcg_at_k(Y_TRUE, Y_TRUE, 5) == pytest.approx(3 / 4)  # doc2 has no labels -> 0
+    assert psp_at_k(Y_TRUE, Y_TRUE.multiply(W).tocsr(), 5, W) == pytest.approx(1.0)
+
+
+def test_report_equals_individual_functions():
+    report = evaluate_scores(Y_TRUE, Y_SCORE, W, ks=(1, 3))
+    for k in (1, 3):
+        assert report[f"P@{k}"] == pytest.approx(100 * precision_at_k(Y_TRUE, Y_SCORE, k), abs=1e-3)
+        assert report[f"nDCG@{k}"] == pytest.approx(100 * ndcg_at_k(Y_TRUE, Y_SCORE, k), abs=1e-3)
+        assert report[f"PSP@{k}"] == pytest.approx(100 * psp_at_k(Y_TRUE, Y_SCORE, k, W), abs=1e-3)
+        assert report[f"PSnDCG@{k}"] == pytest.approx(100 * psndcg_at_k(Y_TRUE, Y_SCORE, k, W), abs=1e-3)
+    assert report["R@10"] == pytest.approx(100 * recall_at_k(Y_TRUE, Y_SCORE, 10), abs=1e-3)
+
+
+def test_inv_propensity_formula_and_widening():
+    Y = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0], [0, 0, 0]], np.float32))
+    c = (math.log(4) - 1) * 2.5**0.55
+    expected = [1 + c * (n + 1.5) ** -0.55 for n in (2, 1, 0, 0)]
+    assert inv_propensity(Y, n_labels=4) == pytest.approx(expected)
+
+
+def test_shape_mismatch_is_rejected():
+    with pytest.raises(ValueError, match="rows"):
+        precision_at_k(Y_TRUE, Y_SCORE[:2], 1)
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        precision_at_k(Y_TRUE, Y_SCORE, 0)
+
+
+def test_vectorised_metrics_are_fast_on_eurlex_sized_input():
+    # 6,000 docs x 4,271 labels with 20 scores each: one report must be well under a second
+    rng = np.random.default_rng(0)
+    n, L = 6000, 4271
+    scores = sp.random(n, L, density=20 / L, random_state=0, format="csr", dtype=np.float32)
+    truth = sp.random(n, L, density=5 / L, random_state=1, format="csr", dtype=np.float32)
+    import time
+
+    t = time.perf_counter()
+    evaluate_scores(truth, scores, rng.uniform(1, 5, L))
+    assert time.perf_counter() - t < 5.0  # generous bound for a loaded CI box; measured ~0.2 s
