@@ -23,7 +23,7 @@ from xmc.data.datasets import Dataset, Split, resolve
 from xmc.data.vocab import LabelVocab
 from xmc.exceptions import XMCError
 from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
-from xmc.metrics.report import evaluate_scores
+from xmc.metrics.report import RECALL_K, evaluate_scores
 from xmc.models.base import model_class
 from xmc.models.pipeline import Pipeline
 from xmc.models.pipeline import load as load_any
@@ -165,7 +165,7 @@ def evaluate_split(pipeline: Pipeline, split: Split, scores: sp.csr_matrix | Non
     """Metrics in percent, plus ``n_docs``, ``unseen_labels`` (distinct labels absent from the training
     vocabulary, kept in the truth as misses) and the propensity constants."""
     if scores is None:
-        scores = predict_split(pipeline, split, top_k=max(10, pipeline.model.config.beam.top_k) if hasattr(pipeline.model.config, "beam") else 10)
+        scores = predict_split(pipeline, split, top_k=RECALL_K)  # enough for P@5 and R@10
     encoded = pipeline.vocab.encode(split.labels, keep_unseen=True)
     width = encoded.Y.shape[1]
     scores = sp.csr_matrix((scores.data, scores.indices, scores.indptr), shape=(scores.shape[0], width))

@@ -41,6 +41,12 @@ class ChunkedLevel:
     entry_child: np.ndarray  # child position within its parent's group
     entry_val: np.ndarray
     bias: np.ndarray  # (len(child_ids),) bias term of each grouped child
+    # the same weights feature-major: for feature f, rows[row_ptr[f]:row_ptr[f+1]] are
+    # (grouped child position, weight); cheaper than chunks when a beam covers much of the level
+    row_ptr: np.ndarray
+    row_pos: np.ndarray
+    row_val: np.ndarray
+    parent_of_pos: np.ndarray
 
     @classmethod
     def build(cls, W: sp.csc_matrix, C: sp.csr_matrix, bias_value: float) -> ChunkedLevel:
@@ -67,8 +73,12 @@ class ChunkedLevel:
         feats = f[starts].astype(np.int64)
         entry_ptr = np.append(starts, f.size).astype(np.int64)
         feat_ptr = np.searchsorted(par[starts], np.arange(n_parents + 1)).astype(np.int64)
+        by_feature = sp.csr_matrix((v, (f, pos)), shape=(n_features, child_ids.size))
+        by_feature.sort_indices()
         return cls(child_ptr, child_ids, feat_ptr, feats, entry_ptr, local_of_pos[pos].astype(np.int64),
-                   v.astype(np.float32), bias)
+                   v.astype(np.float32), bias, by_feature.indptr.astype(np.int64),
+                   by_feature.indices.astype(np.int64), by_feature.data.astype(np.float32),
+                   parent_of_pos.astype(np.int64))
 
 
 @nb.njit(cache=True, inline="always")
@@ -112,9 +122,22 @@ def _score_parent(x_idx, x_val, xlo, xhi, feats, flo, fhi, entry_ptr, entry_chil
                 pos += 1
 
 
+@nb.njit(cache=True)
+def _score_doc_rows(x_idx, x_val, xlo, xhi, row_ptr, row_pos, row_val, parent_of_pos, active, acc):
+    for k in range(xlo, xhi):
+        f = x_idx[k]
+        if f >= row_ptr.size - 1:
+            continue
+        for e in range(row_ptr[f], row_ptr[f + 1]):
+            pos = row_pos[e]
+            if active[parent_of_pos[pos]]:
+                acc[pos] += x_val[k] * row_val[e]
+
+
 @nb.njit(cache=True, parallel=True)
 def _score_level(x_ptr, x_idx, x_val, b_ptr, b_idx, b_val, child_ptr, child_ids, feat_ptr, feats,
-                 entry_ptr, entry_child, entry_val, bias, pp):
+                 entry_ptr, entry_child, entry_val, bias, row_ptr, row_pos, row_val, parent_of_pos, pp,
+                 n_threads):
     n = x_ptr.size - 1
     counts = np.zeros(n, dtype=np.int64)
     for i in range(n):
@@ -125,18 +148,40 @@ def _score_level(x_ptr, x_idx, x_val, b_ptr, b_idx, b_val, child_ptr, child_ids,
     out_ptr[1:] = np.cumsum(counts)
     out_idx = np.empty(out_ptr[-1], dtype=np.int32)
     out_val = np.empty(out_ptr[-1], dtype=np.float32)
-    for i in nb.prange(n):
-        o = out_ptr[i]
-        for q in range(b_ptr[i], b_ptr[i + 1]):
-            p = b_idx[q]
-            clo, chi = child_ptr[p], child_ptr[p + 1]
-            acc = bias[clo:chi].astype(np.float64)
-            _score_parent(x_idx, x_val, x_ptr[i], x_ptr[i + 1], feats, feat_ptr[p], feat_ptr[p + 1],
-                          entry_ptr, entry_child, entry_val, acc)
-            for c in range(chi - clo):
-                out_idx[o] = child_ids[clo + c]
-                out_val[o] = combine(acc[c], b_val[q], pp)
-                o += 1
+    n_parents = child_ptr.size - 1
+    for t in nb.prange(n_threads):
+        # per-thread buffers, reused across this thread's documents and cleared after each
+        acc = np.zeros(child_ids.size)
+        active = np.zeros(n_parents, dtype=np.bool_)
+        for i in range(t * n // n_threads, (t + 1) * n // n_threads):
+            xlo, xhi = x_ptr[i], x_ptr[i + 1]
+            nx = xhi - xlo
+            row_cost = 0
+            for k in range(xlo, xhi):
+                if x_idx[k] < row_ptr.size - 1:
+                    row_cost += row_ptr[x_idx[k] + 1] - row_ptr[x_idx[k]]
+            chunk_cost = 0.0
+            for q in range(b_ptr[i], b_ptr[i + 1]):
+                nf = feat_ptr[b_idx[q] + 1] - feat_ptr[b_idx[q]]
+                chunk_cost += min(nx * (np.log2(nf + 1) + 1.0), nx + nf)
+            use_rows = row_cost < 2.0 * chunk_cost  # a row entry is cheaper than a search step
+            if use_rows:
+                for q in range(b_ptr[i], b_ptr[i + 1]):
+                    active[b_idx[q]] = True
+                _score_doc_rows(x_idx, x_val, xlo, xhi, row_ptr, row_pos, row_val, parent_of_pos, active, acc)
+            o = out_ptr[i]
+            for q in range(b_ptr[i], b_ptr[i + 1]):
+                p = b_idx[q]
+                clo, chi = child_ptr[p], child_ptr[p + 1]
+                if not use_rows:
+                    _score_parent(x_idx, x_val, xlo, xhi, feats, feat_ptr[p], feat_ptr[p + 1], entry_ptr,
+                                  entry_child, entry_val, acc[clo:chi])
+                for c in range(clo, chi):
+                    out_idx[o] = child_ids[c]
+                    out_val[o] = combine(acc[c] + bias[c], b_val[q], pp)
+                    acc[c] = 0.0
+                    o += 1
+                active[p] = False
     return out_ptr, out_idx, out_val
 
 
@@ -146,7 +191,8 @@ def score_level(X: sp.csr_matrix, beam: sp.csr_matrix, level: ChunkedLevel, n_no
     ptr, idx, val = _score_level(
         X.indptr.astype(np.int64), X.indices, X.data, beam.indptr.astype(np.int64), beam.indices, beam.data,
         level.child_ptr, level.child_ids, level.feat_ptr, level.feats, level.entry_ptr, level.entry_child,
-        level.entry_val, level.bias, code(post_processor),
+        level.entry_val, level.bias, level.row_ptr, level.row_pos, level.row_val, level.parent_of_pos,
+        code(post_processor), max(1, min(nb.get_num_threads(), X.shape[0])),
     )
     out = sp.csr_matrix((val, idx, ptr), shape=(X.shape[0], n_nodes))
     out.has_sorted_indices = False

@@ -1,0 +1,100 @@
+"""Shared helpers of the benchmark scripts: machine description, peers' venv, features, report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / ".work"
+RESULTS = HERE / "results"
+PEERS_VENV = WORK / "peers-venv"
+PEER_PACKAGES = ["numpy<2", "scipy<1.14", "libpecos==1.2.8", "omikuji==0.5.2", "napkinxc==0.7.2"]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def today() -> str:
+    return dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+
+
+def peers_python() -> Path:
+    """The peers' own venv (libpecos pins numpy<2, scipy<1.14): created on first use."""
+    py = PEERS_VENV / "bin" / "python"
+    if not py.exists():
+        print(f"creating the peers' venv in {PEERS_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
+    return py
+
+
+def eurlex_features(data: str, work: Path):
+    """TF-IDF (xmc's defaults: word 1-2 grams, sublinear tf, min_df 2, 500k terms) of train and dev,
+    cached as npz, with the label vocabulary built on train."""
+    from xmc.data import LabelVocab, resolve
+    from xmc.features import TfidfFeaturizer
+
+    work.mkdir(parents=True, exist_ok=True)
+    dataset = resolve(data)
+    train, dev = dataset.load("train"), dataset.load("dev")
+    vocab = LabelVocab.build(train.labels)
+    if not (work / "X.dev.npz").exists():
+        featurizer = TfidfFeaturizer()
+        sp.save_npz(work / "X.trn.npz", featurizer.fit_transform(train.texts), compressed=False)
+        sp.save_npz(work / "X.dev.npz", featurizer.transform(dev.texts), compressed=False)
+        sp.save_npz(work / "Y.trn.npz", vocab.encode(train.labels).Y, compressed=False)
+    return vocab, train, dev
+
+
+def score_predictions(P: sp.csr_matrix, vocab, train_labels, dev_labels) -> dict[str, float]:
+    """xmc's metrics with unseen dev labels kept as misses, propensities from train (A .55, B 1.5)."""
+    from xmc.metrics import evaluate_scores, inv_propensity
+
+    truth = vocab.encode(dev_labels, keep_unseen=True).Y
+    Y = vocab.encode(train_labels).Y
+    P = sp.csr_matrix(P)
+    P = sp.csr_matrix((P.data, P.indices, P.indptr), shape=(P.shape[0], truth.shape[1]))
+    return evaluate_scores(truth, P, inv_propensity(Y, n_labels=truth.shape[1]), ks=(1, 3, 5))
+
+
+def write_result(name: str, command: str, body: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.md"
+    path.write_text(f"# {name}\n\n- command: `{command}`\n- machine: {machine()}\n- date: {today()}\n\n{body}\n")
+    return path
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median_latency_ms(fn, n: int, n_rows: int) -> float:
+    import time
+
+    lat = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn(i % n_rows)
+        lat.append(1000 * (time.perf_counter() - t0))
+    return float(np.median(lat))
