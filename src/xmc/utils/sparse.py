@@ -24,13 +24,6 @@ def l2_normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ matrix, dtype=np.float32)
 
 
-def l1_normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    matrix = as_csr_f32(matrix)
-    sums = np.asarray(abs(matrix).sum(axis=1)).ravel()
-    sums[sums == 0] = 1.0
-    return sp.csr_matrix(sp.diags((1.0 / sums).astype(np.float32)) @ matrix, dtype=np.float32)
-
-
 @nb.njit(cache=True, parallel=True)
 def _topk_rows(indptr, indices, data, k):
     n = indptr.size - 1
@@ -62,17 +55,3 @@ def topk_per_row(scores: sp.csr_matrix, k: int) -> sp.csr_matrix:
     ptr, idx, val = _topk_rows(scores.indptr.astype(np.int64), scores.indices, scores.data, int(k))
     return sp.csr_matrix((val, idx, ptr), shape=scores.shape)
 
-
-def dense_topk(scores: np.ndarray, k: int) -> sp.csr_matrix:
-    """Row-wise top-k of a dense score array as a CSR matrix sorted by descending score."""
-    n, m = scores.shape
-    k = min(k, m)
-    if k == 0:
-        return sp.csr_matrix((n, m), dtype=np.float32)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1)
-    vals = np.take_along_axis(vals, order, axis=1)
-    ptr = np.arange(0, n * k + 1, k, dtype=np.int64)
-    return sp.csr_matrix((vals.ravel().astype(np.float32), idx.ravel(), ptr), shape=(n, m))
