@@ -8,9 +8,3 @@
   the bias.
 - scores: a CSR ``(n_docs, n_labels)`` holding each row's top-k scores.
 """
-
-from __future__ import annotations
-
-import scipy.sparse as sp
-
-CSR = sp.csr_matrix

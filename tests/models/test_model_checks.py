@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -14,16 +12,12 @@ from xmc.models import method_names, model_class
 from xmc.models.pipeline import load
 
 
-def _feature_methods():
-    out = []
-    for name in method_names():
-        cls = model_class(name)
-        if cls.input_kind == "features":
-            out.append(name)
-    return out
+METHODS = [name for name in method_names() if model_class(name).input_kind == "features"]
 
 
-METHODS = _feature_methods()
+def _fit(method, X, Y):
+    cls = model_class(method)
+    return cls(cls._test_config()).fit(X, Y)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +46,7 @@ def test_predict_before_fit_raises(method, data):
 def test_save_load_predict_identical(method, data, tmp_path):
     X, Y, Xt = data
     cls = model_class(method)
-    model = cls(cls._test_config()).fit(X, Y)
+    model = _fit(method, X, Y)
     model.save(tmp_path / "m")
     assert not list((tmp_path / "m").glob("**/*.pkl"))
     again = load(tmp_path / "m")
@@ -64,8 +58,7 @@ def test_save_load_predict_identical(method, data, tmp_path):
 @pytest.mark.parametrize("method", METHODS)
 def test_one_row_equals_its_batch_row(method, data):
     X, Y, Xt = data
-    cls = model_class(method)
-    model = cls(cls._test_config()).fit(X, Y)
+    model = _fit(method, X, Y)
     batch = model.predict(Xt)
     for i in (0, 7, 31):
         single = model.predict(Xt[i])
@@ -75,25 +68,22 @@ def test_one_row_equals_its_batch_row(method, data):
 @pytest.mark.parametrize("method", METHODS)
 def test_fixed_seed_is_deterministic(method, data):
     X, Y, Xt = data
-    cls = model_class(method)
-    a = cls(cls._test_config()).fit(X, Y).predict(Xt)
-    b = cls(cls._test_config()).fit(X, Y).predict(Xt)
+    a = _fit(method, X, Y).predict(Xt)
+    b = _fit(method, X, Y).predict(Xt)
     assert (a != b).nnz == 0
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_dense_and_sparse_inputs_agree(method, data):
     X, Y, Xt = data
-    cls = model_class(method)
-    model = cls(cls._test_config()).fit(X, Y)
+    model = _fit(method, X, Y)
     assert (model.predict(Xt) != model.predict(Xt.toarray())).nnz == 0
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_wrong_feature_count_is_a_clear_error(method, data):
     X, Y, Xt = data
-    cls = model_class(method)
-    model = cls(cls._test_config()).fit(X, Y)
+    model = _fit(method, X, Y)
     with pytest.raises(ValueError, match="features but the model was fitted with"):
         model.predict(sp.csr_matrix((2, X.shape[1] + 1), dtype=np.float32))
 
@@ -119,7 +109,5 @@ def test_xr_linear_learns_planted_structure(data):
     from xmc.metrics import precision_at_k
 
     X, Y, _ = data
-    cls = model_class("xr-linear")
-    model = cls(cls._test_config()).fit(X, Y)
+    model = _fit("xr-linear", X, Y)
     assert precision_at_k(Y, model.predict(X), 1) > 0.9
-    assert importlib.util.find_spec("xmc.models.xr_linear") is not None

@@ -7,7 +7,6 @@ line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
@@ -101,10 +100,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-
-
-def print_json(obj) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=False))
 
 
 if __name__ == "__main__":
