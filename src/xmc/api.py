@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -55,9 +56,12 @@ def method_config(method: str, overrides: list[str] | tuple[str, ...] = ()) -> t
     """The method's default config and the TF-IDF config, with ``a.b=value`` overrides applied
     (keys starting with ``tfidf.`` go to the featuriser)."""
     cls = model_class(method)
+    default = cls.default_config()
+    if any(f.name == "tfidf" for f in dataclasses.fields(default)):  # the model owns its featuriser
+        return default.with_overrides(overrides), TfidfConfig()
     tfidf_sets = [s[len("tfidf."):] for s in overrides if s.startswith("tfidf.")]
     model_sets = [s for s in overrides if not s.startswith("tfidf.")]
-    return cls.config_class().with_overrides(model_sets), TfidfConfig().with_overrides(tfidf_sets)
+    return cls.default_config().with_overrides(model_sets), TfidfConfig().with_overrides(tfidf_sets)
 
 
 def _default_eval_split(dataset: Dataset, train_split: str) -> str | None:
@@ -69,9 +73,13 @@ def _default_eval_split(dataset: Dataset, train_split: str) -> str | None:
 
 def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASET, out: str | os.PathLike | None = None,
           *, split: str = "train", overrides: list[str] | tuple[str, ...] = (), config: Config | None = None,
-          eval_split: str | None = "auto") -> TrainResult:
+          eval_split: str | None = "auto", fit_options: dict[str, Any] | None = None) -> TrainResult:
     """Train ``method`` on ``data``'s ``split``, save it to ``out`` and evaluate it on ``eval_split``
-    (``"auto"``: dev, else test, when present; ``None``: skip)."""
+    (``"auto"``: dev, else test, when present; ``None``: skip).
+
+    ``fit_options`` go to the model's ``fit`` (e.g. ``checkpoint_dir`` and ``resume`` for
+    XR-Transformer). Text models also get the evaluation split as ``eval_set`` for their
+    per-level log."""
     dataset = resolve(data)
     model_cfg, tfidf_cfg = method_config(method, overrides)
     if config is not None:
@@ -88,6 +96,8 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     featurizer = None
     t0 = time.perf_counter()
     if model.input_kind == "texts":
+        if train_split.texts is None:
+            raise XMCError(f"{method} reads raw texts, but {dataset.name} holds bag-of-words features only")
         inputs = train_split.texts
     elif train_split.texts is not None:
         featurizer = TfidfFeaturizer(tfidf_cfg)
@@ -95,16 +105,21 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     else:
         inputs = train_split.features
     seconds["features"] = time.perf_counter() - t0
+    if eval_split == "auto":
+        eval_split = _default_eval_split(dataset, split)
+    fit_options = dict(fit_options or {})
+    if model.input_kind == "texts" and eval_split is not None:
+        held_out = dataset.load(eval_split)
+        if held_out.texts is not None:
+            fit_options.setdefault("eval_set", (held_out.texts, vocab.encode(held_out.labels).Y))
     t0 = time.perf_counter()
-    model.fit(inputs, Y)
+    model.fit(inputs, Y, **fit_options)
     seconds["fit"] = time.perf_counter() - t0
     freq = np.diff(sp.csc_matrix(Y).indptr)
     pipeline = Pipeline(model, vocab, featurizer, freq, Y.shape[0], dataset=dataset.name)
     result = TrainResult(pipeline, seconds)
     if out is not None:
         result.path = pipeline.save(out)
-    if eval_split == "auto":
-        eval_split = _default_eval_split(dataset, split)
     if eval_split is not None:
         t0 = time.perf_counter()
         result.metrics = evaluate_split(pipeline, dataset.load(eval_split))

@@ -42,9 +42,27 @@ def _eval_split(value: str) -> str | None:
     return None if value.lower() == "none" else value
 
 
+NEURAL_FLAGS = {"encoder": "encoder.name", "max_seq_len": "encoder.max_seq_len", "device": "finetune.device",
+                "threads": "finetune.threads"}
+
+
+def _neural_options(args) -> tuple[list[str], dict]:
+    """The neural flags as config overrides and fit options (an error for methods without them)."""
+    overrides = [f"{key}={getattr(args, flag)}" for flag, key in NEURAL_FLAGS.items() if getattr(args, flag) is not None]
+    fit_options = {}
+    if args.checkpoint_dir:
+        fit_options.update(checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+    elif args.resume:
+        raise XMCError("--resume needs --checkpoint-dir")
+    if (overrides or fit_options) and args.method != "xr-transformer":
+        raise XMCError(f"--encoder, --max-seq-len, --device, --threads and --checkpoint-dir apply to xr-transformer, not {args.method}")
+    return overrides, fit_options
+
+
 def _train(args) -> int:
-    result = api.train(args.method, args.data, args.out, split=args.split, overrides=args.set,
-                       eval_split=_eval_split(args.eval_split))
+    overrides, fit_options = _neural_options(args)
+    result = api.train(args.method, args.data, args.out, split=args.split, overrides=overrides + args.set,
+                       eval_split=_eval_split(args.eval_split), fit_options=fit_options)
     _print_train(result)
     print(f"saved {result.path}")
     return 0
@@ -89,8 +107,8 @@ def _config(args) -> int:
     from xmc.features.tfidf import TfidfConfig
     from xmc.models.base import model_class
 
-    cfg = model_class(args.method).config_class()
-    print(json.dumps({**cfg.to_dict(), "tfidf": TfidfConfig().to_dict()}, indent=2))
+    cfg = model_class(args.method).default_config()
+    print(json.dumps({"tfidf": TfidfConfig().to_dict(), **cfg.to_dict()}, indent=2))
     return 0
 
 

@@ -43,6 +43,13 @@ def _add_model_commands(sub, methods) -> None:
     train.add_argument("--eval-split", default="auto", help="split to evaluate after training (auto: dev/test; none)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. beam.beam_size=20 or tfidf.min_df=3 (see `xmc config`)")
+    neural = train.add_argument_group("neural methods (xr-transformer)")
+    neural.add_argument("--encoder", help="Hugging Face model folder (default: the packaged all-MiniLM-L6-v2)")
+    neural.add_argument("--max-seq-len", type=int, help="tokens kept per document")
+    neural.add_argument("--device", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    neural.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    neural.add_argument("--checkpoint-dir", help="save token ids and every finished level here")
+    neural.add_argument("--resume", action="store_true", help="continue from the last level saved in --checkpoint-dir")
 
     predict = sub.add_parser("predict", help="write top-k predictions as CSR .npz and JSON lines")
     predict.add_argument("--model", required=True)

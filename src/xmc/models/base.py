@@ -25,7 +25,9 @@ MANIFEST = "xmc.json"
 # torch-based methods cost nothing to XR-Linear users.
 _REGISTRY: dict[str, str] = {
     "xr-linear": "xmc.models.xr_linear:XRLinear",
+    "xr-transformer": "xmc.models.xr_transformer:XRTransformer",
 }
+_NEURAL_HINT = "pip install torch==2.13.0 (or any CPU/CUDA build) first, then pip install 'xmc[transformer]'"
 
 
 def register(method: str, target: str) -> None:
@@ -41,7 +43,12 @@ def model_class(method: str) -> type[XMCModel]:
         module, name = _REGISTRY[method].split(":")
     except KeyError:
         raise XMCError(f"unknown method {method!r}; choose from {', '.join(_REGISTRY)}") from None
-    return getattr(importlib.import_module(module), name)
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("torch", "transformers", "safetensors", "tokenizers"):
+            raise XMCError(f"{method} needs {exc.name}, which is not installed: {_NEURAL_HINT}") from None
+        raise
 
 
 def library_versions() -> dict[str, str]:
@@ -92,7 +99,7 @@ class XMCModel(ABC):
     input_kind: ClassVar[str] = "features"  # "features" (a CSR matrix) or "texts" (a list of str)
 
     def __init__(self, config: Config | None = None):
-        self.config = config if config is not None else self.config_class()
+        self.config = config if config is not None else self.default_config()
         if not isinstance(self.config, self.config_class):
             raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(self.config).__name__}")
 
@@ -108,6 +115,11 @@ class XMCModel(ABC):
 
     @abstractmethod
     def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None: ...
+
+    @classmethod
+    def default_config(cls) -> Config:
+        """The config used when none is given (a method may size it to the machine)."""
+        return cls.config_class()
 
     @classmethod
     def _test_config(cls) -> Config:

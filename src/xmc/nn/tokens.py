@@ -1,0 +1,91 @@
+"""Tokenise once, keep the ids as a ragged int32 array, and cut length-bucketed batches with
+dynamic padding (a batch is only as wide as its longest document)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xmc.utils.io import load_arrays, save_arrays
+from xmc.utils.progress import progress
+
+# A word-piece is rarely shorter than two characters of English text plus a space, so cutting a
+# text to this many characters per kept token loses nothing and spares the tokenizer the (often
+# very long) remainder it would throw away.
+CHARS_PER_TOKEN = 12
+
+
+@dataclass
+class TokenizedTexts:
+    """Token ids of every document, concatenated: document i is ``ids[offsets[i]:offsets[i+1]]``."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    pad_id: int
+
+    def __len__(self) -> int:
+        return self.offsets.size - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(input_ids, attention_mask)`` for ``rows``, padded to the longest of them."""
+        lengths = self.lengths[rows]
+        width = int(lengths.max()) if rows.size else 0
+        ids = np.full((rows.size, width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((rows.size, width), dtype=np.int64)
+        for j, (i, n) in enumerate(zip(rows, lengths)):
+            ids[j, :n] = self.ids[self.offsets[i]:self.offsets[i] + n]
+            mask[j, :n] = 1
+        return torch.from_numpy(ids), torch.from_numpy(mask)
+
+    def save(self, path: Path) -> None:
+        save_arrays(path, ids=self.ids, offsets=self.offsets, pad_id=np.array(self.pad_id))
+
+    @classmethod
+    def load(cls, path: Path) -> TokenizedTexts:
+        arrays = load_arrays(path)
+        return cls(arrays["ids"], arrays["offsets"], int(arrays["pad_id"]))
+
+
+def tokenize(tokenizer, texts: list[str], max_len: int, chunk: int = 2048, desc: str = "tokenise") -> TokenizedTexts:
+    """Token ids (special tokens included) of each text, truncated to ``max_len``."""
+    cut = max_len * CHARS_PER_TOKEN
+    pieces, lengths = [], []
+    for start in progress(range(0, len(texts), chunk), desc=desc, unit="chunk"):
+        batch = [t[:cut] for t in texts[start:start + chunk]]
+        encoded = tokenizer(batch, truncation=True, max_length=max_len, padding=False,
+                            return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        for row in encoded:
+            pieces.append(np.asarray(row, dtype=np.int32))
+            lengths.append(len(row))
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    ids = np.concatenate(pieces) if pieces else np.zeros(0, np.int32)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return TokenizedTexts(ids, offsets, int(pad_id))
+
+
+def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                     bucket_batches: int = 50) -> list[np.ndarray]:
+    """Shuffled batches of documents of similar length: shuffle, sort within windows of
+    ``bucket_batches`` batches by length, cut, then shuffle the batches."""
+    order = rng.permutation(lengths.size)
+    window = batch_size * bucket_batches
+    batches = []
+    for start in range(0, order.size, window):
+        part = order[start:start + window]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i:i + batch_size] for i in range(0, part.size, batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Inference batches: longest first, so padding is minimal and a memory error shows at once."""
+    order = np.argsort(-lengths, kind="stable")
+    return [order[i:i + batch_size] for i in range(0, order.size, batch_size)]

@@ -1,0 +1,1 @@
+"""The torch training loop of the neural methods: schedules, shortlists, checkpoints."""

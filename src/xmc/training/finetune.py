@@ -1,0 +1,250 @@
+"""Coarse-to-fine fine-tuning of a text encoder over the levels of a label tree (XR-Transformer).
+
+At level t a linear head scores that level's nodes. A document is trained only on its shortlist:
+the children of its true parents (teacher forcing, ``tfn``) and of the parents the level above
+ranks highest for it (matcher-aware negatives, ``man``). The matcher's ranking is computed on the
+fly from the batch's own embeddings and the frozen head of the level above, so it costs one small
+matrix product per step instead of a pass over the training set per level. Each new head starts
+from its parent's weights; the encoder carries over from level to level.
+
+Every level starts from a seed derived from ``(seed, level)`` and ends with a checkpoint, so a
+killed run resumed from its last checkpoint produces the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from xmc._config import Config, Interval, Options, option
+from xmc.metrics.ranking import precision_at_k
+from xmc.nn.encoders import TextEncoder
+from xmc.nn.heads import LOSSES, ShortlistHead, shortlist_loss
+from xmc.nn.tokens import TokenizedTexts, bucketed_batches
+from xmc.training.checkpoints import LevelCheckpoints
+from xmc.nn.device import autocast, resolve_device
+from xmc.nn.embed import embed
+from xmc.tree.label_tree import LabelTree
+from xmc.utils.progress import progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneConfig(Config):
+    steps: tuple[int, ...] = option((300, 300, 600), "optimiser steps per tree level, coarse to fine (the last value repeats)",
+                                    Interval(int, 0, None))
+    batch_size: int = option(32, "documents per optimiser step (before accumulation)", Interval(int, 1, None))
+    grad_accum: int = option(1, "micro-batches accumulated into one step", Interval(int, 1, None))
+    lr: float = option(5e-5, "peak learning rate of the encoder", Interval(float, 0, None))
+    head_lr: float = option(1e-3, "peak learning rate of the heads", Interval(float, 0, None))
+    warmup: int = option(50, "linear warm-up steps at the start of every level", Interval(int, 0, None))
+    weight_decay: float = option(0.0, "AdamW weight decay", Interval(float, 0, None))
+    clip: float = option(1.0, "gradient-norm clipping (0 = none)", Interval(float, 0, None))
+    loss: str = option("squared_hinge", "loss on the shortlisted (document, node) pairs", Options(LOSSES))
+    pos_weight: float = option(1.0, "weight of positive pairs relative to negatives", Interval(float, 0, None, "neither"))
+    matcher_top: int = option(10, "parents the level above proposes per document (man negatives)", Interval(int, 0, None))
+    negatives: str = option("tfn+man", "shortlist: tfn (true parents), man (matcher's top parents) or both",
+                            Options(("tfn", "man", "tfn+man")))
+    freeze_embeddings: bool = option(False, "keep the word-embedding table fixed (much cheaper steps on a CPU)")
+    device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    amp: bool = option(True, "bfloat16 autocast on CUDA (ignored on CPU)")
+    threads: int = option(0, "torch CPU threads (0 = torch's default)", Interval(int, 0, None))
+    embed_batch_size: int = option(128, "documents per batch when embedding", Interval(int, 1, None))
+    eval_docs: int = option(1000, "held-out documents scored after every level for the log (0 = none)", Interval(int, 0, None))
+    seed: int = option(0, "seed of batch order, dropout and head initialisation", Interval(int, 0, None))
+
+    def level_steps(self, depth: int) -> list[int]:
+        return [self.steps[min(t, len(self.steps) - 1)] for t in range(depth)]
+
+
+@dataclass
+class LevelLog:
+    level: int
+    n_nodes: int
+    steps: int
+    seconds: float
+    docs_per_second: float
+    loss: float
+    dev: dict[str, float] = field(default_factory=dict)
+
+
+class Shortlister:
+    """Which nodes each document of a batch is trained on at one level."""
+
+    def __init__(self, tree: LabelTree, level: int, Y_level: sp.csr_matrix, Y_parent: sp.csr_matrix | None,
+                 negatives: str, matcher_top: int):
+        self.level, self.Y = level, Y_level
+        self.Y_parent = Y_parent
+        self.children = sp.csr_matrix(tree.chain[level].T) if level else None  # parent -> children
+        self.use_tfn, self.use_man = "tfn" in negatives, "man" in negatives and matcher_top > 0
+        self.matcher_top = matcher_top
+
+    def __call__(self, rows: np.ndarray, parent_scores: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(nodes, targets, mask)``: the batch's candidate nodes and dense ``(batch, nodes)``
+        0/1 targets and mask."""
+        Y = self.Y[rows]
+        if self.level == 0:
+            nodes = np.arange(self.Y.shape[1])
+            return nodes, (Y.toarray() > 0).astype(np.float32), np.ones((rows.size, nodes.size), np.float32)
+        parents = sp.csr_matrix((rows.size, self.children.shape[0]), dtype=np.float32)
+        if self.use_tfn:
+            parents = parents + self.Y_parent[rows]
+        if self.use_man and parent_scores is not None:
+            k = min(self.matcher_top, parent_scores.shape[1])
+            top = torch.topk(parent_scores, k, dim=1).indices.cpu().numpy()
+            parents = parents + sp.csr_matrix((np.ones(top.size, np.float32), top.ravel(), np.arange(0, top.size + 1, k)),
+                                              shape=parents.shape)
+        candidates = sp.csr_matrix(parents @ self.children)
+        nodes = np.unique(candidates.indices)
+        local = sp.csr_matrix((np.ones(candidates.nnz, np.float32), np.searchsorted(nodes, candidates.indices),
+                               candidates.indptr), shape=(rows.size, nodes.size))
+        mask = (local.toarray() > 0).astype(np.float32)
+        targets = (Y[:, nodes].toarray() > 0).astype(np.float32) * mask
+        return nodes, targets, mask
+
+
+def _schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _seed(config: FinetuneConfig, level: int) -> np.random.Generator:
+    torch.manual_seed(config.seed * 1_000_003 + level)
+    return np.random.default_rng([config.seed, level])
+
+
+def _batches(tokens: TokenizedTexts, config: FinetuneConfig, rng: np.random.Generator):
+    while True:
+        yield from bucketed_batches(tokens.lengths, config.batch_size, rng)
+
+
+class Finetuner:
+    """Runs the schedule; ``heads[t]`` is level t's head once trained."""
+
+    def __init__(self, encoder: TextEncoder, tree: LabelTree, config: FinetuneConfig, dropout: float = 0.1,
+                 checkpoints: LevelCheckpoints | None = None):
+        self.encoder, self.tree, self.config = encoder, tree, config
+        self.device = resolve_device(config.device)
+        self.dropout = torch.nn.Dropout(dropout)
+        self.checkpoints = checkpoints
+        self.heads: list[ShortlistHead] = []
+        self.logs: list[LevelLog] = []
+
+    def run(self, tokens: TokenizedTexts, Y: sp.csr_matrix, eval_set: tuple[TokenizedTexts, sp.csr_matrix] | None = None,
+            on_level_end: Callable[[int], None] | None = None) -> list[ShortlistHead]:
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        self.encoder.to(self.device)
+        start = 0
+        if self.checkpoints is not None:
+            start = self.checkpoints.restore(self)
+        Ys = [_binary(self.tree.project_labels(Y, t)) for t in range(self.tree.depth)]
+        steps = self.config.level_steps(self.tree.depth)
+        for t in range(start, self.tree.depth):
+            self._train_level(t, tokens, Ys, steps[t])
+            if eval_set is not None and self.config.eval_docs:
+                self.logs[-1].dev = self._evaluate(t, *eval_set)
+            self._report(self.logs[-1])
+            if self.checkpoints is not None:
+                self.checkpoints.save(self, t)
+            if on_level_end is not None:
+                on_level_end(t)
+        return self.heads
+
+    def _new_head(self, t: int) -> ShortlistHead:
+        head = ShortlistHead(self.tree.level_sizes[t], self.encoder.dim).to(self.device)
+        if t == 0:
+            torch.nn.init.normal_(head.weight, std=0.02)
+        else:
+            head.inherit(self.heads[t - 1], torch.from_numpy(self.tree.parent_of(t)).to(self.device))
+        return head
+
+    def _optimizer(self, head: ShortlistHead, total: int):
+        cfg = self.config
+        if cfg.freeze_embeddings:
+            self.encoder.transformer.get_input_embeddings().weight.requires_grad_(False)
+        encoder_params = [p for p in self.encoder.parameters() if p.requires_grad]
+        groups = [{"params": encoder_params, "lr": cfg.lr}, {"params": list(head.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        return optimizer, _schedule(optimizer, cfg.warmup, total)
+
+    def _train_level(self, t: int, tokens: TokenizedTexts, Ys: list[sp.csr_matrix], n_steps: int) -> None:
+        cfg = self.config
+        rng = _seed(cfg, t)
+        head = self._new_head(t)
+        parent = self.heads[t - 1] if t else None
+        shortlist = Shortlister(self.tree, t, Ys[t], Ys[t - 1] if t else None, cfg.negatives, cfg.matcher_top)
+        optimizer, scheduler = self._optimizer(head, n_steps)
+        self.encoder.train()
+        batches = _batches(tokens, cfg, rng)
+        losses, docs, started = [], 0, time.perf_counter()
+        bar = progress(range(n_steps), desc=f"fine-tune level {t + 1}/{self.tree.depth} ({head.n_nodes:,} nodes)", unit="step")
+        for _ in bar:
+            step_loss = 0.0
+            for _ in range(cfg.grad_accum):
+                rows = next(batches)
+                step_loss += self._micro_step(tokens, rows, head, parent, shortlist) / cfg.grad_accum
+                docs += rows.size
+            if cfg.clip:
+                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(step_loss)
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        seconds = time.perf_counter() - started
+        self.heads.append(head)
+        self.logs.append(LevelLog(t, head.n_nodes, n_steps, seconds, docs / max(seconds, 1e-9),
+                                  float(np.mean(losses[-50:])) if losses else float("nan")))
+
+    def _micro_step(self, tokens, rows, head, parent, shortlist) -> float:
+        ids, mask = tokens.batch(rows)
+        with autocast(self.device, self.config.amp):
+            emb = self.encoder(ids.to(self.device), mask.to(self.device))
+            emb = self.dropout(emb)
+            parent_scores = None
+            if parent is not None and shortlist.use_man:
+                with torch.no_grad():
+                    parent_scores = parent(emb.detach()).float()
+            nodes, targets, pair_mask = shortlist(rows, parent_scores)
+            scores = head(emb, torch.from_numpy(nodes).to(self.device))
+        loss = shortlist_loss(scores, torch.from_numpy(targets).to(self.device), torch.from_numpy(pair_mask).to(self.device),
+                              self.config.loss, self.config.pos_weight)
+        (loss / self.config.grad_accum).backward()
+        return float(loss.detach())
+
+    def _evaluate(self, t: int, tokens: TokenizedTexts, Y: sp.csr_matrix) -> dict[str, float]:
+        rows = np.arange(min(len(tokens), self.config.eval_docs))
+        emb = embed(self.encoder, tokens, self.config.embed_batch_size, self.device, rows=rows, amp=self.config.amp,
+                    desc=f"score dev at level {t + 1}")
+        with torch.no_grad():
+            scores = self.heads[t](torch.from_numpy(emb).to(self.device)).float().cpu().numpy()
+        truth = _binary(self.tree.project_labels(Y[rows], t))
+        k = min(5, scores.shape[1])
+        top = np.argsort(-scores, axis=1)[:, :k]
+        ranked = sp.csr_matrix((np.repeat(np.arange(k, 0, -1)[None], rows.size, 0).ravel().astype(np.float32),
+                                top.ravel(), np.arange(0, rows.size * k + 1, k)), shape=scores.shape)
+        return {f"P@{j}": 100 * float(precision_at_k(truth, ranked, j)) for j in (1, 3, 5) if j <= k}
+
+    def _report(self, entry: LevelLog) -> None:
+        dev = "  ".join(f"dev {k} {v:.2f}" for k, v in entry.dev.items())
+        log.info("level %d (%d nodes): %d steps in %.0fs, %.1f docs/s, loss %.4f  %s", entry.level + 1, entry.n_nodes,
+                 entry.steps, entry.seconds, entry.docs_per_second, entry.loss, dev)
+
+
+def _binary(M: sp.csr_matrix) -> sp.csr_matrix:
+    M = sp.csr_matrix(M, dtype=np.float32)
+    M.data[:] = 1.0
+    return M

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="session")
+def eurlex_docs(eurlex_slice):
+    """A few hundred real EURLEX57K documents: (train texts, train labels, dev texts, dev labels)."""
+    from xmc.data import resolve
+
+    data = resolve(eurlex_slice)
+    train, dev = data.load("train"), data.load("dev")
+    return train.texts[:400], train.labels[:400], dev.texts[:100], dev.labels[:100]
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(eurlex_docs, tmp_path_factory) -> Path:
+    """A random 2-layer BERT (hidden 64) with its own WordPiece vocabulary, saved as a Hugging Face
+    folder so the real ``from_pretrained`` path is exercised. Built once per test run."""
+    import torch
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    texts = eurlex_docs[0]
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(texts, vocab_size=2000, min_frequency=2, show_progress=False)
+    # transformers 5: BertTokenizerFast(vocab_file=...) silently ignores the file; pass the vocab itself.
+    tokenizer = BertTokenizer(vocab=wordpiece.get_vocab())
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=128)
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_config(encoder: Path, **finetune):
+    """An XR-Transformer config small enough for unit tests (a few seconds on 2 cores)."""
+    from xmc.features.tfidf import TfidfConfig
+    from xmc.models.xr_linear import XRLinearConfig
+    from xmc.models.xr_transformer import XRTransformerConfig
+    from xmc.nn.encoders import EncoderConfig
+    from xmc.search.beam import BeamConfig
+    from xmc.training.finetune import FinetuneConfig
+    from xmc.tree.label_tree import TreeConfig
+
+    tune = dict(steps=(8, 8, 16), batch_size=16, lr=1e-3, head_lr=1e-2, warmup=2, eval_docs=50, device="cpu")
+    tune.update(finetune)
+    return XRTransformerConfig(
+        tfidf=TfidfConfig(min_df=1), encoder=EncoderConfig(name=str(encoder), max_seq_len=32),
+        matcher_tree=TreeConfig(n_splits=4, max_leaf_size=16, min_codes=4), finetune=FinetuneConfig(**tune),
+        ranker=XRLinearConfig(tree=TreeConfig(n_splits=4, max_leaf_size=16), beam=BeamConfig(beam_size=5, top_k=10)))
+
+
+@pytest.fixture(scope="session")
+def encoded_docs(eurlex_docs):
+    """Label matrices of the slice: (train texts, Y, dev texts, Y_dev, vocab)."""
+    from xmc.data.vocab import LabelVocab
+
+    texts, labels, dev_texts, dev_labels = eurlex_docs
+    vocab = LabelVocab.build(labels)
+    return texts, vocab.encode(labels).Y, dev_texts, vocab.encode(dev_labels).Y, vocab
+
+
+@pytest.fixture(scope="session")
+def fitted_tiny(tiny_bert, encoded_docs):
+    from xmc.models.xr_transformer import XRTransformer
+
+    texts, Y, dev_texts, Y_dev, _ = encoded_docs
+    return XRTransformer(tiny_config(tiny_bert)).fit(texts, Y, eval_set=(dev_texts, Y_dev))

@@ -1,0 +1,119 @@
+"""XR-Transformer end to end with a tiny random BERT on real EURLEX57K documents."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from tests.nn.conftest import tiny_config
+from xmc.exceptions import NotFittedError, XMCError
+from xmc.metrics import precision_at_k
+from xmc.models.pipeline import load
+from xmc.models.xr_transformer import XRTransformer
+
+
+def test_schedule_visits_every_level_coarse_to_fine(fitted_tiny):
+    sizes = fitted_tiny.matcher_tree_.level_sizes
+    assert len(sizes) >= 3 and sizes == sorted(sizes) and sizes[-1] == fitted_tiny.matcher_tree_.n_labels
+    assert [e["level"] for e in fitted_tiny.level_logs_] == list(range(len(sizes)))
+    assert [e["n_nodes"] for e in fitted_tiny.level_logs_] == sizes
+    assert [e["steps"] for e in fitted_tiny.level_logs_] == [8, 8, 16, 16][: len(sizes)] + [16] * (len(sizes) - 4)
+    assert all("P@1" in e["dev"] for e in fitted_tiny.level_logs_)
+    assert [h.n_nodes for h in fitted_tiny.heads_] == sizes
+
+
+def test_beats_the_most_frequent_labels_on_dev(fitted_tiny, encoded_docs):
+    _, Y, dev_texts, Y_dev, _ = encoded_docs
+    scores = fitted_tiny.predict(dev_texts, top_k=5)
+    assert scores.shape == Y_dev.shape and np.all(np.diff(scores.indptr) == 5)
+    popular = np.argsort(-np.asarray(Y.sum(0)).ravel())[:5]
+    baseline = sp.csr_matrix((np.tile([5, 4, 3, 2, 1], len(dev_texts)).astype(np.float32), np.tile(popular, len(dev_texts)),
+                              np.arange(0, 5 * len(dev_texts) + 1, 5)), shape=Y_dev.shape)
+    assert precision_at_k(Y_dev, scores, 1) > precision_at_k(Y_dev, baseline, 1) + 0.2
+
+
+def test_ranker_sees_text_and_embedding_features(fitted_tiny):
+    n_tfidf = fitted_tiny.tfidf_.n_features_
+    assert fitted_tiny.ranker_.n_features_in_ == n_tfidf + fitted_tiny.encoder_.dim
+
+
+def test_heads_start_from_their_parents(tiny_bert, encoded_docs):
+    texts, Y, *_ = encoded_docs
+    model = XRTransformer(tiny_config(tiny_bert, steps=(6, 0), eval_docs=0)).fit(texts, Y)
+    tree = model.matcher_tree_
+    top = model.heads_[0].weight.detach()
+    assert top.abs().sum() > 0
+    for t in range(1, tree.depth):  # zero steps below the top: every node still holds its parent's row
+        parent = model.heads_[t - 1].weight.detach()[torch.from_numpy(tree.parent_of(t))]
+        torch.testing.assert_close(model.heads_[t].weight.detach(), parent, rtol=0, atol=0)
+
+
+def test_resume_after_an_interrupted_level_gives_the_same_weights(tiny_bert, encoded_docs, tmp_path):
+    texts, Y, *_ = encoded_docs
+    config = tiny_config(tiny_bert, eval_docs=0)
+    straight = XRTransformer(config).fit(texts, Y, checkpoint_dir=tmp_path / "a")
+
+    def killed(level):
+        if level == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        XRTransformer(config).fit(texts, Y, checkpoint_dir=tmp_path / "b", on_level_end=killed)
+    assert (tmp_path / "b" / "level_1" / "state.json").is_file()
+    resumed = XRTransformer(config).fit(texts, Y, checkpoint_dir=tmp_path / "b", resume=True)
+    assert [e["level"] for e in resumed.level_logs_] == [e["level"] for e in straight.level_logs_]
+    for (name, a), (_, b) in zip(straight.encoder_.named_parameters(), resumed.encoder_.named_parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    for a, b in zip(straight.heads_, resumed.heads_):
+        torch.testing.assert_close(a.weight, b.weight, rtol=0, atol=0)
+    assert (straight.predict(texts[:20]) != resumed.predict(texts[:20])).nnz == 0
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tiny_bert, encoded_docs, tmp_path):
+    texts, Y, *_ = encoded_docs
+    XRTransformer(tiny_config(tiny_bert, steps=(1,), eval_docs=0)).fit(texts, Y, checkpoint_dir=tmp_path)
+    with pytest.raises(XMCError, match="different run"):
+        XRTransformer(tiny_config(tiny_bert, steps=(2,), eval_docs=0)).fit(texts, Y, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_save_load_predict_identical(fitted_tiny, encoded_docs, tmp_path):
+    dev_texts = encoded_docs[2]
+    fitted_tiny.save(tmp_path / "m")
+    assert not list((tmp_path / "m").glob("**/*.pkl")) and not list((tmp_path / "m").glob("**/*.bin"))
+    assert (tmp_path / "m" / "encoder" / "model.safetensors").is_file()
+    again = load(tmp_path / "m")
+    assert isinstance(again, XRTransformer) and again.config == fitted_tiny.config
+    assert (again.predict(dev_texts) != fitted_tiny.predict(dev_texts)).nnz == 0
+
+
+def test_one_text_scores_like_its_row_in_a_batch(fitted_tiny, encoded_docs):
+    dev_texts = encoded_docs[2]
+    batch = fitted_tiny.predict(dev_texts[:16])
+    for i in (0, 5):
+        single = fitted_tiny.predict(dev_texts[i])
+        assert single.indices.tolist() == batch[i].indices.tolist()
+        np.testing.assert_allclose(single.data, batch[i].data, rtol=1e-4, atol=1e-5)
+
+
+def test_clear_errors(tiny_bert, fitted_tiny, tmp_path):
+    with pytest.raises(NotFittedError):
+        XRTransformer(tiny_config(tiny_bert)).predict(["a text"])
+    with pytest.raises(ValueError, match="takes texts"):
+        fitted_tiny.predict(sp.csr_matrix((2, 3), dtype=np.float32))
+    with pytest.raises(XMCError, match="does not exist"):
+        XRTransformer(tiny_config(tmp_path / "missing")).fit(["a b"], sp.csr_matrix(np.ones((1, 1), np.float32)))
+    with pytest.raises(XMCError, match="n_layers=5"):
+        XRTransformer(tiny_config(tiny_bert).with_overrides(["encoder.n_layers=5"])).fit(
+            ["a b", "c d"], sp.csr_matrix(np.eye(2, dtype=np.float32)))
+
+
+@pytest.mark.gpu
+def test_trains_and_predicts_on_cuda(tiny_bert, encoded_docs):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    texts, Y, dev_texts, Y_dev, _ = encoded_docs
+    model = XRTransformer(tiny_config(tiny_bert, device="cuda")).fit(texts, Y)
+    assert next(model.encoder_.parameters()).is_cuda
+    assert precision_at_k(Y_dev, model.predict(dev_texts), 1) > 0.2
