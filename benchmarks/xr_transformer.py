@@ -1,0 +1,194 @@
+"""XR-Transformer (default CPU config) against XR-Linear on TF-IDF, and against PECOS's XR-Transformer.
+
+    python benchmarks/xr_transformer.py [--data EURLEX57K] [--pecos-docs 2000] [--pecos-steps 20]
+
+Part 1 (full data): xmc XR-Transformer with the config `xmc train --method xr-transformer` picks on
+this machine, and xmc XR-Linear on TF-IDF, each in its own process, EURLEX57K train -> dev.
+Part 2 (fine-tuning throughput, a training subset): xmc and PECOS (libpecos 1.2.8 with
+transformers 4.46.3, in their own venv) fine-tune the same encoder folder (the packaged
+all-MiniLM-L6-v2, all 6 layers) with the same max sequence length, batch size and number of steps
+per level on the same documents and the same label tree sizes; the fine-tuning documents per second are compared.
+Results: benchmarks/results/xr_transformer.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+TOP_K = 10
+XRT_VENV = common.WORK / "peers-xrt-venv"
+XRT_PACKAGES = [["torch==2.13.0"], ["numpy<2", "scipy<1.14", "libpecos==1.2.8", "transformers==4.46.3"]]
+
+
+def run_xmc_xrt(data: str, out: Path, overrides: list[str]) -> None:
+    """Child process: the default XR-Transformer, trained and evaluated like `xmc train` does."""
+    from xmc.data import LabelVocab, resolve
+    from xmc.models.xr_transformer import XRTransformer
+
+    dataset = resolve(data)
+    train, dev = dataset.load("train"), dataset.load("dev")
+    vocab = LabelVocab.build(train.labels)
+    config = XRTransformer.default_config().with_overrides(overrides)
+    t0 = time.perf_counter()
+    model = XRTransformer(config).fit(train.texts, vocab.encode(train.labels).Y,
+                                      eval_set=(dev.texts, vocab.encode(dev.labels).Y))
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    P = model.predict(dev.texts, top_k=TOP_K)
+    predict_s = time.perf_counter() - t0
+    sp.save_npz(out / "xmc_xrt.npz", P)
+    json.dump({"train_s": train_s, "predict_ms_per_doc": 1000 * predict_s / len(dev), "stages": model.fit_seconds_,
+               "levels": model.level_logs_, "config": config.to_dict(), "peak_rss_mb": common.peak_rss_mb()},
+              open(out / "xmc_xrt.json", "w"))
+
+
+def run_xmc_finetune(work: Path, out: Path, steps: int, max_len: int) -> None:
+    """Child process: only xmc's fine-tuning, on the subset PECOS gets, with PECOS's settings."""
+    from xmc.models.xr_transformer import XRTransformer, XRTransformerConfig
+
+    texts = (work / "X.sub.txt").read_text(encoding="utf-8").splitlines()
+    Y = sp.load_npz(work / "Y.sub.npz").tocsr()
+    config = XRTransformerConfig().with_overrides([
+        f"encoder.max_seq_len={max_len}", "encoder.n_layers=0", f"finetune.steps=[{steps}]", "finetune.batch_size=32",
+        "finetune.eval_docs=0", "finetune.lr=0.0001", "finetune.warmup=0", "finetune.device=cpu",
+        "matcher_tree.max_leaf_size=16", "matcher_tree.min_codes=16"])
+    model = XRTransformer(config).fit(texts, Y)
+    json.dump({"levels": model.level_logs_, "stages": model.fit_seconds_, "peak_rss_mb": common.peak_rss_mb()},
+              open(out / "xmc_finetune.json", "w"))
+
+
+def xrt_python() -> Path:
+    py = XRT_VENV / "bin" / "python"
+    if not py.exists():
+        print(f"creating PECOS XR-Transformer's venv in {XRT_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(XRT_VENV)], check=True)
+        for packages in XRT_PACKAGES:  # torch first: the CPU build where one is on disk
+            subprocess.run([str(py), "-m", "pip", "install", "-q", *packages], check=True)
+    return py
+
+
+def _subset(train, vocab, n: int, work: Path) -> None:
+    from xmc.features import TfidfFeaturizer
+
+    texts = [t.replace("\t", " ").replace("\n", " ") for t in train.texts[:n]]
+    (work / "X.sub.txt").write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+    Y = vocab.encode(train.labels[:n]).Y
+    keep = np.flatnonzero(np.diff(sp.csc_matrix(Y).indptr))  # labels present in the subset
+    sp.save_npz(work / "Y.sub.npz", sp.csr_matrix(Y[:, keep]), compressed=False)
+    sp.save_npz(work / "X.sub.npz", TfidfFeaturizer().fit_transform(texts), compressed=False)
+
+
+def _pct(m, k):
+    return f"{m[k]:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="EURLEX57K")
+    parser.add_argument("--pecos-docs", type=int, default=2000, help="training documents of the throughput comparison")
+    parser.add_argument("--pecos-steps", type=int, default=20, help="fine-tuning steps per level in that comparison")
+    parser.add_argument("--pecos-max-len", type=int, default=32)
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: xrt, linear, pecos")
+    parser.add_argument("--set", action="append", default=[], help="override of the xmc XR-Transformer config")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    work, out = common.WORK / "xr_transformer", common.WORK / "xr_transformer" / "out"
+    if args.child:
+        kind = args.child[0]
+        if kind == "xrt":
+            return run_xmc_xrt(args.data, out, args.set)
+        return run_xmc_finetune(work, out, args.pecos_steps, args.pecos_max_len)
+    out.mkdir(parents=True, exist_ok=True)
+    skip = set(filter(None, args.skip.split(",")))
+    vocab, train, dev = common.eurlex_features(args.data, common.WORK / "xr_linear")
+    me = [sys.executable, __file__, "--data", args.data, "--pecos-steps", str(args.pecos_steps),
+          "--pecos-max-len", str(args.pecos_max_len)] + [f"--set={s}" for s in args.set]
+    if "xrt" not in skip:
+        print("running xmc XR-Transformer (default config) ...", flush=True)
+        subprocess.run([*me, "--child", "xrt"], check=True)
+    if "linear" not in skip:
+        print("running xmc XR-Linear on TF-IDF ...", flush=True)
+        import xr_linear
+
+        xr_linear.run_xmc(common.WORK / "xr_linear", out)
+    if "pecos" not in skip:
+        _subset(train, vocab, args.pecos_docs, work)
+        print("running xmc fine-tuning on the subset ...", flush=True)
+        subprocess.run([*me, "--child", "finetune"], check=True)
+        py = xrt_python()
+        print("running PECOS XR-Transformer on the subset ...", flush=True)
+        with open(out / "pecos_xrt.log", "w") as log:
+            subprocess.run([str(py), str(common.HERE / "peers_xrt_runner.py"), str(work), str(out), str(args.pecos_steps),
+                            str(args.pecos_max_len), _encoder_folder()], check=True, stdout=log, stderr=subprocess.STDOUT)
+    report(args, vocab, train, dev, out)
+
+
+def _encoder_folder() -> str:
+    from xmc.nn.encoders import packaged_encoder_dir
+
+    return str(packaged_encoder_dir())
+
+
+def report(args, vocab, train, dev, out: Path) -> None:
+    lines = [f"EURLEX57K train ({len(train):,} docs) -> dev ({len(dev):,} docs); unseen dev labels kept as misses; "
+             "PSP with A=0.55, B=1.5; top-10 predictions.", ""]
+    rows = {}
+    if (out / "xmc_xrt.json").exists():
+        rows["xmc XR-Transformer (default CPU config)"] = (json.load(open(out / "xmc_xrt.json")), "xmc_xrt.npz")
+    if (out / "xmc.json").exists():
+        rows["xmc XR-Linear (TF-IDF)"] = (json.load(open(out / "xmc.json")), "xmc.npz")
+    metrics = {name: common.score_predictions(sp.load_npz(out / npz), vocab, train.labels, dev.labels)
+               for name, (_, npz) in rows.items()}
+    lines += ["| system | P@1 | P@3 | P@5 | nDCG@5 | PSP@5 | train s | predict ms/doc | peak RSS MB |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for name, (r, _) in rows.items():
+        m = metrics[name]
+        pred = r.get("predict_ms_per_doc", r.get("batch_ms_per_doc"))
+        lines.append(f"| {name} | {_pct(m, 'P@1')} | {_pct(m, 'P@3')} | {_pct(m, 'P@5')} | {_pct(m, 'nDCG@5')} | "
+                     f"{_pct(m, 'PSP@5')} | {r['train_s']:.0f} | {pred:.2f} | {r['peak_rss_mb']:.0f} |")
+    xrt = rows.get("xmc XR-Transformer (default CPU config)", (None,))[0]
+    if xrt:
+        lines += ["", "XR-Transformer stages (s): " + ", ".join(f"{k} {v:.0f}" for k, v in xrt["stages"].items()), "",
+                  "| level | nodes | steps | seconds | docs/s | loss | dev P@1 (matcher beam) | dev P@5 |", "|---|---|---|---|---|---|---|---|"]
+        for e in xrt["levels"]:
+            lines.append(f"| {e['level'] + 1} | {e['n_nodes']:,} | {e['steps']} | {e['seconds']:.0f} | {e['docs_per_second']:.1f} | "
+                         f"{e['loss']:.4f} | {e['dev'].get('P@1', float('nan')):.2f} | {e['dev'].get('P@5', float('nan')):.2f} |")
+        lines += ["", "Config: `" + json.dumps({k: xrt["config"][k] for k in ("encoder", "finetune")}) + "`"]
+    lines += _throughput_lines(args, out)
+    if len(metrics) == 2:
+        x, lin = metrics["xmc XR-Transformer (default CPU config)"], metrics["xmc XR-Linear (TF-IDF)"]
+        checks = [("P@1 >= XR-Linear + 1.0", x["P@1"] >= lin["P@1"] + 1.0), ("P@5 >= XR-Linear + 1.5", x["P@5"] >= lin["P@5"] + 1.5),
+                  ("training <= 20 minutes", xrt["train_s"] <= 1200)]
+        lines += ["", "Targets:", ""] + [f"- {'met' if ok else 'MISSED'}: {name}" for name, ok in checks]
+    command = "python benchmarks/xr_transformer.py " + " ".join(a for a in sys.argv[1:])
+    path = common.write_result("xr_transformer", command, "\n".join(lines))
+    print(path.read_text())
+
+
+def _throughput_lines(args, out: Path) -> list[str]:
+    if not (out / "xmc_finetune.json").exists() or not (out / "pecos_xrt.json").exists():
+        return []
+    xm, pe = json.load(open(out / "xmc_finetune.json")), json.load(open(out / "pecos_xrt.json"))
+    xs = sum(e["steps"] for e in xm["levels"]) * 32 / sum(e["seconds"] for e in xm["levels"])
+    ps = pe["docs_per_second"]
+    return ["", f"Fine-tuning throughput, same encoder (all-MiniLM-L6-v2, 6 layers), max length {args.pecos_max_len}, "
+            f"batch 32, {args.pecos_steps} steps per level, first {args.pecos_docs:,} training documents:", "",
+            "| system | levels (nodes) | fine-tuning s | docs/s |", "|---|---|---|---|",
+            f"| xmc | {[e['n_nodes'] for e in xm['levels']]} | {sum(e['seconds'] for e in xm['levels']):.0f} | {xs:.1f} |",
+            f"| PECOS | {pe['levels']} | {pe['seconds']:.0f} | {ps:.1f} |", "",
+            f"- {'met' if xs >= 1.5 * ps else 'MISSED'}: fine-tuning throughput >= 1.5x PECOS ({xs / ps:.2f}x)"]
+
+
+if __name__ == "__main__":
+    main()
