@@ -73,13 +73,14 @@ def _default_eval_split(dataset: Dataset, train_split: str) -> str | None:
 
 def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASET, out: str | os.PathLike | None = None,
           *, split: str = "train", overrides: list[str] | tuple[str, ...] = (), config: Config | None = None,
-          eval_split: str | None = "auto", fit_options: dict[str, Any] | None = None) -> TrainResult:
+          eval_split: str | None = "auto", fit_options: dict[str, Any] | None = None, ensemble: int = 1) -> TrainResult:
     """Train ``method`` on ``data``'s ``split``, save it to ``out`` and evaluate it on ``eval_split``
     (``"auto"``: dev, else test, when present; ``None``: skip).
 
     ``fit_options`` go to the model's ``fit`` (e.g. ``checkpoint_dir`` and ``resume`` for
     XR-Transformer). Text models also get the evaluation split as ``eval_set`` for their
-    per-level log."""
+    per-level log. ``ensemble > 1`` trains that many members with shifted seeds and combines
+    their scores (:mod:`xmc.models.ensemble`)."""
     dataset = resolve(data)
     model_cfg, tfidf_cfg = method_config(method, overrides)
     if config is not None:
@@ -92,7 +93,7 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
         vocab = LabelVocab(dataset.bow_label_names(train_split.n_labels))
     Y = vocab.encode(train_split.labels).Y
     seconds["load"] = time.perf_counter() - t0
-    model = model_class(method)(model_cfg)
+    model = _build_model(method, model_cfg, ensemble)
     featurizer = None
     t0 = time.perf_counter()
     if model.input_kind == "texts":
@@ -128,6 +129,39 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
         if out is not None:
             pipeline.update_metrics(out, f"{dataset.name}/{eval_split}", result.metrics)
     return result
+
+
+def _build_model(method: str, config: Config, ensemble: int):
+    cls = model_class(method)
+    if ensemble < 1:
+        raise XMCError(f"--ensemble must be at least 1, got {ensemble}")
+    if ensemble == 1:
+        return cls(config)
+    from xmc.models.ensemble import Ensemble, reseeded
+
+    return Ensemble(None, [cls(reseeded(config, i)) for i in range(ensemble)])
+
+
+def ensemble(models: list[str | os.PathLike], out: str | os.PathLike, combine: str = "softmax_average") -> Pipeline:
+    """One pipeline from several trained ones over the same labels, combined by score."""
+    from xmc.models.ensemble import Ensemble, EnsembleConfig
+
+    if len(models) < 2:
+        raise XMCError("an ensemble needs at least two models")
+    pipelines = [load(m) for m in models]
+    first = pipelines[0]
+    for path, p in zip(models[1:], pipelines[1:]):
+        if p.vocab.labels != first.vocab.labels:
+            raise XMCError(f"{path} was trained on other labels than {models[0]}; ensemble members must share labels.txt")
+        if (p.featurizer is None) != (first.featurizer is None) or p.model.input_kind != first.model.input_kind:
+            raise XMCError(f"{path} reads other inputs than {models[0]}")
+    if first.featurizer is not None:
+        raise XMCError("ensembles of models that share an outside TF-IDF featuriser are not supported yet; "
+                       "train with --ensemble N instead")
+    model = Ensemble(EnsembleConfig(combine=combine), [p.model for p in pipelines])
+    pipeline = Pipeline(model, first.vocab, None, first.label_freq, first.n_train, first.propensity, dataset=first.dataset)
+    pipeline.save(out)
+    return pipeline
 
 
 def _pipeline(model: Pipeline | str | os.PathLike) -> Pipeline:

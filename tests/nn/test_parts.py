@@ -132,3 +132,19 @@ def test_matcher_beam_with_a_full_beam_ranks_like_exhaustive_path_scores():
     narrow = matcher_beam([top, leaf], tree, beam_size=1)  # one parent kept: only its children score
     best_parent = np.argmax(top, axis=1)
     assert all(set(tree.parent_of(1)[narrow[i].indices]) == {best_parent[i]} for i in range(5))
+
+
+def test_gradient_clipping_counts_sparse_rows_like_torch_counts_dense():
+    from xmc.training.finetune import clip_grad_norm
+
+    torch.manual_seed(0)
+    dense_emb, sparse_emb = torch.nn.Embedding(20, 4), torch.nn.Embedding(20, 4, sparse=True)
+    sparse_emb.weight.data.copy_(dense_emb.weight.data)
+    lin = torch.nn.Linear(4, 1)
+    ids = torch.tensor([1, 3, 3, 7])
+    for emb in (dense_emb, sparse_emb):
+        lin(emb(ids)).sum().backward()
+    expected = torch.nn.utils.clip_grad_norm_([dense_emb.weight], 0.1)
+    total = clip_grad_norm([sparse_emb.weight], 0.1)
+    assert total == pytest.approx(float(expected), rel=1e-5)
+    torch.testing.assert_close(sparse_emb.weight.grad.to_dense(), dense_emb.weight.grad)

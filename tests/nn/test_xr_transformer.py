@@ -117,3 +117,20 @@ def test_trains_and_predicts_on_cuda(tiny_bert, encoded_docs):
     model = XRTransformer(tiny_config(tiny_bert, device="cuda")).fit(texts, Y)
     assert next(model.encoder_.parameters()).is_cuda
     assert precision_at_k(Y_dev, model.predict(dev_texts), 1) > 0.2
+
+
+def test_saved_text_models_combine_into_an_ensemble(fitted_tiny, encoded_docs, tmp_path):
+    from xmc import api
+    from xmc.models.ensemble import Ensemble
+    from xmc.models.pipeline import Pipeline
+
+    texts, Y, dev_texts, _, vocab = encoded_docs
+    freq = np.diff(sp.csc_matrix(Y).indptr)
+    for name in ("a", "b"):
+        Pipeline(fitted_tiny, vocab, None, freq, Y.shape[0]).save(tmp_path / name)
+    pipeline = api.ensemble([tmp_path / "a", tmp_path / "b"], tmp_path / "e", combine="average")
+    again = api.load(tmp_path / "e")
+    assert isinstance(again.model, Ensemble) and again.model.input_kind == "texts"
+    single = fitted_tiny.predict(dev_texts[:10], top_k=5)
+    assert (again.predict(dev_texts[:10], top_k=5) != single).nnz == 0
+    assert (pipeline.predict(dev_texts[:10], top_k=5) != single).nnz == 0

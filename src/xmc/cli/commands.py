@@ -24,6 +24,7 @@ def run(args) -> int:
         "predict": _predict,
         "evaluate": _evaluate,
         "config": _config,
+        "ensemble": _ensemble,
         "demo": _demo,
     }[args.command]
     return handler(args) or 0
@@ -62,7 +63,7 @@ def _neural_options(args) -> tuple[list[str], dict]:
 def _train(args) -> int:
     overrides, fit_options = _neural_options(args)
     result = api.train(args.method, args.data, args.out, split=args.split, overrides=overrides + args.set,
-                       eval_split=_eval_split(args.eval_split), fit_options=fit_options)
+                       eval_split=_eval_split(args.eval_split), fit_options=fit_options, ensemble=args.ensemble)
     _print_train(result)
     print(f"saved {result.path}")
     return 0
@@ -100,6 +101,12 @@ def _evaluate(args) -> int:
         print(json.dumps(out))
     else:
         print(_metrics_table(metrics, f"{args.data} / {args.split}"))
+    return 0
+
+
+def _ensemble(args) -> int:
+    api.ensemble(args.models, args.out, args.combine)
+    print(f"saved an ensemble of {len(args.models)} models to {args.out}")
     return 0
 
 

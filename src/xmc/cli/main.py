@@ -43,6 +43,8 @@ def _add_model_commands(sub, methods) -> None:
     train.add_argument("--eval-split", default="auto", help="split to evaluate after training (auto: dev/test; none)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. beam.beam_size=20 or tfidf.min_df=3 (see `xmc config`)")
+    train.add_argument("--ensemble", type=int, default=1, metavar="N",
+                       help="train N members with shifted seeds and combine their scores (softmax average)")
     neural = train.add_argument_group("neural methods (xr-transformer)")
     neural.add_argument("--encoder", help="Hugging Face model folder (default: the packaged all-MiniLM-L6-v2)")
     neural.add_argument("--max-seq-len", type=int, help="tokens kept per document")
@@ -64,6 +66,11 @@ def _add_model_commands(sub, methods) -> None:
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    ens = sub.add_parser("ensemble", help="combine trained models over the same labels into one model folder")
+    ens.add_argument("--models", nargs="+", required=True, help="model folders written by `xmc train`")
+    ens.add_argument("--out", required=True)
+    ens.add_argument("--combine", default="softmax_average", choices=["average", "rank_average", "softmax_average"])
 
     config = sub.add_parser("config", help="print a method's default configuration as JSON")
     config.add_argument("method", choices=methods)

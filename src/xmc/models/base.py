@@ -27,6 +27,8 @@ _REGISTRY: dict[str, str] = {
     "xr-linear": "xmc.models.xr_linear:XRLinear",
     "xr-transformer": "xmc.models.xr_transformer:XRTransformer",
 }
+# Loadable from a folder but not trained by name (built from other models).
+_COMPOSITES: dict[str, str] = {"ensemble": "xmc.models.ensemble:Ensemble"}
 _NEURAL_HINT = "pip install torch==2.13.0 (or any CPU/CUDA build) first, then pip install 'xmc[transformer]'"
 
 
@@ -40,7 +42,7 @@ def method_names() -> tuple[str, ...]:
 
 def model_class(method: str) -> type[XMCModel]:
     try:
-        module, name = _REGISTRY[method].split(":")
+        module, name = {**_REGISTRY, **_COMPOSITES}[method].split(":")
     except KeyError:
         raise XMCError(f"unknown method {method!r}; choose from {', '.join(_REGISTRY)}") from None
     try:

@@ -53,7 +53,8 @@ class FinetuneConfig(Config):
     matcher_top: int = option(10, "parents the level above proposes per document (man negatives)", Interval(int, 0, None))
     negatives: str = option("tfn+man", "shortlist: tfn (true parents), man (matcher's top parents) or both",
                             Options(("tfn", "man", "tfn+man")))
-    freeze_embeddings: bool = option(False, "keep the word-embedding table fixed (much cheaper steps on a CPU)")
+    freeze_embeddings: bool = option(False, "keep the word-embedding table fixed (cheaper steps on a CPU)")
+    sparse_embeddings: bool = option(True, "update only the word-embedding rows a batch uses (SparseAdam), not the whole table")
     device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     amp: bool = option(True, "bfloat16 autocast on CUDA (ignored on CPU)")
     threads: int = option(0, "torch CPU threads (0 = torch's default)", Interval(int, 0, None))
@@ -171,14 +172,21 @@ class Finetuner:
             head.inherit(self.heads[t - 1], torch.from_numpy(self.tree.parent_of(t)).to(self.device))
         return head
 
-    def _optimizer(self, head: ShortlistHead, total: int):
+    def _optimizer(self, head: ShortlistHead, total: int) -> list[tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]]:
+        """AdamW on the encoder and the head; with ``sparse_embeddings``, SparseAdam on the word
+        embeddings, whose gradient then holds only the rows of the batch's tokens (most of a
+        small encoder's parameters sit in that table, and a dense update of it costs every step)."""
         cfg = self.config
-        if cfg.freeze_embeddings:
-            self.encoder.transformer.get_input_embeddings().weight.requires_grad_(False)
-        encoder_params = [p for p in self.encoder.parameters() if p.requires_grad]
-        groups = [{"params": encoder_params, "lr": cfg.lr}, {"params": list(head.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-        return optimizer, _schedule(optimizer, cfg.warmup, total)
+        words = self.encoder.transformer.get_input_embeddings()
+        words.weight.requires_grad_(not cfg.freeze_embeddings)
+        sparse = cfg.sparse_embeddings and not cfg.freeze_embeddings and self.device.type == "cpu"
+        words.sparse = sparse
+        dense_params = [p for p in self.encoder.parameters() if p.requires_grad and not (sparse and p is words.weight)]
+        groups = [{"params": dense_params, "lr": cfg.lr}, {"params": list(head.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0}]
+        optimizers = [torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)]
+        if sparse:
+            optimizers.append(torch.optim.SparseAdam([words.weight], lr=cfg.lr))
+        return [(opt, _schedule(opt, cfg.warmup, total)) for opt in optimizers]
 
     def _train_level(self, t: int, tokens: TokenizedTexts, Ys: list[sp.csr_matrix], n_steps: int) -> None:
         cfg = self.config
@@ -186,7 +194,8 @@ class Finetuner:
         head = self._new_head(t)
         parent = self.heads[t - 1] if t else None
         shortlist = Shortlister(self.tree, t, Ys[t], Ys[t - 1] if t else None, cfg.negatives, cfg.matcher_top)
-        optimizer, scheduler = self._optimizer(head, n_steps)
+        optimizers = self._optimizer(head, n_steps)
+        params = [p for opt, _ in optimizers for g in opt.param_groups for p in g["params"]]
         self.encoder.train()
         batches = _batches(tokens, cfg, rng)
         losses, docs, started = [], 0, time.perf_counter()
@@ -198,10 +207,11 @@ class Finetuner:
                 step_loss += self._micro_step(tokens, rows, head, parent, shortlist) / cfg.grad_accum
                 docs += rows.size
             if cfg.clip:
-                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+                clip_grad_norm(params, cfg.clip)
+            for optimizer, scheduler in optimizers:
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
             losses.append(step_loss)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         seconds = time.perf_counter() - started
@@ -241,6 +251,28 @@ class Finetuner:
         dev = "  ".join(f"dev {k} {v:.2f}" for k, v in entry.dev.items())
         log.info("level %d (%d nodes): %d steps in %.0fs, %.1f docs/s, loss %.4f  %s", entry.level + 1, entry.n_nodes,
                  entry.steps, entry.seconds, entry.docs_per_second, entry.loss, dev)
+
+
+@torch.no_grad()
+def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> float:
+    """``torch.nn.utils.clip_grad_norm_`` that also takes sparse gradients (the embedding rows)."""
+    grads = []
+    for p in params:
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            grads.append((p.grad, p.grad.values()))
+        else:
+            grads.append((p.grad, p.grad))
+    if not grads:
+        return 0.0
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v.float()) for _, v in grads]))
+    scale = max_norm / (float(total) + 1e-6)
+    if scale < 1.0:
+        for g, _ in grads:
+            g.mul_(scale)
+    return float(total)
 
 
 def matcher_beam(level_scores: list[np.ndarray], tree: LabelTree, beam_size: int) -> sp.csr_matrix:

@@ -1,0 +1,135 @@
+"""Score-level ensembles of trained models over the same label set (PECOS's ``CsrEnsembler``).
+
+Members predict their own top-k; the union of their candidates is scored by combining the members'
+scores (a member that did not return a label contributes 0 for it), and the best ``top_k`` kept:
+
+- ``average``: mean of the raw scores;
+- ``rank_average``: mean of 1 / rank (robust to members with different score scales);
+- ``softmax_average``: mean of each member's scores softmax-normalised over its own top-k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from xmc._config import Config, Interval, Options, option
+from xmc.exceptions import ModelFormatError
+from xmc.models.base import XMCModel, model_class, read_manifest
+from xmc.utils.sparse import topk_per_row
+from xmc.utils.validation import check_k
+
+COMBINERS = ("average", "rank_average", "softmax_average")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnsembleConfig(Config):
+    combine: str = option("softmax_average", "how member scores are combined", Options(COMBINERS))
+    top_k: int = option(20, "labels returned per document", Interval(int, 1, None))
+    member_top_k: int = option(50, "labels each member contributes per document", Interval(int, 1, None))
+
+
+def _rank_scores(P: sp.csr_matrix) -> sp.csr_matrix:
+    """Each stored score replaced by 1 / (its rank in the row)."""
+    P = sp.csr_matrix(P, dtype=np.float32, copy=True)
+    for i in range(P.shape[0]):
+        lo, hi = P.indptr[i], P.indptr[i + 1]
+        order = np.argsort(-P.data[lo:hi], kind="stable")
+        ranks = np.empty(hi - lo, np.float32)
+        ranks[order] = np.arange(1, hi - lo + 1, dtype=np.float32)
+        P.data[lo:hi] = 1.0 / ranks
+    return P
+
+
+def _softmax_rows(P: sp.csr_matrix) -> sp.csr_matrix:
+    P = sp.csr_matrix(P, dtype=np.float32, copy=True)
+    for i in range(P.shape[0]):
+        lo, hi = P.indptr[i], P.indptr[i + 1]
+        if hi > lo:
+            e = np.exp(P.data[lo:hi] - P.data[lo:hi].max())
+            P.data[lo:hi] = e / e.sum()
+    return P
+
+
+def combine_scores(members: list[sp.csr_matrix], combine: str, top_k: int) -> sp.csr_matrix:
+    transform = {"average": lambda P: sp.csr_matrix(P, dtype=np.float32), "rank_average": _rank_scores,
+                 "softmax_average": _softmax_rows}[combine]
+    total = transform(members[0])
+    for P in members[1:]:
+        total = total + transform(P)
+    total = sp.csr_matrix(total / len(members), dtype=np.float32)
+    return topk_per_row(total, top_k)
+
+
+def reseeded(config: Config, offset: int) -> Config:
+    """``config`` with every nested ``seed`` field moved by ``offset`` (ensemble members differ in
+    their clustering, batch order and initialisation)."""
+    import dataclasses
+
+    changes = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, Config):
+            changes[f.name] = reseeded(value, offset)
+        elif f.name == "seed":
+            changes[f.name] = value + offset
+    return dataclasses.replace(config, **changes)
+
+
+class Ensemble(XMCModel):
+    """Members trained alike (different seeds or encoders) on the same labels, combined by score."""
+
+    method = "ensemble"
+    config_class = EnsembleConfig
+
+    def __init__(self, config: EnsembleConfig | None = None, members: list[XMCModel] | None = None):
+        super().__init__(config)
+        self.members_: list[XMCModel] | None = list(members) if members else None
+        if self.members_:
+            self.input_kind = self.members_[0].input_kind
+            if any(m.input_kind != self.input_kind for m in self.members_):
+                raise ValueError("ensemble members must all read the same input (texts or features)")
+
+    def fit(self, X, Y, **fit_options) -> Ensemble:
+        """Fit every member; a ``checkpoint_dir`` gets one subfolder per member."""
+        checkpoints = fit_options.pop("checkpoint_dir", None)
+        for i, member in enumerate(self.members_ or []):
+            extra = {"checkpoint_dir": Path(checkpoints) / f"member_{i}"} if checkpoints is not None else {}
+            member.fit(X, Y, **fit_options, **extra)
+        return self
+
+    def predict(self, X, *, top_k: int | None = None, beam_size: int | None = None) -> sp.csr_matrix:
+        self._check_fitted()
+        top_k = check_k(top_k or self.config.top_k, "top_k")
+        scores = [m.predict(X, top_k=max(top_k, self.config.member_top_k), beam_size=beam_size) for m in self.members_]
+        widths = {P.shape[1] for P in scores}
+        if len(widths) != 1:
+            raise ValueError(f"ensemble members disagree on the number of labels: {sorted(widths)}")
+        return combine_scores(scores, self.config.combine, top_k)
+
+    def _check_fitted(self) -> None:
+        if not self.members_:
+            from xmc.exceptions import NotFittedError
+
+            raise NotFittedError("this Ensemble has no members; give fitted models")
+        for m in self.members_:
+            m._check_fitted()
+
+    def _save_arrays(self, folder: Path) -> dict[str, Any]:
+        for i, member in enumerate(self.members_):
+            member.save(folder / f"member_{i}")
+        return {"n_members": len(self.members_), "input_kind": self.input_kind}
+
+    def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None:
+        members = []
+        for i in range(int(shapes["n_members"])):
+            sub = folder / f"member_{i}"
+            members.append(model_class(read_manifest(sub)["method"]).load(sub))
+        if not members:
+            raise ModelFormatError(f"{folder} is an ensemble without members")
+        self.members_ = members
+        self.input_kind = members[0].input_kind
