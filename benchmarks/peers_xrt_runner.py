@@ -5,7 +5,9 @@ import xmc.
     python peers_xrt_runner.py WORK OUT STEPS MAX_LEN ENCODER_FOLDER
 
 Writes ``OUT/pecos_xrt.json``: fine-tuning seconds and documents per second (steps x batch over
-the time spent inside ``TransformerMatcher.fine_tune_encoder``), level sizes, whole-train seconds.
+the time spent inside ``TransformerMatcher.fine_tune_encoder``, which also holds PECOS's per-level
+checkpoint save and reload), level sizes, whole-train seconds; and ``OUT/pecos_sub.npz``, its
+top-10 predictions for the dev texts (in the subset's label columns).
 """
 
 from __future__ import annotations
@@ -55,9 +57,21 @@ def main() -> None:
     model = XTransformer.train(MLProblemWithText(texts, Y, X_feat=X), clustering=chain, train_params=train_params,
                                pred_params=pred_params)
     total = time.perf_counter() - t0
+    dev_texts = (work / "X.dev.txt").read_text(encoding="utf-8").splitlines()
+    t1 = time.perf_counter()
+    P = model.predict(dev_texts, X_feat=sp.load_npz(work / "X.dev.npz").tocsr(), only_topk=10, use_gpu=False, batch_size=64)
+    predict_s = time.perf_counter() - t1
+    sp.save_npz(out / "pecos_sub.npz", sp.csr_matrix(P), compressed=False)
     levels = [int(c.shape[0]) for c in chain][: len(spent)]
     json.dump({"seconds": sum(spent), "per_level_seconds": spent, "docs_per_second": len(spent) * steps * BATCH / sum(spent),
-               "levels": levels, "train_s": total, "depth": model.depth}, open(out / "pecos_xrt.json", "w"))
+               "levels": levels, "train_s": total, "depth": model.depth,
+               "predict_ms_per_doc": 1000 * predict_s / len(dev_texts), "peak_rss_mb": resource_mb()}, open(out / "pecos_xrt.json", "w"))
+
+
+def resource_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # PECOS's parameter skeleton (`python -m pecos.xmc.xtransformer.train --generate-params-skeleton`)
@@ -74,7 +88,7 @@ SKELETON = {
                                  "learning_rate": 1e-4, "warmup_steps": 0, "num_train_epochs": 1000, "logging_steps": 10 ** 9,
                                  "save_steps": 10 ** 9, "use_gpu": False, "pre_tokenize": True},
         "ranker_params": {"hlm_args": {"neg_mining_chain": "tfn", "model_chain": {"threshold": 0.1}}},
-        "do_fine_tune": True, "only_encoder": True, "fix_clustering": True, "max_match_clusters": 32768,
+        "do_fine_tune": True, "only_encoder": False, "fix_clustering": False, "max_match_clusters": 32768,
     },
     "pred_params": {"matcher_params_chain": {"only_topk": 10, "post_processor": "l3-hinge", "ensemble_method": "transformer-only",
                                              "truncate_length": 32},

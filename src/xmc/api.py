@@ -31,7 +31,7 @@ from xmc.models.pipeline import load as load_any
 from xmc.utils.io import open_text
 
 log = logging.getLogger(__name__)
-DEFAULT_METHOD = "xr-linear"
+DEFAULT_METHOD = "xr-transformer"
 DEFAULT_DATASET = "EURLEX57K"
 
 

@@ -186,7 +186,12 @@ class XRTransformer(XMCModel):
         return tokens
 
     def _fingerprint(self, Y: sp.csr_matrix) -> dict[str, Any]:
-        return {"config": self.config.to_dict(), "n_docs": int(Y.shape[0]), "n_labels": int(Y.shape[1]),
+        """What a checkpoint must match to be resumed: the config (minus settings that do not change
+        the weights: device, threads, evaluation) and the training labels."""
+        config = self.config.to_dict()
+        for key in ("device", "threads", "eval_docs", "embed_batch_size"):
+            config["finetune"].pop(key)
+        return {"config": config, "n_docs": int(Y.shape[0]), "n_labels": int(Y.shape[1]),
                 "label_nnz": int(Y.nnz), "label_checksum": int(np.asarray(Y.indices, np.int64).sum() % 1_000_000_007),
                 "level_sizes": self.matcher_tree_.level_sizes}
 
