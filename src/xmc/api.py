@@ -61,7 +61,7 @@ def method_config(method: str, overrides: list[str] | tuple[str, ...] = ()) -> t
         return default.with_overrides(overrides), TfidfConfig()
     tfidf_sets = [s[len("tfidf."):] for s in overrides if s.startswith("tfidf.")]
     model_sets = [s for s in overrides if not s.startswith("tfidf.")]
-    return cls.default_config().with_overrides(model_sets), TfidfConfig().with_overrides(tfidf_sets)
+    return default.with_overrides(model_sets), TfidfConfig().with_overrides(tfidf_sets)
 
 
 def _default_eval_split(dataset: Dataset, train_split: str) -> str | None:
@@ -109,10 +109,9 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     if eval_split == "auto":
         eval_split = _default_eval_split(dataset, split)
     fit_options = dict(fit_options or {})
-    if model.input_kind == "texts" and eval_split is not None:
-        held_out = dataset.load(eval_split)
-        if held_out.texts is not None:
-            fit_options.setdefault("eval_set", (held_out.texts, vocab.encode(held_out.labels).Y))
+    held_out = dataset.load(eval_split) if eval_split is not None else None
+    if model.input_kind == "texts" and held_out is not None and held_out.texts is not None:
+        fit_options.setdefault("eval_set", (held_out.texts, vocab.encode(held_out.labels).Y))
     t0 = time.perf_counter()
     model.fit(inputs, Y, **fit_options)
     seconds["fit"] = time.perf_counter() - t0
@@ -123,7 +122,7 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
         result.path = pipeline.save(out)
     if eval_split is not None:
         t0 = time.perf_counter()
-        result.metrics = evaluate_split(pipeline, dataset.load(eval_split))
+        result.metrics = evaluate_split(pipeline, held_out)
         result.eval_split = eval_split
         seconds["evaluate"] = time.perf_counter() - t0
         if out is not None:

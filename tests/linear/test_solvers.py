@@ -7,8 +7,8 @@ import pytest
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
-
 from tests.conftest import random_problem
+
 from xmc.linear import LinearConfig, solve_binary, train_level
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from tests.conftest import random_problem
+
 from xmc.cli.main import main
 from xmc.models.ensemble import Ensemble, EnsembleConfig, combine_scores, reseeded
 from xmc.models.pipeline import load

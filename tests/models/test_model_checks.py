@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from tests.conftest import random_problem
+
 from xmc.exceptions import ModelFormatError, NotFittedError
 from xmc.models import method_names, model_class
 from xmc.models.pipeline import load
-
 
 METHODS = [name for name in method_names() if model_class(name).input_kind == "features"]
 

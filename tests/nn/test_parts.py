@@ -111,6 +111,7 @@ def test_head_scores_a_shortlist_like_the_full_product():
 @pytest.mark.slow
 def test_packaged_minilm_fine_tunes_a_few_steps(encoded_docs):
     from tests.nn.conftest import tiny_config
+
     from xmc.models.xr_transformer import XRTransformer
 
     texts, Y, dev_texts, _, _ = encoded_docs

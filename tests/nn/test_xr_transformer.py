@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-
 from tests.nn.conftest import tiny_config
+
 from xmc.exceptions import NotFittedError, XMCError
 from xmc.metrics import precision_at_k
 from xmc.models.pipeline import load

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from tests.conftest import random_problem
+
 from xmc.models.xr_linear import XRLinear, XRLinearConfig
 from xmc.search import combine_dense
 from xmc.search.beam import BeamConfig

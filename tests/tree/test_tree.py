@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from tests.conftest import random_problem
+
 from xmc.tree import LabelTree, TreeConfig, balanced_leaf_clusters, pifa
 
 

@@ -12,6 +12,7 @@ import sys
 
 from xmc import api
 from xmc.exceptions import XMCError
+from xmc.models.ensemble import COMBINERS
 
 EPILOG = """examples:
   xmc data info EURLEX57K
@@ -70,7 +71,7 @@ def _add_model_commands(sub, methods) -> None:
     ens = sub.add_parser("ensemble", help="combine trained models over the same labels into one model folder")
     ens.add_argument("--models", nargs="+", required=True, help="model folders written by `xmc train`")
     ens.add_argument("--out", required=True)
-    ens.add_argument("--combine", default="softmax_average", choices=["average", "rank_average", "softmax_average"])
+    ens.add_argument("--combine", default="softmax_average", choices=COMBINERS)
 
     config = sub.add_parser("config", help="print a method's default configuration as JSON")
     config.add_argument("method", choices=methods)

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmc._config import Config, Interval, Options, option
-from xmc.exceptions import ModelFormatError
+from xmc.exceptions import ModelFormatError, NotFittedError
 from xmc.models.base import XMCModel, model_class, read_manifest
 from xmc.utils.sparse import topk_per_row
 from xmc.utils.validation import check_k
@@ -33,25 +33,31 @@ class EnsembleConfig(Config):
     member_top_k: int = option(50, "labels each member contributes per document", Interval(int, 1, None))
 
 
+def _row_ids(P: sp.csr_matrix) -> np.ndarray:
+    return np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
+
+
 def _rank_scores(P: sp.csr_matrix) -> sp.csr_matrix:
-    """Each stored score replaced by 1 / (its rank in the row)."""
+    """Each stored score replaced by 1 / (its rank in the row), all rows at once."""
     P = sp.csr_matrix(P, dtype=np.float32, copy=True)
-    for i in range(P.shape[0]):
-        lo, hi = P.indptr[i], P.indptr[i + 1]
-        order = np.argsort(-P.data[lo:hi], kind="stable")
-        ranks = np.empty(hi - lo, np.float32)
-        ranks[order] = np.arange(1, hi - lo + 1, dtype=np.float32)
-        P.data[lo:hi] = 1.0 / ranks
+    rows = _row_ids(P)
+    order = np.lexsort((-P.data, rows))  # by row, then by descending score (stable on ties)
+    ranks = np.empty(P.nnz, np.float32)
+    ranks[order] = np.arange(P.nnz) - P.indptr[rows[order]] + 1
+    P.data = 1.0 / ranks
     return P
 
 
 def _softmax_rows(P: sp.csr_matrix) -> sp.csr_matrix:
+    """Stored scores softmax-normalised within each row, all rows at once."""
     P = sp.csr_matrix(P, dtype=np.float32, copy=True)
-    for i in range(P.shape[0]):
-        lo, hi = P.indptr[i], P.indptr[i + 1]
-        if hi > lo:
-            e = np.exp(P.data[lo:hi] - P.data[lo:hi].max())
-            P.data[lo:hi] = e / e.sum()
+    if P.nnz == 0:
+        return P
+    rows = _row_ids(P)
+    starts = P.indptr[:-1][np.diff(P.indptr) > 0]
+    segment = np.searchsorted(starts, P.indptr[rows])  # each entry's non-empty row
+    e = np.exp(P.data - np.maximum.reduceat(P.data, starts)[segment])
+    P.data = (e / np.add.reduceat(e, starts)[segment]).astype(np.float32)
     return P
 
 
@@ -113,8 +119,6 @@ class Ensemble(XMCModel):
 
     def _check_fitted(self) -> None:
         if not self.members_:
-            from xmc.exceptions import NotFittedError
-
             raise NotFittedError("this Ensemble has no members; give fitted models")
         for m in self.members_:
             m._check_fitted()

@@ -19,6 +19,7 @@ from xmc.models.base import XMCModel
 from xmc.search.beam import BeamConfig, ChunkedLevel, beam_search
 from xmc.tree.label_tree import LabelTree, TreeConfig
 from xmc.tree.pifa import pifa
+from xmc.utils.sparse import binarize
 from xmc.utils.validation import check_features, check_is_fitted, check_k, check_labels
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,6 @@ class XRLinearConfig(Config):
     tree: TreeConfig = field(default_factory=TreeConfig)
     ranker: LinearConfig = field(default_factory=LinearConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
-
-
-def _binary(M: sp.csr_matrix) -> sp.csr_matrix:
-    M = sp.csr_matrix(M, dtype=np.float32)
-    M.data[:] = 1.0
-    return M
 
 
 class XRLinear(XMCModel):
@@ -79,7 +74,7 @@ class XRLinear(XMCModel):
         self.weights_, self._levels = [], []
         t0 = time.perf_counter()
         for t in range(tree.depth):
-            Y_t = _binary(tree.project_labels(Y, t))
+            Y_t = binarize(tree.project_labels(Y, t))
             M = self._matching(X, Y, t)
             W = train_level(X, Y_t, M, tree.chain[t], self.config.ranker, desc=f"level {t + 1}/{tree.depth}")
             self.weights_.append(W)
@@ -93,12 +88,12 @@ class XRLinear(XMCModel):
         if t == 0:
             return sp.csr_matrix((np.ones(n, np.float32), np.zeros(n, np.int32), np.arange(n + 1)), shape=(n, 1))
         negatives = self.config.ranker.negatives
-        M = _binary(self.tree_.project_labels(Y, t - 1)) if "tfn" in negatives else None
+        M = binarize(self.tree_.project_labels(Y, t - 1)) if "tfn" in negatives else None
         if "man" in negatives:
             predicted = beam_search(X, self._levels, self.tree_.level_sizes, beam_size=self.config.beam.beam_size,
                                     top_k=self.config.beam.beam_size, post_processor=self.config.beam.post_processor,
                                     stop_level=t - 1)
-            M = _binary(predicted) if M is None else _binary(M + _binary(predicted))
+            M = binarize(predicted) if M is None else binarize(M + binarize(predicted))
         return M
 
     def predict(self, X, *, top_k: int | None = None, beam_size: int | None = None,

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
-from safetensors.torch import load_file, save_file
 
 from xmc._config import Config, Interval, option
 from xmc.exceptions import XMCError
@@ -37,7 +36,7 @@ from xmc.models.xr_linear import XRLinear, XRLinearConfig
 from xmc.nn.device import resolve_device
 from xmc.nn.embed import embed
 from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, quiet_transformers, resolve_encoder
-from xmc.nn.heads import ShortlistHead
+from xmc.nn.heads import ShortlistHead, load_heads, save_heads
 from xmc.nn.tokens import TokenizedTexts, tokenize
 from xmc.training.checkpoints import LevelCheckpoints
 from xmc.training.finetune import FinetuneConfig, Finetuner
@@ -124,8 +123,6 @@ class XRTransformer(XMCModel):
         texts = _check_texts(texts)
         Y = check_labels(Y, len(texts))
         cfg, seconds = self.config, {}
-        if cfg.finetune.threads:
-            torch.set_num_threads(cfg.finetune.threads)
         folder = resolve_encoder(cfg.encoder.name)
         self.tokenizer_, transformer = load_pretrained(folder, cfg.encoder.n_layers)
         self.encoder_ = TextEncoder(transformer, cfg.encoder.pooling)
@@ -224,10 +221,7 @@ class XRTransformer(XMCModel):
         with quiet_transformers():
             self.encoder_.transformer.save_pretrained(folder / "encoder")
             self.tokenizer_.save_pretrained(folder / "encoder")
-        heads = {}
-        for t, head in enumerate(self.heads_):
-            heads[f"{t}.weight"], heads[f"{t}.bias"] = head.weight.detach().cpu().contiguous(), head.bias.detach().cpu()
-        save_file(heads, str(folder / "heads.safetensors"))
+        save_heads(folder / "heads.safetensors", self.heads_)
         self.matcher_tree_.save(folder / "matcher_tree")
         self.ranker_.save(folder / "ranker")
         return {"n_labels": self.matcher_tree_.n_labels, "matcher_levels": self.matcher_tree_.level_sizes,
@@ -238,14 +232,7 @@ class XRTransformer(XMCModel):
         self.tokenizer_, transformer = load_pretrained(folder / "encoder")
         self.encoder_ = TextEncoder(transformer, self.config.encoder.pooling)
         self.matcher_tree_ = LabelTree.load(folder / "matcher_tree", len(shapes["matcher_levels"]))
-        heads = load_file(str(folder / "heads.safetensors"))
-        self.heads_ = []
-        for t in range(len(shapes["matcher_levels"])):
-            head = ShortlistHead(*heads[f"{t}.weight"].shape)
-            with torch.no_grad():
-                head.weight.copy_(heads[f"{t}.weight"])
-                head.bias.copy_(heads[f"{t}.bias"])
-            self.heads_.append(head)
+        self.heads_ = load_heads(folder / "heads.safetensors", len(shapes["matcher_levels"]))
         self.ranker_ = XRLinear.load(folder / "ranker")
         self.fit_seconds_ = shapes.get("fit_seconds", {})
         self.level_logs_ = shapes.get("level_logs", [])

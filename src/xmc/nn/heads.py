@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 LOSSES = ("squared_hinge", "bce")
@@ -32,6 +35,27 @@ class ShortlistHead(nn.Module):
         """Start every node from its parent's weights (the paper's ``inherit`` bootstrap)."""
         self.weight.copy_(parent.weight[parent_of])
         self.bias.copy_(parent.bias[parent_of])
+
+
+def save_heads(path: Path, heads: list[ShortlistHead]) -> None:
+    """Every level's head in one safetensors file (``"<level>.weight"``, ``"<level>.bias"``)."""
+    tensors = {}
+    for t, head in enumerate(heads):
+        tensors[f"{t}.weight"] = head.weight.detach().cpu().contiguous()
+        tensors[f"{t}.bias"] = head.bias.detach().cpu().contiguous()
+    save_file(tensors, str(path))
+
+
+def load_heads(path: Path, n_levels: int, device: torch.device | str = "cpu") -> list[ShortlistHead]:
+    tensors = load_file(str(path), device=str(device))
+    heads = []
+    for t in range(n_levels):
+        head = ShortlistHead(*tensors[f"{t}.weight"].shape).to(device)
+        with torch.no_grad():
+            head.weight.copy_(tensors[f"{t}.weight"])
+            head.bias.copy_(tensors[f"{t}.bias"])
+        heads.append(head)
+    return heads
 
 
 def shortlist_loss(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, loss: str,

@@ -19,7 +19,6 @@ from xmc.search.postprocess import POST_PROCESSORS, code, combine
 from xmc.utils.sparse import topk_per_row
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class BeamConfig(Config):
     """Prediction settings; saved with a model and overridable per call."""

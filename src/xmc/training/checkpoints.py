@@ -13,11 +13,10 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_model, save_model
 
 from xmc.exceptions import XMCError
-from xmc.nn.heads import ShortlistHead
+from xmc.nn.heads import load_heads, save_heads
 from xmc.utils.io import atomic_folder, read_json, write_json
 
 if TYPE_CHECKING:
@@ -39,10 +38,7 @@ class LevelCheckpoints:
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_folder(self.folder / f"level_{level}") as tmp:
             save_model(run.encoder, str(tmp / "encoder.safetensors"))
-            heads = {}
-            for t, head in enumerate(run.heads):
-                heads[f"{t}.weight"], heads[f"{t}.bias"] = head.weight.detach().cpu(), head.bias.detach().cpu()
-            save_file(heads, str(tmp / "heads.safetensors"))
+            save_heads(tmp / "heads.safetensors", run.heads)
             write_json(tmp / "state.json", {"level": level, "fingerprint": self.fingerprint,
                                             "logs": [dataclasses.asdict(e) for e in run.logs]})
         for older in self._levels():
@@ -64,14 +60,7 @@ class LevelCheckpoints:
             raise XMCError(f"the checkpoint in {path} belongs to a different run (config or data changed); "
                            "start afresh without --resume or use another --checkpoint-dir")
         load_model(run.encoder, str(path / "encoder.safetensors"), device=str(run.device))
-        heads = load_file(str(path / "heads.safetensors"), device=str(run.device))
-        run.heads = []
-        for t in range(state["level"] + 1):
-            head = ShortlistHead(*heads[f"{t}.weight"].shape).to(run.device)
-            with torch.no_grad():
-                head.weight.copy_(heads[f"{t}.weight"])
-                head.bias.copy_(heads[f"{t}.bias"])
-            run.heads.append(head)
+        run.heads = load_heads(path / "heads.safetensors", state["level"] + 1, run.device)
         run.logs = [LevelLog(**e) for e in state["logs"]]
         log.info("resuming after level %d from %s", state["level"] + 1, path)
         return state["level"] + 1

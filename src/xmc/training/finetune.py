@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,14 +24,16 @@ import torch
 
 from xmc._config import Config, Interval, Options, option
 from xmc.metrics.ranking import precision_at_k
+from xmc.nn.device import autocast, resolve_device
+from xmc.nn.embed import embed
 from xmc.nn.encoders import TextEncoder
 from xmc.nn.heads import LOSSES, ShortlistHead, shortlist_loss
 from xmc.nn.tokens import TokenizedTexts, bucketed_batches
+from xmc.search.postprocess import combine_dense
 from xmc.training.checkpoints import LevelCheckpoints
-from xmc.nn.device import autocast, resolve_device
-from xmc.nn.embed import embed
 from xmc.tree.label_tree import LabelTree
 from xmc.utils.progress import progress
+from xmc.utils.sparse import binarize
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class Finetuner:
         start = 0
         if self.checkpoints is not None:
             start = self.checkpoints.restore(self)
-        Ys = [_binary(self.tree.project_labels(Y, t)) for t in range(self.tree.depth)]
+        Ys = [binarize(self.tree.project_labels(Y, t)) for t in range(self.tree.depth)]
         steps = self.config.level_steps(self.tree.depth)
         for t in range(start, self.tree.depth):
             self._train_level(t, tokens, Ys, steps[t])
@@ -244,7 +245,7 @@ class Finetuner:
             x = torch.from_numpy(emb).to(self.device)
             level_scores = [self.heads[s](x).float().cpu().numpy() for s in range(t + 1)]
         ranked = matcher_beam(level_scores, self.tree, beam_size=10)
-        truth = _binary(self.tree.project_labels(Y[rows], t))
+        truth = binarize(self.tree.project_labels(Y[rows], t))
         return {f"P@{k}": 100 * float(precision_at_k(truth, ranked, k)) for k in (1, 3, 5) if k <= ranked.shape[1]}
 
     def _report(self, entry: LevelLog) -> None:
@@ -280,19 +281,13 @@ def matcher_beam(level_scores: list[np.ndarray], tree: LabelTree, beam_size: int
     its parent's times ``exp(-max(0, 1 - s)^3)`` (PECOS's l3-hinge), the beam keeps the best
     ``beam_size`` nodes per level. Returns CSR path scores of the last level's beam."""
     n = level_scores[0].shape[0]
-    path = np.exp(-np.maximum(0.0, 1.0 - level_scores[0]) ** 3)
+    path = combine_dense(level_scores[0], 1.0, "l3-hinge")
     for t in range(1, len(level_scores)):
         keep = np.argsort(-path, axis=1)[:, :beam_size]
         parent_score = np.zeros_like(path)
         np.put_along_axis(parent_score, keep, np.take_along_axis(path, keep, 1), 1)
-        path = parent_score[:, tree.parent_of(t)] * np.exp(-np.maximum(0.0, 1.0 - level_scores[t]) ** 3)
+        path = combine_dense(level_scores[t], parent_score[:, tree.parent_of(t)], "l3-hinge")
     k = min(beam_size, path.shape[1])
     top = np.argsort(-path, axis=1)[:, :k]
     values = np.take_along_axis(path, top, 1)
     return sp.csr_matrix((values.ravel().astype(np.float32), top.ravel(), np.arange(0, n * k + 1, k)), shape=path.shape)
-
-
-def _binary(M: sp.csr_matrix) -> sp.csr_matrix:
-    M = sp.csr_matrix(M, dtype=np.float32)
-    M.data[:] = 1.0
-    return M

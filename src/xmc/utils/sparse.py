@@ -16,6 +16,13 @@ def as_csr_f32(matrix) -> sp.csr_matrix:
     return out
 
 
+def binarize(matrix) -> sp.csr_matrix:
+    """CSR float32 copy with every stored entry set to 1 (counts become memberships)."""
+    out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    out.data[:] = 1.0
+    return out
+
+
 def l2_normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """Rows scaled to unit L2 norm (zero rows stay zero)."""
     matrix = as_csr_f32(matrix)
