@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 from tests.conftest import random_problem
 
-from xmc.linear import LinearConfig, solve_binary, train_level
+from xmc.linear import LinearConfig, solve_binary, solve_multi, train_level
 
 
 def _problem(seed):
@@ -59,3 +59,33 @@ def test_train_level_only_keeps_weights_above_threshold_and_routes_by_parent():
     w0 = solve_binary(X, Y[:, 0].toarray().ravel(), eps=0.1, max_iter=100)
     w0[:-1][np.abs(w0[:-1]) < 0.05] = 0
     np.testing.assert_allclose(W[:, 0].toarray().ravel(), w0, atol=1e-4)
+
+
+@pytest.mark.parametrize("loss", ["squared_hinge", "hinge", "logistic"])
+def test_children_trained_together_reach_each_ones_own_optimum(loss):
+    """A group shares its passes over the rows; each child must still solve its own problem."""
+    X, _ = _problem(3)
+    rng = np.random.default_rng(3)
+    masks = [rng.random(X.shape[0]) < p for p in (0.05, 0.3, 0.5, 0.8)]
+    tight = dict(loss=loss, eps=1e-9, max_iter=100_000)
+    together = solve_multi(X, masks, **tight)
+    for j, mask in enumerate(masks):
+        np.testing.assert_allclose(together[:, j], solve_binary(X, mask, **tight), atol=1e-5)
+
+
+def test_train_level_is_deterministic_and_independent_of_thread_count():
+    import numba
+
+    X, Y = random_problem(n=300, n_labels=70)
+    C = sp.csr_matrix((np.ones(70), np.arange(70) // 35, np.arange(71)), shape=(70, 2))  # 2 groups of 32 + 3
+    M = sp.csr_matrix(np.ones((300, 2), np.float32))
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = train_level(X, Y, M, C, LinearConfig())
+        numba.set_num_threads(before)
+        many = train_level(X, Y, M, C, LinearConfig())
+    finally:
+        numba.set_num_threads(before)
+    assert (one != many).nnz == 0
+    assert one.nnz > 70  # not just the biases

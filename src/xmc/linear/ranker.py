@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 import scipy.sparse as sp
+from numba.typed import List
 
 from xmc._config import Config, Interval, Options, option
-from xmc.linear.solvers import LOSSES, train_block
+from xmc.linear.solvers import LOSSES, row_norms_sq, train_group
 from xmc.utils.progress import progress
 
 log = logging.getLogger(__name__)
@@ -29,24 +32,80 @@ class LinearConfig(Config):
     seed: int = option(0, "seed of the coordinate order", Interval(int, 0, None))
 
 
-def _block_problem(X: sp.csr_matrix, Y_sub: sp.csc_matrix, used: np.ndarray):
-    """The rows ``X`` re-indexed to the features they use, plus each child's positive rows.
+GROUP_WIDTH = 32  # children trained together; wider groups stream more weights per pass than the caches hold
+MIN_GROUPS = 2  # a level with fewer groups than this trains one child per group, so threads have work
 
-    ``used`` is a reusable all-False marker array of ``n_features`` entries (a marker pass is
-    much cheaper than sorting the block's indices).
+
+def _block_problem(X: sp.csr_matrix, local: np.ndarray):
+    """The rows ``X`` re-indexed to the features they use, as the solver's arrays.
+
+    ``local`` is a reusable ``n_features`` int32 array of -1: it maps the block's features to
+    0..F-1 for one gather (much cheaper than sorting or searching the block's indices) and is
+    reset on the way out.
     """
-    used[X.indices] = True
-    feats = np.flatnonzero(used)
-    used[feats] = False
-    local = np.searchsorted(feats, X.indices).astype(np.int32)
-    return (
-        X.indptr.astype(np.int64),
-        local,
-        X.data.astype(np.float32),
-        feats,
-        Y_sub.indptr.astype(np.int64),
-        Y_sub.indices.astype(np.int64),
-    )
+    local[X.indices] = 0
+    feats = np.flatnonzero(local == 0)
+    local[feats] = np.arange(feats.size, dtype=np.int32)
+    indices = local[X.indices].view(np.uint32)  # unsigned: numba skips its negative-index check
+    local[feats] = -1
+    return X.indptr.astype(np.int64), indices, X.data.astype(np.float32), feats
+
+
+def _group_width(sizes: np.ndarray) -> int:
+    """GROUP_WIDTH, or one child per group on levels too small to give every thread a group
+    (one child runs on a register accumulator, the fastest path for big blocks).
+
+    It depends on the tree only, never on the thread count: the grouping fixes each child's random
+    stream, so a model is the same on any machine.
+    """
+    return GROUP_WIDTH if np.ceil(sizes / GROUP_WIDTH).sum() >= MIN_GROUPS else 1
+
+
+class _LevelTrainer:
+    """Prepares blocks on the calling thread while worker threads train their groups of children."""
+
+    def __init__(self, config: LinearConfig, n_features: int, n_threads: int):
+        self.config, self.n_features = config, n_features
+        self.pool = ThreadPoolExecutor(max_workers=n_threads)
+        self.max_pending = 2 * n_threads
+        self.pending: set = set()
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.n_unconverged = 0
+        self.w_proto = np.zeros(0, np.float32)
+
+    def submit(self, block, xsq, positives, children: np.ndarray, on_done) -> None:
+        indptr, indices, data, feats = block
+        c = self.config
+        future = self.pool.submit(
+            train_group, indptr, indices, data, xsq, feats.size, positives, c.Cp, c.Cn, c.bias, c.eps,
+            c.max_iter, LOSSES.index(c.loss), c.seed, int(children[0]), c.threshold, self.w_proto,
+        )
+        future.meta = (feats, children, on_done)
+        self.pending.add(future)
+        if len(self.pending) >= self.max_pending:
+            self._collect(FIRST_COMPLETED)
+
+    def _collect(self, how) -> None:
+        finished, self.pending = wait(self.pending, return_when=how)
+        for future in finished:
+            child, feature, value, iters = future.result()
+            feats, children, on_done = future.meta
+            self.n_unconverged += int((iters >= self.config.max_iter).sum())
+            self.rows.append(np.where(feature == feats.size, self.n_features, feats[np.minimum(feature, feats.size - 1)]))
+            self.cols.append(children[child])
+            self.vals.append(value)
+            on_done()
+
+    def finish(self, shape) -> sp.csc_matrix:
+        self._collect(ALL_COMPLETED)
+        self.pool.shutdown()
+        if not self.rows:
+            return sp.csc_matrix(shape, dtype=np.float32)
+        W = sp.csc_matrix((np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))), shape=shape)
+        W.sort_indices()
+        return W
 
 
 def train_level(X: sp.csr_matrix, Y_level: sp.csr_matrix, M: sp.csr_matrix, C: sp.csr_matrix,
@@ -59,40 +118,33 @@ def train_level(X: sp.csr_matrix, Y_level: sp.csr_matrix, M: sp.csr_matrix, C: s
     Y_level : (n_docs, n_nodes) which nodes of this level each doc is positive for.
     M : (n_docs, n_parents) matching: which parents route each doc (its negatives' pool).
     C : (n_nodes, n_parents) the level's cluster matrix.
+
+    Uses ``numba.get_num_threads()`` threads.
     """
     n_features = X.shape[1]
     children_of = sp.csc_matrix(C)
     routed = sp.csc_matrix(M)
     Y_level = sp.csr_matrix(Y_level)
-    rows, cols, vals = [], [], []
-    n_unconverged = 0
-    used = np.zeros(n_features, dtype=bool)
-    w_proto = np.zeros(0, np.float32)
-    for p in progress(range(C.shape[1]), desc=desc or "train level"):
-        children = children_of.indices[children_of.indptr[p] : children_of.indptr[p + 1]]
-        inst = np.sort(routed.indices[routed.indptr[p] : routed.indptr[p + 1]])
-        if children.size == 0 or inst.size == 0:
-            continue
-        X_sub = X[inst]
-        Y_sub = sp.csc_matrix(Y_level[inst][:, children])
-        indptr, indices, data, feats, pos_ptr, pos_idx = _block_problem(X_sub, Y_sub, used)
-        W, iters = train_block(
-            indptr, indices, data, feats.size, pos_ptr, pos_idx, config.Cp, config.Cn, config.bias,
-            config.eps, config.max_iter, LOSSES.index(config.loss), config.seed, w_proto,
-        )
-        n_unconverged += int((iters >= config.max_iter).sum())
-        W[:, :-1][np.abs(W[:, :-1]) < config.threshold] = 0.0
-        child_idx, feat_idx = np.nonzero(W)
-        rows.append(np.where(feat_idx == feats.size, n_features, feats[np.minimum(feat_idx, feats.size - 1)]))
-        cols.append(children[child_idx])
-        vals.append(W[child_idx, feat_idx])
-    if n_unconverged:
-        log.info("%s: %d rankers stopped at max_iter=%d", desc, n_unconverged, config.max_iter)
-    shape = (n_features + 1, C.shape[0])
-    if not rows:
-        return sp.csc_matrix(shape, dtype=np.float32)
-    W = sp.csc_matrix(
-        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))), shape=shape
-    )
-    W.sort_indices()
+    n_threads = nb.get_num_threads()
+    width = _group_width(np.diff(children_of.indptr))
+    trainer = _LevelTrainer(config, n_features, n_threads)
+    local = np.full(n_features, -1, dtype=np.int32)
+    with progress(total=C.shape[0], desc=desc or "train level", unit="node") as bar:
+        for p in range(C.shape[1]):
+            children = children_of.indices[children_of.indptr[p] : children_of.indptr[p + 1]]
+            inst = np.sort(routed.indices[routed.indptr[p] : routed.indptr[p + 1]])
+            if children.size == 0 or inst.size == 0:
+                bar.update(children.size)
+                continue
+            block = _block_problem(X[inst], local)
+            xsq = row_norms_sq(block[0], block[2], config.bias)
+            Y_sub = sp.csc_matrix(Y_level[inst][:, children])
+            for lo in range(0, children.size, width):
+                group = children[lo : lo + width]
+                positives = List([Y_sub.indices[Y_sub.indptr[j] : Y_sub.indptr[j + 1]].astype(np.int64)
+                                  for j in range(lo, lo + group.size)])
+                trainer.submit(block, xsq, positives, group, lambda n=group.size: bar.update(n))
+        W = trainer.finish((n_features + 1, C.shape[0]))
+    if trainer.n_unconverged:
+        log.info("%s: %d rankers stopped at max_iter=%d", desc, trainer.n_unconverged, config.max_iter)
     return W
