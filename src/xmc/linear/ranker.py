@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numba as nb
@@ -67,8 +67,8 @@ class _LevelTrainer:
     def __init__(self, config: LinearConfig, n_features: int, n_threads: int):
         self.config, self.n_features = config, n_features
         self.pool = ThreadPoolExecutor(max_workers=n_threads)
-        self.max_pending = 2 * n_threads
-        self.pending: set = set()
+        self.max_pending = 2 * n_threads  # bounds the prepared blocks held in memory
+        self.pending: dict[Future, tuple] = {}  # future -> (block features, children, on_done)
         self.rows: list[np.ndarray] = []
         self.cols: list[np.ndarray] = []
         self.vals: list[np.ndarray] = []
@@ -82,21 +82,23 @@ class _LevelTrainer:
             train_group, indptr, indices, data, xsq, feats.size, positives, c.Cp, c.Cn, c.bias, c.eps,
             c.max_iter, LOSSES.index(c.loss), c.seed, int(children[0]), c.threshold, self.w_proto,
         )
-        future.meta = (feats, children, on_done)
-        self.pending.add(future)
+        self.pending[future] = (feats, children, on_done)
         if len(self.pending) >= self.max_pending:
             self._collect(FIRST_COMPLETED)
 
     def _collect(self, how) -> None:
-        finished, self.pending = wait(self.pending, return_when=how)
+        finished, _ = wait(self.pending, return_when=how)
         for future in finished:
             child, feature, value, iters = future.result()
-            feats, children, on_done = future.meta
+            feats, children, on_done = self.pending.pop(future)
             self.n_unconverged += int((iters >= self.config.max_iter).sum())
             self.rows.append(np.where(feature == feats.size, self.n_features, feats[np.minimum(feature, feats.size - 1)]))
             self.cols.append(children[child])
             self.vals.append(value)
             on_done()
+
+    def abandon(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def finish(self, shape) -> sp.csc_matrix:
         self._collect(ALL_COMPLETED)
@@ -125,26 +127,34 @@ def train_level(X: sp.csr_matrix, Y_level: sp.csr_matrix, M: sp.csr_matrix, C: s
     children_of = sp.csc_matrix(C)
     routed = sp.csc_matrix(M)
     Y_level = sp.csr_matrix(Y_level)
-    n_threads = nb.get_num_threads()
-    width = _group_width(np.diff(children_of.indptr))
-    trainer = _LevelTrainer(config, n_features, n_threads)
-    local = np.full(n_features, -1, dtype=np.int32)
+    trainer = _LevelTrainer(config, n_features, nb.get_num_threads())
     with progress(total=C.shape[0], desc=desc or "train level", unit="node") as bar:
-        for p in range(C.shape[1]):
-            children = children_of.indices[children_of.indptr[p] : children_of.indptr[p + 1]]
-            inst = np.sort(routed.indices[routed.indptr[p] : routed.indptr[p + 1]])
-            if children.size == 0 or inst.size == 0:
-                bar.update(children.size)
-                continue
-            block = _block_problem(X[inst], local)
-            xsq = row_norms_sq(block[0], block[2], config.bias)
-            Y_sub = sp.csc_matrix(Y_level[inst][:, children])
-            for lo in range(0, children.size, width):
-                group = children[lo : lo + width]
-                positives = List([Y_sub.indices[Y_sub.indptr[j] : Y_sub.indptr[j + 1]].astype(np.int64)
-                                  for j in range(lo, lo + group.size)])
-                trainer.submit(block, xsq, positives, group, lambda n=group.size: bar.update(n))
+        try:
+            _submit_blocks(X, Y_level, children_of, routed, config, trainer, bar)
+        except BaseException:
+            trainer.abandon()
+            raise
         W = trainer.finish((n_features + 1, C.shape[0]))
     if trainer.n_unconverged:
         log.info("%s: %d rankers stopped at max_iter=%d", desc, trainer.n_unconverged, config.max_iter)
     return W
+
+
+def _submit_blocks(X, Y_level, children_of, routed, config, trainer, bar) -> None:
+    """Prepare each parent's block and hand its groups of children to the trainer."""
+    width = _group_width(np.diff(children_of.indptr))
+    local = np.full(X.shape[1], -1, dtype=np.int32)
+    for p in range(children_of.shape[1]):
+        children = children_of.indices[children_of.indptr[p] : children_of.indptr[p + 1]]
+        inst = np.sort(routed.indices[routed.indptr[p] : routed.indptr[p + 1]])
+        if children.size == 0 or inst.size == 0:
+            bar.update(children.size)
+            continue
+        block = _block_problem(X[inst], local)
+        xsq = row_norms_sq(block[0], block[2], config.bias)
+        Y_sub = sp.csc_matrix(Y_level[inst][:, children])
+        for lo in range(0, children.size, width):
+            group = children[lo : lo + width]
+            positives = List([Y_sub.indices[Y_sub.indptr[j] : Y_sub.indptr[j + 1]].astype(np.int64)
+                              for j in range(lo, lo + group.size)])
+            trainer.submit(block, xsq, positives, group, lambda n=group.size: bar.update(n))
