@@ -30,13 +30,13 @@ def _csr_from_lists(rows, n_labels):
     return sp.csr_matrix((np.asarray(val, np.float32), np.asarray(idx, np.int32), np.asarray(ptr)), shape=(len(rows), n_labels))
 
 
-def run_pecos(X, Y, Xt, tmp):
+def run_pecos(X, Y, Xt, tmp, seed=0):
     from pecos.xmc import Indexer, LabelEmbeddingFactory
     from pecos.xmc.xlinear.model import XLinearModel
 
     t0 = time.perf_counter()
     label_feat = LabelEmbeddingFactory.create(Y, X, method="pifa")
-    chain = Indexer.gen(label_feat, indexer_type="hierarchicalkmeans")  # defaults: 16 splits, leaves <= 100
+    chain = Indexer.gen(label_feat, indexer_type="hierarchicalkmeans", seed=seed)  # defaults: 16 splits, leaves <= 100
     model = XLinearModel.train(X, Y, C=chain)
     train_s = time.perf_counter() - t0
     model.save(f"{tmp}/pecos")
@@ -45,7 +45,7 @@ def run_pecos(X, Y, Xt, tmp):
     return train_s, predict, lambda i: predict(Xt[i])
 
 
-def run_omikuji(X, Y, Xt, tmp):
+def run_omikuji(X, Y, Xt, tmp, seed=0):
     import omikuji
 
     path = f"{tmp}/train.txt"
@@ -73,7 +73,7 @@ def run_omikuji(X, Y, Xt, tmp):
     return train_s, predict, one
 
 
-def run_napkinxc(X, Y, Xt, tmp):
+def run_napkinxc(X, Y, Xt, tmp, seed=0):
     from napkinxc.models import PLT
 
     labels = [Y.indices[Y.indptr[i]:Y.indptr[i + 1]].tolist() for i in range(Y.shape[0])]
@@ -90,6 +90,8 @@ def run_napkinxc(X, Y, Xt, tmp):
 
 def main():
     peer, work, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    seed = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    tag = "" if seed == 0 else f"_s{seed}"
     X = sp.load_npz(work / "X.trn.npz").tocsr().astype(np.float32)
     Y = sp.load_npz(work / "Y.trn.npz").tocsr().astype(np.float32)
     Xt = sp.load_npz(work / "X.dev.npz").tocsr().astype(np.float32)
@@ -97,7 +99,7 @@ def main():
         M.sort_indices()
     runner = {"pecos": run_pecos, "omikuji": run_omikuji, "napkinxc": run_napkinxc}[peer]
     with tempfile.TemporaryDirectory() as tmp:
-        train_s, predict, one = runner(X, Y, Xt, tmp)
+        train_s, predict, one = runner(X, Y, Xt, tmp, seed)
         predict(Xt[:50])  # warm-up
         t0 = time.perf_counter()
         P = sp.csr_matrix(predict(Xt))
@@ -107,10 +109,10 @@ def main():
             t0 = time.perf_counter()
             one(i % Xt.shape[0])
             lat.append(1000 * (time.perf_counter() - t0))
-    sp.save_npz(out / f"{peer}.npz", P)
+    sp.save_npz(out / f"{peer}{tag}.npz", P)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     json.dump({"train_s": train_s, "batch_ms_per_doc": batch_ms, "latency_ms_median": float(np.median(lat)),
-               "peak_rss_mb": rss}, open(out / f"{peer}.json", "w"))
+               "peak_rss_mb": rss}, open(out / f"{peer}{tag}.json", "w"))
 
 
 if __name__ == "__main__":
