@@ -92,7 +92,8 @@ class _LevelTrainer:
             child, feature, value, iters = future.result()
             feats, children, on_done = self.pending.pop(future)
             self.n_unconverged += int((iters >= self.config.max_iter).sum())
-            self.rows.append(np.where(feature == feats.size, self.n_features, feats[np.minimum(feature, feats.size - 1)]))
+            in_block = feats[np.minimum(feature, feats.size - 1)]
+            self.rows.append(np.where(feature == feats.size, self.n_features, in_block))
             self.cols.append(children[child])
             self.vals.append(value)
             on_done()
@@ -105,7 +106,8 @@ class _LevelTrainer:
         self.pool.shutdown()
         if not self.rows:
             return sp.csc_matrix(shape, dtype=np.float32)
-        W = sp.csc_matrix((np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))), shape=shape)
+        rows, cols = np.concatenate(self.rows), np.concatenate(self.cols)
+        W = sp.csc_matrix((np.concatenate(self.vals), (rows, cols)), shape=shape)
         W.sort_indices()
         return W
 

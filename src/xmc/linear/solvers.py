@@ -239,13 +239,15 @@ def train_group(indptr, indices, data, xsq, n_features, positives, Cp, Cn, bias,
             y = -np.ones(n)
             y[positives[c]] = 1.0
             w[:] = 0.0
-            iters[c] = _logistic(indptr, indices, data, xsq, y, Cp, Cn, bias, eps, max_iter, seed_state(seed, key + c), w)
+            state = seed_state(seed, key + c)
+            iters[c] = _logistic(indptr, indices, data, xsq, y, Cp, Cn, bias, eps, max_iter, state, w)
             W[:, c] = w
     else:
         y = -np.ones((n, G), np.int8)
         for c in range(G):
             y[positives[c], c] = 1
-        iters = _svc_group(indptr, indices, data, xsq, y, Cp, Cn, bias, eps, max_iter, loss == 1, seed_state(seed, key), W)
+        state = seed_state(seed, key)
+        iters = _svc_group(indptr, indices, data, xsq, y, Cp, Cn, bias, eps, max_iter, loss == 1, state, W)
     kept = 0
     for f in range(n_features):
         for c in range(G):
