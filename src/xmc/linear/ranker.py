@@ -48,7 +48,7 @@ def _block_problem(X: sp.csr_matrix, local: np.ndarray):
     local[feats] = np.arange(feats.size, dtype=np.int32)
     indices = local[X.indices].view(np.uint32)  # unsigned: numba skips its negative-index check
     local[feats] = -1
-    return X.indptr.astype(np.int64), indices, X.data.astype(np.float32), feats
+    return X.indptr.astype(np.int64), indices, X.data.astype(np.float32, copy=False), feats
 
 
 def _group_width(sizes: np.ndarray) -> int:
@@ -64,25 +64,25 @@ def _group_width(sizes: np.ndarray) -> int:
 class _LevelTrainer:
     """Prepares blocks on the calling thread while worker threads train their groups of children."""
 
-    def __init__(self, config: LinearConfig, n_features: int, n_threads: int):
-        self.config, self.n_features = config, n_features
+    def __init__(self, config: LinearConfig, n_features: int, n_threads: int, bar):
+        self.config, self.n_features, self.bar = config, n_features, bar
         self.pool = ThreadPoolExecutor(max_workers=n_threads)
         self.max_pending = 2 * n_threads  # bounds the prepared blocks held in memory
-        self.pending: dict[Future, tuple] = {}  # future -> (block features, children, on_done)
+        self.pending: dict[Future, tuple] = {}  # future -> (block features, children)
         self.rows: list[np.ndarray] = []
         self.cols: list[np.ndarray] = []
         self.vals: list[np.ndarray] = []
         self.n_unconverged = 0
         self.w_proto = np.zeros(0, np.float32)
 
-    def submit(self, block, xsq, positives, children: np.ndarray, on_done) -> None:
+    def submit(self, block, xsq, positives, children: np.ndarray) -> None:
         indptr, indices, data, feats = block
         c = self.config
         future = self.pool.submit(
             train_group, indptr, indices, data, xsq, feats.size, positives, c.Cp, c.Cn, c.bias, c.eps,
             c.max_iter, LOSSES.index(c.loss), c.seed, int(children[0]), c.threshold, self.w_proto,
         )
-        self.pending[future] = (feats, children, on_done)
+        self.pending[future] = (feats, children)
         if len(self.pending) >= self.max_pending:
             self._collect(FIRST_COMPLETED)
 
@@ -90,13 +90,13 @@ class _LevelTrainer:
         finished, _ = wait(self.pending, return_when=how)
         for future in finished:
             child, feature, value, iters = future.result()
-            feats, children, on_done = self.pending.pop(future)
+            feats, children = self.pending.pop(future)
             self.n_unconverged += int((iters >= self.config.max_iter).sum())
             in_block = feats[np.minimum(feature, feats.size - 1)]
             self.rows.append(np.where(feature == feats.size, self.n_features, in_block))
             self.cols.append(children[child])
             self.vals.append(value)
-            on_done()
+            self.bar.update(children.size)
 
     def abandon(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -129,10 +129,10 @@ def train_level(X: sp.csr_matrix, Y_level: sp.csr_matrix, M: sp.csr_matrix, C: s
     children_of = sp.csc_matrix(C)
     routed = sp.csc_matrix(M)
     Y_level = sp.csr_matrix(Y_level)
-    trainer = _LevelTrainer(config, n_features, nb.get_num_threads())
     with progress(total=C.shape[0], desc=desc or "train level", unit="node") as bar:
+        trainer = _LevelTrainer(config, n_features, nb.get_num_threads(), bar)
         try:
-            _submit_blocks(X, Y_level, children_of, routed, config, trainer, bar)
+            _submit_blocks(X, Y_level, children_of, routed, config, trainer)
         except BaseException:
             trainer.abandon()
             raise
@@ -142,7 +142,7 @@ def train_level(X: sp.csr_matrix, Y_level: sp.csr_matrix, M: sp.csr_matrix, C: s
     return W
 
 
-def _submit_blocks(X, Y_level, children_of, routed, config, trainer, bar) -> None:
+def _submit_blocks(X, Y_level, children_of, routed, config, trainer) -> None:
     """Prepare each parent's block and hand its groups of children to the trainer."""
     width = _group_width(np.diff(children_of.indptr))
     local = np.full(X.shape[1], -1, dtype=np.int32)
@@ -150,7 +150,7 @@ def _submit_blocks(X, Y_level, children_of, routed, config, trainer, bar) -> Non
         children = children_of.indices[children_of.indptr[p] : children_of.indptr[p + 1]]
         inst = np.sort(routed.indices[routed.indptr[p] : routed.indptr[p + 1]])
         if children.size == 0 or inst.size == 0:
-            bar.update(children.size)
+            trainer.bar.update(children.size)
             continue
         block = _block_problem(X[inst], local)
         xsq = row_norms_sq(block[0], block[2], config.bias)
@@ -159,4 +159,4 @@ def _submit_blocks(X, Y_level, children_of, routed, config, trainer, bar) -> Non
             group = children[lo : lo + width]
             positives = List([Y_sub.indices[Y_sub.indptr[j] : Y_sub.indptr[j + 1]].astype(np.int64)
                               for j in range(lo, lo + group.size)])
-            trainer.submit(block, xsq, positives, group, lambda n=group.size: bar.update(n))
+            trainer.submit(block, xsq, positives, group)

@@ -16,6 +16,8 @@ import math
 
 import numba as nb
 import numpy as np
+import scipy.sparse as sp
+from numba.typed import List
 
 from xmc.utils.rng import seed_state, shuffle
 
@@ -60,6 +62,7 @@ def _svc_group(indptr, indices, data, xsq, y, Cp, Cn, bias, eps, max_iter, l1, s
     pg_max, pg_min = np.empty(G), np.empty(G)
     margin, delta = np.empty(G, W.dtype), np.empty(G, W.dtype)
     index = np.arange(n)
+    w0 = W[:, 0]  # the single child's weights, for the one-child fast path
     n_done = 0
     it = 0
     while it < max_iter and n_done < G:
@@ -71,10 +74,7 @@ def _svc_group(indptr, indices, data, xsq, y, Cp, Cn, bias, eps, max_iter, l1, s
             if live[i] == 0:
                 continue
             if G == 1:  # a register accumulator: the array one below round-trips through memory
-                acc = bias * W[F, 0]
-                for k in range(indptr[i], indptr[i + 1]):
-                    acc += data[k] * W[indices[k], 0]
-                margin[0] = acc
+                margin[0] = _dot(w0, indptr, indices, data, i, F, bias)
             else:
                 for c in range(G):
                     margin[c] = bias * W[F, c]
@@ -117,10 +117,7 @@ def _svc_group(indptr, indices, data, xsq, y, Cp, Cn, bias, eps, max_iter, l1, s
                     delta[c] = (new - a) * y[i, c]
                     changed = True
             if changed and G == 1:
-                d0 = delta[0]
-                for k in range(indptr[i], indptr[i + 1]):
-                    W[indices[k], 0] += data[k] * d0
-                W[F, 0] += bias * d0
+                _axpy(w0, delta[0], indptr, indices, data, i, F, bias)
             elif changed:
                 for k in range(indptr[i], indptr[i + 1]):
                     f, v = indices[k], data[k]
@@ -278,9 +275,6 @@ def solve_multi(X, positives, *, loss: str = "squared_hinge", C: float = 1.0, Cn
                 bias: float = 1.0, eps: float = 0.1, max_iter: int = 100, seed: int = 0) -> np.ndarray:
     """Several binary problems on the same rows, trained together; ``positives`` holds one boolean
     mask per problem. Dense weights ``(n_features + 1, n_problems)`` in float64, bias last."""
-    import scipy.sparse as sp
-    from numba.typed import List
-
     X = sp.csr_matrix(X, dtype=np.float32)
     X.sort_indices()
     indptr, indices, data = X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data.astype(np.float64)
