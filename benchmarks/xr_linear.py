@@ -31,25 +31,28 @@ def _tag(seed: int) -> str:
     return "" if seed == 0 else f"_s{seed}"
 
 
-def run_xmc(work: Path, out: Path, seed: int = 0) -> None:
-    """Child process: train and time xmc's XR-Linear with its defaults (and tree seed ``seed``)."""
+def run_xmc(work: Path, out: Path, seed: int = 0, config=None, name: str | None = None) -> None:
+    """Child process: train and time xmc's XR-Linear with its defaults (and tree seed ``seed``), or
+    with ``config``; results go to ``{name}.npz/json`` (default ``xmc`` plus the seed's tag)."""
     from xmc.models.xr_linear import XRLinear, XRLinearConfig
     from xmc.tree.label_tree import TreeConfig
 
     X, Y, Xt = (sp.load_npz(work / f).tocsr() for f in ("X.trn.npz", "Y.trn.npz", "X.dev.npz"))
+    config = config or XRLinearConfig(tree=TreeConfig(seed=seed))
+    name = name or f"xmc{_tag(seed)}"
     t0 = time.perf_counter()
-    model = XRLinear(XRLinearConfig(tree=TreeConfig(seed=seed))).fit(X, Y)
+    model = XRLinear(config).fit(X, Y)
     train_s = time.perf_counter() - t0
     model.predict(Xt[:50], top_k=TOP_K)  # warm-up (numba kernels are cached after the first run)
     t0 = time.perf_counter()
     P = model.predict(Xt, top_k=TOP_K)
     batch_ms = 1000 * (time.perf_counter() - t0) / Xt.shape[0]
     latency = common.median_latency_ms(lambda i: model.predict(Xt[i], top_k=TOP_K), N_LATENCY, Xt.shape[0])
-    sp.save_npz(out / f"xmc{_tag(seed)}.npz", P)
+    sp.save_npz(out / f"{name}.npz", P)
     json.dump({"train_s": train_s, "batch_ms_per_doc": batch_ms, "latency_ms_median": latency,
                "peak_rss_mb": common.peak_rss_mb(), "stages": model.fit_seconds_,
                "level_sizes": model.tree_.level_sizes, "nnz": [int(W.nnz) for W in model.weights_]},
-              open(out / f"xmc{_tag(seed)}.json", "w"))
+              open(out / f"{name}.json", "w"))
 
 
 def _row(name, r, m, base):

@@ -4,6 +4,8 @@
 
 Part 1 (full data): xmc XR-Transformer with the config `xmc train --method xr-transformer` picks on
 this machine, and xmc XR-Linear on TF-IDF, each in its own process, EURLEX57K train -> dev.
+A control, XR-Linear on TF-IDF with the XR-Transformer ranker's settings, shows what the
+embeddings add on their own.
 Part 2 (fine-tuning throughput, a training subset): xmc and PECOS (libpecos 1.2.8 with
 transformers 4.46.3, in their own venv) fine-tune the same encoder folder (the packaged
 all-MiniLM-L6-v2, all 6 layers) with the same max sequence length, batch size and number of steps
@@ -28,6 +30,7 @@ import common  # noqa: E402
 
 TOP_K = 10
 XRT_VENV = common.WORK / "peers-xrt-venv"
+CONTROL = "xmc XR-Linear (TF-IDF, XR-Transformer's ranker settings)"
 XRT_PACKAGES = [["torch==2.13.0"], ["numpy<2", "scipy<1.14", "libpecos==1.2.8", "transformers==4.46.3"]]
 
 
@@ -121,7 +124,7 @@ def main() -> None:
     parser.add_argument("--pecos-docs", type=int, default=2000, help="training documents of the throughput comparison")
     parser.add_argument("--pecos-steps", type=int, default=20, help="fine-tuning steps per level in that comparison")
     parser.add_argument("--pecos-max-len", type=int, default=32)
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: xrt, linear, pecos")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: xrt, linear, control, pecos")
     parser.add_argument("--set", action="append", default=[], help="override of the xmc XR-Transformer config")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -144,6 +147,13 @@ def main() -> None:
         import xr_linear
 
         xr_linear.run_xmc(common.WORK / "xr_linear", out)
+    if "control" not in skip:
+        print("running xmc XR-Linear on TF-IDF with the XR-Transformer ranker's settings ...", flush=True)
+        import xr_linear
+        from xmc.models.xr_transformer import XRTransformer
+
+        ranker_config = XRTransformer.default_config().with_overrides(args.set).ranker
+        xr_linear.run_xmc(common.WORK / "xr_linear", out, config=ranker_config, name="xmc_control")
     if "pecos" not in skip:
         _subset(train, dev, vocab, args.pecos_docs, work)
         print("running xmc fine-tuning on the subset ...", flush=True)
@@ -170,6 +180,8 @@ def report(args, vocab, train, dev, out: Path) -> None:
         rows["xmc XR-Transformer (default CPU config)"] = (json.load(open(out / "xmc_xrt.json")), "xmc_xrt.npz")
     if (out / "xmc.json").exists():
         rows["xmc XR-Linear (TF-IDF)"] = (json.load(open(out / "xmc.json")), "xmc.npz")
+    if (out / "xmc_control.json").exists():
+        rows[CONTROL] = (json.load(open(out / "xmc_control.json")), "xmc_control.npz")
     metrics = {name: common.score_predictions(sp.load_npz(out / npz), vocab, train.labels, dev.labels)
                for name, (_, npz) in rows.items()}
     lines += ["| system | P@1 | P@3 | P@5 | nDCG@5 | PSP@5 | train s | predict ms/doc | peak RSS MB |",
@@ -188,7 +200,11 @@ def report(args, vocab, train, dev, out: Path) -> None:
                          f"{e['loss']:.4f} | {e['dev'].get('P@1', float('nan')):.2f} | {e['dev'].get('P@5', float('nan')):.2f} |")
         lines += ["", "Config: `" + json.dumps({k: xrt["config"][k] for k in ("encoder", "finetune")}) + "`"]
     lines += _throughput_lines(args, out, vocab, train, dev, common.WORK / "xr_transformer")
-    if len(metrics) == 2:
+    if CONTROL in metrics and xrt:
+        x, c = metrics["xmc XR-Transformer (default CPU config)"], metrics[CONTROL]
+        lines += ["", "What the fine-tuned embeddings add (XR-Transformer minus the control, same ranker settings): "
+                  + ", ".join(f"{k} {x[k] - c[k]:+.2f}" for k in ("P@1", "P@3", "P@5", "PSP@5"))]
+    if "xmc XR-Linear (TF-IDF)" in metrics and xrt:
         x, lin = metrics["xmc XR-Transformer (default CPU config)"], metrics["xmc XR-Linear (TF-IDF)"]
         checks = [("P@1 >= XR-Linear + 1.0", x["P@1"] >= lin["P@1"] + 1.0), ("P@5 >= XR-Linear + 1.5", x["P@5"] >= lin["P@5"] + 1.5),
                   ("training <= 20 minutes", xrt["train_s"] <= 1200)]
