@@ -11,7 +11,7 @@ from tests.nn.conftest import tiny_config
 from xmc.exceptions import NotFittedError, XMCError
 from xmc.metrics import precision_at_k
 from xmc.models.pipeline import load
-from xmc.models.xr_transformer import XRTransformer
+from xmc.models.xr_transformer import XRTransformer, _hstack
 
 
 def test_schedule_visits_every_level_coarse_to_fine(fitted_tiny):
@@ -37,6 +37,19 @@ def test_beats_the_most_frequent_labels_on_dev(fitted_tiny, encoded_docs):
 def test_ranker_sees_text_and_embedding_features(fitted_tiny):
     n_tfidf = fitted_tiny.tfidf_.n_features_
     assert fitted_tiny.ranker_.n_features_in_ == n_tfidf + fitted_tiny.encoder_.dim
+
+
+def test_ranker_input_balances_tfidf_and_embedding_blocks():
+    """PIFA re-clusters on this matrix too: raw pooled embeddings (norms near 5) must not outweigh TF-IDF."""
+    rng = np.random.default_rng(0)
+    X = sp.random(6, 20, density=0.4, format="csr", dtype=np.float32, random_state=0)
+    X = sp.csr_matrix(X / np.linalg.norm(X.toarray(), axis=1, keepdims=True))
+    emb = rng.normal(5.0, 1.0, size=(6, 4)).astype(np.float32)
+    for scale in (1.0, 0.5):
+        joined = _hstack(X, emb, scale)
+        np.testing.assert_allclose(np.linalg.norm(joined[:, :20].toarray(), axis=1), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(np.linalg.norm(joined[:, 20:].toarray(), axis=1), scale, rtol=1e-5)
+        np.testing.assert_allclose(joined[:, 20:].toarray() / scale, emb / np.linalg.norm(emb, axis=1, keepdims=True), rtol=1e-5)
 
 
 def test_heads_start_from_their_parents(tiny_bert, encoded_docs):

@@ -93,8 +93,9 @@ class _LevelTrainer:
             feats, children = self.pending.pop(future)
             self.n_unconverged += int((iters >= self.config.max_iter).sum())
             in_block = feats[np.minimum(feature, feats.size - 1)]
-            self.rows.append(np.where(feature == feats.size, self.n_features, in_block))
-            self.cols.append(children[child])
+            # 32-bit indices: the pruned weights of a level can run to tens of millions
+            self.rows.append(np.where(feature == feats.size, self.n_features, in_block).astype(np.int32))
+            self.cols.append(children[child].astype(np.int32))
             self.vals.append(value)
             self.bar.update(children.size)
 
@@ -106,10 +107,17 @@ class _LevelTrainer:
         self.pool.shutdown()
         if not self.rows:
             return sp.csc_matrix(shape, dtype=np.float32)
-        rows, cols = np.concatenate(self.rows), np.concatenate(self.cols)
-        W = sp.csc_matrix((np.concatenate(self.vals), (rows, cols)), shape=shape)
+        rows, cols, vals = (_concatenate_and_clear(parts) for parts in (self.rows, self.cols, self.vals))
+        W = sp.csc_matrix((vals, (rows, cols)), shape=shape)
         W.sort_indices()
         return W
+
+
+def _concatenate_and_clear(parts: list[np.ndarray]) -> np.ndarray:
+    """One array from ``parts``, emptying the list so the pieces are freed as soon as possible."""
+    whole = np.concatenate(parts)
+    parts.clear()
+    return whole
 
 
 def train_level(X: sp.csr_matrix, Y_level: sp.csr_matrix, M: sp.csr_matrix, C: sp.csr_matrix,

@@ -74,9 +74,10 @@ class ChunkedLevel:
         feat_ptr = np.searchsorted(par[starts], np.arange(n_parents + 1)).astype(np.int64)
         by_feature = sp.csr_matrix((v, (f, pos)), shape=(n_features, child_ids.size))
         by_feature.sort_indices()
-        return cls(child_ptr, child_ids, feat_ptr, feats, entry_ptr, local_of_pos[pos].astype(np.int64),
+        # per-weight arrays in 32 bits: a level can hold tens of millions of weights
+        return cls(child_ptr, child_ids, feat_ptr, feats, entry_ptr, local_of_pos[pos].astype(np.int32),
                    v.astype(np.float32), bias, by_feature.indptr.astype(np.int64),
-                   by_feature.indices.astype(np.int64), by_feature.data.astype(np.float32),
+                   by_feature.indices.astype(np.int32), by_feature.data.astype(np.float32),
                    parent_of_pos.astype(np.int64))
 
 
