@@ -9,7 +9,7 @@ from tests.conftest import random_problem
 
 from xmc.models.xr_linear import XRLinear, XRLinearConfig
 from xmc.search import combine_dense
-from xmc.search.beam import BeamConfig
+from xmc.search.beam import BeamConfig, ChunkedLevel
 from xmc.tree import TreeConfig
 
 
@@ -69,3 +69,34 @@ def test_narrow_beam_returns_top_k_per_row_sorted_subset(fitted):
 def test_beam_config_rejects_bad_values():
     with pytest.raises(ValueError):
         BeamConfig(top_k=0)
+
+
+def _rebuilt_from_chunks(level: ChunkedLevel, n_features: int) -> np.ndarray:
+    """Dense (n_features, n_grouped_children) from the parent chunks, read entry by entry."""
+    dense = np.zeros((n_features, level.child_ids.size), np.float32)
+    for parent in range(level.child_ptr.size - 1):
+        for k in range(level.feat_ptr[parent], level.feat_ptr[parent + 1]):
+            for e in range(level.entry_ptr[k], level.entry_ptr[k + 1]):
+                dense[level.feats[k], level.child_ptr[parent] + level.entry_child[e]] = level.entry_val[e]
+    return dense
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_chunked_level_holds_exactly_the_weights(seed):
+    rng = np.random.default_rng(seed)
+    n_features, n_nodes, n_parents = 30, 24, 5
+    W = sp.random(n_features + 1, n_nodes, density=0.3, format="csc", dtype=np.float32, random_state=seed)
+    if seed % 2:  # some nodes without a bias weight, and an empty column
+        W = sp.csc_matrix(W.multiply(np.r_[np.ones(n_features), 0.0][:, None]))
+        W[:, 3] = 0
+        W.eliminate_zeros()
+    parents = np.sort(np.r_[np.arange(n_parents), rng.integers(0, n_parents, n_nodes - n_parents)])
+    nodes = rng.permutation(n_nodes)  # children not in node-id order
+    C = sp.csr_matrix((np.ones(n_nodes, np.float32), (nodes, parents)), shape=(n_nodes, n_parents))
+    level = ChunkedLevel.build(W, C, bias_value=2.0)
+    expected = W.toarray()[:, level.child_ids]
+    np.testing.assert_array_equal(_rebuilt_from_chunks(level, n_features), expected[:n_features])
+    by_feature = sp.csr_matrix((level.row_val, level.row_pos, level.row_ptr), shape=(n_features, n_nodes))
+    np.testing.assert_array_equal(by_feature.toarray(), expected[:n_features])
+    np.testing.assert_array_equal(level.bias, 2.0 * expected[n_features])
+    assert level.entry_child.dtype == level.row_pos.dtype == np.int32

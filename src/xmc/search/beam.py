@@ -49,7 +49,11 @@ class ChunkedLevel:
 
     @classmethod
     def build(cls, W: sp.csc_matrix, C: sp.csr_matrix, bias_value: float) -> ChunkedLevel:
-        """From ``W`` ``(n_features + 1, n_nodes)`` (last row bias) and ``C`` ``(n_nodes, n_parents)``."""
+        """From ``W`` ``(n_features + 1, n_nodes)`` (last row bias) and ``C`` ``(n_nodes, n_parents)``.
+
+        Per-weight arrays are 32-bit and built with one sort, because a level can hold tens of
+        millions of weights: the transient memory is what bounds the threshold a user can afford.
+        """
         W = sp.csc_matrix(W, dtype=np.float32)
         n_features = W.shape[0] - 1
         Cc = sp.csc_matrix(C)
@@ -57,28 +61,49 @@ class ChunkedLevel:
         child_ids = Cc.indices.astype(np.int64)
         n_parents = Cc.shape[1]
         parent_of_pos = np.repeat(np.arange(n_parents), np.diff(child_ptr))
-        local_of_pos = np.arange(child_ids.size) - child_ptr[parent_of_pos]
-        Wg = W[:, child_ids].tocoo()  # columns in grouped order
-        bias = np.zeros(child_ids.size, np.float32)
-        is_bias = Wg.row == n_features
-        bias[Wg.col[is_bias]] = Wg.data[is_bias] * bias_value
-        f, pos, v = Wg.row[~is_bias], Wg.col[~is_bias], Wg.data[~is_bias]
-        par = parent_of_pos[pos]
-        order = np.lexsort((pos, f, par))
-        f, pos, v, par = f[order], pos[order], v[order], par[order]
-        key_change = np.ones(f.size, dtype=bool)
-        key_change[1:] = (f[1:] != f[:-1]) | (par[1:] != par[:-1])
-        starts = np.flatnonzero(key_change)
-        feats = f[starts].astype(np.int64)
-        entry_ptr = np.append(starts, f.size).astype(np.int64)
-        feat_ptr = np.searchsorted(par[starts], np.arange(n_parents + 1)).astype(np.int64)
-        by_feature = sp.csr_matrix((v, (f, pos)), shape=(n_features, child_ids.size))
+        local_of_pos = (np.arange(child_ids.size) - child_ptr[parent_of_pos]).astype(np.int32)
+        weights, bias = _split_bias(W[:, child_ids], n_features, bias_value)  # columns in grouped order
+        by_feature = weights.tocsr()
         by_feature.sort_indices()
-        # per-weight arrays in 32 bits: a level can hold tens of millions of weights
-        return cls(child_ptr, child_ids, feat_ptr, feats, entry_ptr, local_of_pos[pos].astype(np.int32),
-                   v.astype(np.float32), bias, by_feature.indptr.astype(np.int64),
-                   by_feature.indices.astype(np.int32), by_feature.data.astype(np.float32),
-                   parent_of_pos.astype(np.int64))
+        feat_ptr, feats, entry_ptr, entry_child, entry_val = _chunks(weights, parent_of_pos, local_of_pos, n_parents)
+        return cls(child_ptr, child_ids, feat_ptr, feats, entry_ptr, entry_child, entry_val, bias,
+                   by_feature.indptr.astype(np.int64), by_feature.indices.astype(np.int32),
+                   by_feature.data.astype(np.float32, copy=False), parent_of_pos.astype(np.int64))
+
+
+def _split_bias(Wg: sp.csc_matrix, n_features: int, bias_value: float) -> tuple[sp.csc_matrix, np.ndarray]:
+    """The feature rows of ``Wg`` and its last (bias) row as a dense vector times ``bias_value``."""
+    Wg.sum_duplicates()  # sorts each column's rows, so a bias weight is its column's last entry
+    counts = np.diff(Wg.indptr)
+    last = np.maximum(Wg.indptr[1:] - 1, 0)
+    has_bias = (counts > 0) & (Wg.indices[last] == n_features) if Wg.nnz else np.zeros(counts.size, bool)
+    bias = np.zeros(Wg.shape[1], np.float32)
+    bias[has_bias] = Wg.data[last[has_bias]] * np.float32(bias_value)
+    keep = Wg.indices != n_features
+    indptr = np.concatenate([[0], np.cumsum(counts - has_bias)])
+    return sp.csc_matrix((Wg.data[keep], Wg.indices[keep], indptr), shape=(n_features, Wg.shape[1])), bias
+
+
+def _chunks(weights: sp.csc_matrix, parent_of_pos, local_of_pos, n_parents: int):
+    """Entries ordered by (parent, feature, child position): one stable sort on a combined key
+    (the CSC order already has positions ascending, and features ascending within one)."""
+    n_features = weights.shape[0]
+    pos = np.repeat(np.arange(weights.shape[1], dtype=np.int32), np.diff(weights.indptr))
+    key = parent_of_pos[pos].astype(np.int64) * n_features + weights.indices
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    entry_child = local_of_pos[pos[order]]
+    del pos
+    entry_val = weights.data[order].astype(np.float32, copy=False)
+    del order
+    change = np.ones(key.size, dtype=bool)
+    change[1:] = key[1:] != key[:-1]
+    starts = np.flatnonzero(change)
+    first_keys = key[starts]
+    feats = (first_keys % n_features).astype(np.int64)
+    feat_ptr = np.searchsorted(first_keys // n_features, np.arange(n_parents + 1)).astype(np.int64)
+    entry_ptr = np.append(starts, key.size).astype(np.int64)
+    return feat_ptr, feats, entry_ptr, entry_child, entry_val
 
 
 @nb.njit(cache=True, inline="always")
