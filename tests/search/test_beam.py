@@ -87,8 +87,9 @@ def test_chunked_level_holds_exactly_the_weights(seed):
     n_features, n_nodes, n_parents = 30, 24, 5
     W = sp.random(n_features + 1, n_nodes, density=0.3, format="csc", dtype=np.float32, random_state=seed)
     if seed % 2:  # some nodes without a bias weight, and an empty column
-        W = sp.csc_matrix(W.multiply(np.r_[np.ones(n_features), 0.0][:, None]))
-        W[:, 3] = 0
+        keep_rows, keep_cols = np.r_[np.ones(n_features), 0.0], np.ones(n_nodes)
+        keep_cols[3] = 0
+        W = sp.csc_matrix(W.multiply(keep_rows[:, None]).multiply(keep_cols[None, :]), dtype=np.float32)
         W.eliminate_zeros()
     parents = np.sort(np.r_[np.arange(n_parents), rng.integers(0, n_parents, n_nodes - n_parents)])
     nodes = rng.permutation(n_nodes)  # children not in node-id order
