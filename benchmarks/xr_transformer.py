@@ -3,9 +3,9 @@
     python benchmarks/xr_transformer.py [--data EURLEX57K] [--pecos-docs 2000] [--pecos-steps 20]
 
 Part 1 (full data): xmc XR-Transformer with the config `xmc train --method xr-transformer` picks on
-this machine, and xmc XR-Linear on TF-IDF, each in its own process, EURLEX57K train -> dev.
-A control, XR-Linear on TF-IDF with the XR-Transformer ranker's settings, shows what the
-embeddings add on their own.
+this machine, xmc XR-Linear on TF-IDF, and a control (XR-Linear on TF-IDF with the
+XR-Transformer ranker's settings, which shows what the embeddings add on their own), each in its
+own process, EURLEX57K train -> dev.
 Part 2 (fine-tuning throughput, a training subset): xmc and PECOS (libpecos 1.2.8 with
 transformers 4.46.3, in their own venv) fine-tune the same encoder folder (the packaged
 all-MiniLM-L6-v2, all 6 layers) with the same max sequence length, batch size and number of steps
@@ -27,9 +27,12 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import xr_linear  # noqa: E402
 
 TOP_K = 10
 XRT_VENV = common.WORK / "peers-xrt-venv"
+XRT = "xmc XR-Transformer (default CPU config)"
+LINEAR = "xmc XR-Linear (TF-IDF)"
 CONTROL = "xmc XR-Linear (TF-IDF, XR-Transformer's ranker settings)"
 XRT_PACKAGES = [["torch==2.13.0"], ["numpy<2", "scipy<1.14", "libpecos==1.2.8", "transformers==4.46.3"]]
 
@@ -54,6 +57,14 @@ def run_xmc_xrt(data: str, out: Path, overrides: list[str]) -> None:
     json.dump({"train_s": train_s, "predict_ms_per_doc": 1000 * predict_s / len(dev), "stages": model.fit_seconds_,
                "levels": model.level_logs_, "config": config.to_dict(), "peak_rss_mb": common.peak_rss_mb()},
               open(out / "xmc_xrt.json", "w"))
+
+
+def run_control(out: Path, overrides: list[str]) -> None:
+    """Child process: XR-Linear on TF-IDF alone with the default XR-Transformer's ranker config."""
+    from xmc.models.xr_transformer import XRTransformer
+
+    ranker_config = XRTransformer.default_config().with_overrides(overrides).ranker
+    xr_linear.run_xmc(common.WORK / "xr_linear", out, config=ranker_config, name="xmc_control")
 
 
 def run_xmc_finetune(work: Path, out: Path, steps: int, max_len: int) -> None:
@@ -133,6 +144,10 @@ def main() -> None:
         kind = args.child[0]
         if kind == "xrt":
             return run_xmc_xrt(args.data, out, args.set)
+        if kind == "linear":
+            return xr_linear.run_xmc(common.WORK / "xr_linear", out)
+        if kind == "control":
+            return run_control(out, args.set)
         return run_xmc_finetune(work, out, args.pecos_steps, args.pecos_max_len)
     out.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
@@ -144,16 +159,10 @@ def main() -> None:
         subprocess.run([*me, "--child", "xrt"], check=True)
     if "linear" not in skip:
         print("running xmc XR-Linear on TF-IDF ...", flush=True)
-        import xr_linear
-
-        xr_linear.run_xmc(common.WORK / "xr_linear", out)
+        subprocess.run([*me, "--child", "linear"], check=True)
     if "control" not in skip:
         print("running xmc XR-Linear on TF-IDF with the XR-Transformer ranker's settings ...", flush=True)
-        import xr_linear
-        from xmc.models.xr_transformer import XRTransformer
-
-        ranker_config = XRTransformer.default_config().with_overrides(args.set).ranker
-        xr_linear.run_xmc(common.WORK / "xr_linear", out, config=ranker_config, name="xmc_control")
+        subprocess.run([*me, "--child", "control"], check=True)
     if "pecos" not in skip:
         _subset(train, dev, vocab, args.pecos_docs, work)
         print("running xmc fine-tuning on the subset ...", flush=True)
@@ -177,9 +186,9 @@ def report(args, vocab, train, dev, out: Path) -> None:
              "PSP with A=0.55, B=1.5; top-10 predictions.", ""]
     rows = {}
     if (out / "xmc_xrt.json").exists():
-        rows["xmc XR-Transformer (default CPU config)"] = (json.load(open(out / "xmc_xrt.json")), "xmc_xrt.npz")
+        rows[XRT] = (json.load(open(out / "xmc_xrt.json")), "xmc_xrt.npz")
     if (out / "xmc.json").exists():
-        rows["xmc XR-Linear (TF-IDF)"] = (json.load(open(out / "xmc.json")), "xmc.npz")
+        rows[LINEAR] = (json.load(open(out / "xmc.json")), "xmc.npz")
     if (out / "xmc_control.json").exists():
         rows[CONTROL] = (json.load(open(out / "xmc_control.json")), "xmc_control.npz")
     metrics = {name: common.score_predictions(sp.load_npz(out / npz), vocab, train.labels, dev.labels)
@@ -191,7 +200,7 @@ def report(args, vocab, train, dev, out: Path) -> None:
         pred = r.get("predict_ms_per_doc", r.get("batch_ms_per_doc"))
         lines.append(f"| {name} | {_pct(m, 'P@1')} | {_pct(m, 'P@3')} | {_pct(m, 'P@5')} | {_pct(m, 'nDCG@5')} | "
                      f"{_pct(m, 'PSP@5')} | {r['train_s']:.0f} | {pred:.2f} | {r['peak_rss_mb']:.0f} |")
-    xrt = rows.get("xmc XR-Transformer (default CPU config)", (None,))[0]
+    xrt = rows.get(XRT, (None,))[0]
     if xrt:
         lines += ["", "XR-Transformer stages (s): " + ", ".join(f"{k} {v:.0f}" for k, v in xrt["stages"].items()), "",
                   "| level | nodes | steps | seconds | docs/s | loss | dev P@1 (matcher beam) | dev P@5 |", "|---|---|---|---|---|---|---|---|"]
@@ -201,11 +210,11 @@ def report(args, vocab, train, dev, out: Path) -> None:
         lines += ["", "Config: `" + json.dumps({k: xrt["config"][k] for k in ("encoder", "finetune")}) + "`"]
     lines += _throughput_lines(args, out, vocab, train, dev, common.WORK / "xr_transformer")
     if CONTROL in metrics and xrt:
-        x, c = metrics["xmc XR-Transformer (default CPU config)"], metrics[CONTROL]
+        x, c = metrics[XRT], metrics[CONTROL]
         lines += ["", "What the fine-tuned embeddings add (XR-Transformer minus the control, same ranker settings): "
                   + ", ".join(f"{k} {x[k] - c[k]:+.2f}" for k in ("P@1", "P@3", "P@5", "PSP@5"))]
-    if "xmc XR-Linear (TF-IDF)" in metrics and xrt:
-        x, lin = metrics["xmc XR-Transformer (default CPU config)"], metrics["xmc XR-Linear (TF-IDF)"]
+    if LINEAR in metrics and xrt:
+        x, lin = metrics[XRT], metrics[LINEAR]
         checks = [("P@1 >= XR-Linear + 1.0", x["P@1"] >= lin["P@1"] + 1.0), ("P@5 >= XR-Linear + 1.5", x["P@5"] >= lin["P@5"] + 1.5),
                   ("training <= 20 minutes", xrt["train_s"] <= 1200)]
         lines += ["", "Targets:", ""] + [f"- {'met' if ok else 'MISSED'}: {name}" for name, ok in checks]

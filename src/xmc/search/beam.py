@@ -68,20 +68,15 @@ class ChunkedLevel:
         feat_ptr, feats, entry_ptr, entry_child, entry_val = _chunks(weights, parent_of_pos, local_of_pos, n_parents)
         return cls(child_ptr, child_ids, feat_ptr, feats, entry_ptr, entry_child, entry_val, bias,
                    by_feature.indptr.astype(np.int64), by_feature.indices.astype(np.int32),
-                   by_feature.data.astype(np.float32, copy=False), parent_of_pos.astype(np.int64))
+                   by_feature.data, parent_of_pos.astype(np.int64))
 
 
 def _split_bias(Wg: sp.csc_matrix, n_features: int, bias_value: float) -> tuple[sp.csc_matrix, np.ndarray]:
     """The feature rows of ``Wg`` and its last (bias) row as a dense vector times ``bias_value``."""
-    Wg.sum_duplicates()  # sorts each column's rows, so a bias weight is its column's last entry
-    counts = np.diff(Wg.indptr)
-    last = np.maximum(Wg.indptr[1:] - 1, 0)
-    has_bias = (counts > 0) & (Wg.indices[last] == n_features) if Wg.nnz else np.zeros(counts.size, bool)
-    bias = np.zeros(Wg.shape[1], np.float32)
-    bias[has_bias] = Wg.data[last[has_bias]] * np.float32(bias_value)
-    keep = Wg.indices != n_features
-    indptr = np.concatenate([[0], np.cumsum(counts - has_bias)])
-    return sp.csc_matrix((Wg.data[keep], Wg.indices[keep], indptr), shape=(n_features, Wg.shape[1])), bias
+    bias = (Wg[n_features].toarray().ravel() * bias_value).astype(np.float32)
+    weights = Wg[:n_features]
+    weights.sort_indices()
+    return weights, bias
 
 
 def _chunks(weights: sp.csc_matrix, parent_of_pos, local_of_pos, n_parents: int):
@@ -94,7 +89,7 @@ def _chunks(weights: sp.csc_matrix, parent_of_pos, local_of_pos, n_parents: int)
     key = key[order]
     entry_child = local_of_pos[pos[order]]
     del pos
-    entry_val = weights.data[order].astype(np.float32, copy=False)
+    entry_val = weights.data[order]
     del order
     change = np.ones(key.size, dtype=bool)
     change[1:] = key[1:] != key[:-1]
