@@ -12,6 +12,7 @@ from xmc.exceptions import NotFittedError, XMCError
 from xmc.metrics import precision_at_k
 from xmc.models.pipeline import load
 from xmc.models.xr_transformer import XRTransformer, _hstack
+from xmc.nn.encoders import load_pretrained
 
 
 def test_schedule_visits_every_level_coarse_to_fine(fitted_tiny):
@@ -61,6 +62,42 @@ def test_heads_start_from_their_parents(tiny_bert, encoded_docs):
     for t in range(1, tree.depth):  # zero steps below the top: every node still holds its parent's row
         parent = model.heads_[t - 1].weight.detach()[torch.from_numpy(tree.parent_of(t))]
         torch.testing.assert_close(model.heads_[t].weight.detach(), parent, rtol=0, atol=0)
+
+
+def test_learning_rates_and_warmup_are_per_level(tiny_bert, encoded_docs):
+    """Level 1 trains at its rates; below it a rate of 0 (the last value repeats) must leave the
+    encoder as level 1 left it and every head on its parent's rows."""
+    texts, Y, *_ = encoded_docs
+    snapshots = []
+    config = tiny_config(tiny_bert, steps=(6, 4), lr=(1e-3, 0.0), head_lr=(1e-2, 0.0), warmup=(2, 1), eval_docs=0)
+    model = XRTransformer(config)
+    model.fit(texts, Y, on_level_end=lambda t: snapshots.append(
+        {k: v.detach().clone() for k, v in model.encoder_.state_dict().items()}))
+    assert len(snapshots) == model.matcher_tree_.depth >= 3
+    after_top = snapshots[0]
+    pretrained = load_pretrained(tiny_bert)[1].state_dict()
+    assert any(not torch.equal(after_top["transformer." + k], v) for k, v in pretrained.items())
+    for later in snapshots[1:]:
+        for name, value in later.items():
+            torch.testing.assert_close(value, after_top[name], rtol=0, atol=0, msg=name)
+    tree = model.matcher_tree_
+    for t in range(1, tree.depth):
+        parent = model.heads_[t - 1].weight.detach()[torch.from_numpy(tree.parent_of(t))]
+        torch.testing.assert_close(model.heads_[t].weight.detach(), parent, rtol=0, atol=0)
+
+
+def test_per_level_options_need_a_value():
+    from xmc.exceptions import InvalidConfigError
+    from xmc.training.finetune import FinetuneConfig
+
+    config = FinetuneConfig(lr=(1e-4, 5e-5), warmup=(10,))
+    assert [config.at_level("lr", t) for t in range(3)] == [1e-4, 5e-5, 5e-5]
+    assert config.at_level("warmup", 2) == 10 and config.at_level("head_lr", 5) == config.head_lr
+    assert FinetuneConfig().with_overrides(["lr=[0.001,0.0001]"]).lr == (0.001, 0.0001)
+    with pytest.raises(InvalidConfigError, match="lr"):
+        FinetuneConfig(lr=())
+    with pytest.raises(InvalidConfigError, match="warmup"):
+        FinetuneConfig(warmup=(10, -1))
 
 
 def test_resume_after_an_interrupted_level_gives_the_same_weights(tiny_bert, encoded_docs, tmp_path):

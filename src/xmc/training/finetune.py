@@ -23,6 +23,7 @@ import scipy.sparse as sp
 import torch
 
 from xmc._config import Config, Interval, Options, option
+from xmc.exceptions import InvalidConfigError
 from xmc.metrics.ranking import precision_at_k
 from xmc.nn.device import autocast, resolve_device
 from xmc.nn.embed import embed
@@ -44,9 +45,12 @@ class FinetuneConfig(Config):
                                     Interval(int, 0, None))
     batch_size: int = option(32, "documents per optimiser step (before accumulation)", Interval(int, 1, None))
     grad_accum: int = option(1, "micro-batches accumulated into one step", Interval(int, 1, None))
-    lr: float = option(5e-5, "peak learning rate of the encoder", Interval(float, 0, None))
-    head_lr: float = option(1e-3, "peak learning rate of the heads", Interval(float, 0, None))
-    warmup: int = option(50, "linear warm-up steps at the start of every level", Interval(int, 0, None))
+    lr: float | tuple[float, ...] = option(5e-5, "peak learning rate of the encoder (one value, or one per level)",
+                                           Interval(float, 0, None))
+    head_lr: float | tuple[float, ...] = option(1e-3, "peak learning rate of the heads (one value, or one per level)",
+                                                Interval(float, 0, None))
+    warmup: int | tuple[int, ...] = option(50, "linear warm-up steps at the start of every level (one value, or one per level)",
+                                           Interval(int, 0, None))
     weight_decay: float = option(0.0, "AdamW weight decay", Interval(float, 0, None))
     clip: float = option(1.0, "gradient-norm clipping (0 = none)", Interval(float, 0, None))
     loss: str = option("squared_hinge", "loss on the shortlisted (document, node) pairs", Options(LOSSES))
@@ -63,8 +67,21 @@ class FinetuneConfig(Config):
     eval_docs: int = option(1000, "held-out documents scored after every level for the log (0 = none)", Interval(int, 0, None))
     seed: int = option(0, "seed of batch order, dropout and head initialisation", Interval(int, 0, None))
 
+    PER_LEVEL = ("steps", "lr", "head_lr", "warmup")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in self.PER_LEVEL:
+            if getattr(self, name) == ():
+                raise InvalidConfigError(f"The '{name}' parameter of FinetuneConfig needs at least one value.")
+
+    def at_level(self, name: str, t: int):
+        """``name``'s value at tree level ``t``: a per-level sequence's last value repeats below its end."""
+        value = getattr(self, name)
+        return value[min(t, len(value) - 1)] if isinstance(value, tuple) else value
+
     def level_steps(self, depth: int) -> list[int]:
-        return [self.steps[min(t, len(self.steps) - 1)] for t in range(depth)]
+        return [self.at_level("steps", t) for t in range(depth)]
 
 
 @dataclass
@@ -173,21 +190,23 @@ class Finetuner:
             head.inherit(self.heads[t - 1], torch.from_numpy(self.tree.parent_of(t)).to(self.device))
         return head
 
-    def _optimizer(self, head: ShortlistHead, total: int) -> list[tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]]:
+    def _optimizer(self, t: int, head: ShortlistHead, total: int) -> list[tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]]:
         """AdamW on the encoder and the head; with ``sparse_embeddings``, SparseAdam on the word
         embeddings, whose gradient then holds only the rows of the batch's tokens (most of a
         small encoder's parameters sit in that table, and a dense update of it costs every step)."""
         cfg = self.config
+        lr, head_lr = cfg.at_level("lr", t), cfg.at_level("head_lr", t)
         words = self.encoder.transformer.get_input_embeddings()
-        words.weight.requires_grad_(not cfg.freeze_embeddings)
-        sparse = cfg.sparse_embeddings and not cfg.freeze_embeddings and self.device.type == "cpu"
+        train_words = not cfg.freeze_embeddings and lr > 0  # SparseAdam refuses a rate of 0
+        words.weight.requires_grad_(train_words)
+        sparse = cfg.sparse_embeddings and train_words and self.device.type == "cpu"
         words.sparse = sparse
         dense_params = [p for p in self.encoder.parameters() if p.requires_grad and not (sparse and p is words.weight)]
-        groups = [{"params": dense_params, "lr": cfg.lr}, {"params": list(head.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0}]
+        groups = [{"params": dense_params, "lr": lr}, {"params": list(head.parameters()), "lr": head_lr, "weight_decay": 0.0}]
         optimizers = [torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)]
         if sparse:
-            optimizers.append(torch.optim.SparseAdam([words.weight], lr=cfg.lr))
-        return [(opt, _schedule(opt, cfg.warmup, total)) for opt in optimizers]
+            optimizers.append(torch.optim.SparseAdam([words.weight], lr=lr))
+        return [(opt, _schedule(opt, cfg.at_level("warmup", t), total)) for opt in optimizers]
 
     def _train_level(self, t: int, tokens: TokenizedTexts, Ys: list[sp.csr_matrix], n_steps: int) -> None:
         cfg = self.config
@@ -195,7 +214,7 @@ class Finetuner:
         head = self._new_head(t)
         parent = self.heads[t - 1] if t else None
         shortlist = Shortlister(self.tree, t, Ys[t], Ys[t - 1] if t else None, cfg.negatives, cfg.matcher_top)
-        optimizers = self._optimizer(head, n_steps)
+        optimizers = self._optimizer(t, head, n_steps)
         params = [p for opt, _ in optimizers for g in opt.param_groups for p in g["params"]]
         self.encoder.train()
         batches = _batches(tokens, cfg, rng)
