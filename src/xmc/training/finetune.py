@@ -49,7 +49,7 @@ class FinetuneConfig(Config):
                                            Interval(float, 0, None))
     head_lr: float | tuple[float, ...] = option(1e-3, "peak learning rate of the heads (one value, or one per level)",
                                                 Interval(float, 0, None))
-    warmup: int | tuple[int, ...] = option(50, "linear warm-up steps at the start of every level (one value, or one per level)",
+    warmup: int | tuple[int, ...] = option(50, "warm-up steps at the start of a level (one value, or one per level)",
                                            Interval(int, 0, None))
     weight_decay: float = option(0.0, "AdamW weight decay", Interval(float, 0, None))
     clip: float = option(1.0, "gradient-norm clipping (0 = none)", Interval(float, 0, None))
@@ -190,7 +190,8 @@ class Finetuner:
             head.inherit(self.heads[t - 1], torch.from_numpy(self.tree.parent_of(t)).to(self.device))
         return head
 
-    def _optimizer(self, t: int, head: ShortlistHead, total: int) -> list[tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]]:
+    def _optimizer(self, t: int, head: ShortlistHead,
+                   total: int) -> list[tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]]:
         """AdamW on the encoder and the head; with ``sparse_embeddings``, SparseAdam on the word
         embeddings, whose gradient then holds only the rows of the batch's tokens (most of a
         small encoder's parameters sit in that table, and a dense update of it costs every step)."""
