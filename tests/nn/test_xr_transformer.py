@@ -64,7 +64,7 @@ def test_heads_start_from_their_parents(tiny_bert, encoded_docs):
         torch.testing.assert_close(model.heads_[t].weight.detach(), parent, rtol=0, atol=0)
 
 
-def test_learning_rates_and_warmup_are_per_level(tiny_bert, encoded_docs):
+def test_learning_rates_are_per_level(tiny_bert, encoded_docs):
     """Level 1 trains at its rates; below it a rate of 0 (the last value repeats) must leave the
     encoder as level 1 left it and every head on its parent's rows."""
     texts, Y, *_ = encoded_docs
@@ -86,9 +86,11 @@ def test_learning_rates_and_warmup_are_per_level(tiny_bert, encoded_docs):
         torch.testing.assert_close(model.heads_[t].weight.detach(), parent, rtol=0, atol=0)
 
 
-def test_per_level_options_need_a_value():
+def test_per_level_options_pick_their_level_and_need_a_value(tiny_bert):
     from xmc.exceptions import InvalidConfigError
-    from xmc.training.finetune import FinetuneConfig
+    from xmc.nn.encoders import TextEncoder
+    from xmc.nn.heads import ShortlistHead
+    from xmc.training.finetune import FinetuneConfig, Finetuner
 
     config = FinetuneConfig(lr=(1e-4, 5e-5), warmup=(10,))
     assert [config.at_level("lr", t) for t in range(3)] == [1e-4, 5e-5, 5e-5]
@@ -98,6 +100,12 @@ def test_per_level_options_need_a_value():
         FinetuneConfig(lr=())
     with pytest.raises(InvalidConfigError, match="warmup"):
         FinetuneConfig(warmup=(10, -1))
+    # The first step of level t runs at lr_t / warmup_t (linear warm-up), for the encoder and the head.
+    config = FinetuneConfig(lr=(1e-3, 2e-3), head_lr=(1e-2, 4e-2), warmup=(2, 4), device="cpu")
+    tuner = Finetuner(TextEncoder(load_pretrained(tiny_bert)[1]), tree=None, config=config)
+    for t, (lr, head_lr, warmup) in enumerate([(1e-3, 1e-2, 2), (2e-3, 4e-2, 4), (2e-3, 4e-2, 4)]):
+        optimizer, _ = tuner._optimizer(t, ShortlistHead(4, tuner.encoder.dim), total=100)[0]
+        assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([lr / warmup, head_lr / warmup])
 
 
 def test_resume_after_an_interrupted_level_gives_the_same_weights(tiny_bert, encoded_docs, tmp_path):
