@@ -79,7 +79,8 @@ class Config:
                 object.__setattr__(self, f.name, tuple(value))
                 value = tuple(value)
             values = value if isinstance(value, tuple) and isinstance(check, Interval) else (value,)
-            if check is not None and not all(check.ok(v) for v in values):
+            # a numeric sequence needs at least one value (e.g. one per tree level, the last repeating)
+            if check is not None and not (values and all(check.ok(v) for v in values)):
                 raise InvalidConfigError(
                     f"The '{f.name}' parameter of {type(self).__name__} must be {check.describe()}. "
                     f"Got {value!r} instead."

@@ -23,7 +23,6 @@ import scipy.sparse as sp
 import torch
 
 from xmc._config import Config, Interval, Options, option
-from xmc.exceptions import InvalidConfigError
 from xmc.metrics.ranking import precision_at_k
 from xmc.nn.device import autocast, resolve_device
 from xmc.nn.embed import embed
@@ -66,14 +65,6 @@ class FinetuneConfig(Config):
     embed_batch_size: int = option(128, "documents per batch when embedding", Interval(int, 1, None))
     eval_docs: int = option(1000, "held-out documents scored after every level for the log (0 = none)", Interval(int, 0, None))
     seed: int = option(0, "seed of batch order, dropout and head initialisation", Interval(int, 0, None))
-
-    PER_LEVEL = ("steps", "lr", "head_lr", "warmup")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in self.PER_LEVEL:
-            if getattr(self, name) == ():
-                raise InvalidConfigError(f"The '{name}' parameter of FinetuneConfig needs at least one value.")
 
     def at_level(self, name: str, t: int):
         """``name``'s value at tree level ``t``: a per-level sequence's last value repeats below its end."""
