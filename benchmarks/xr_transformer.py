@@ -194,13 +194,8 @@ def _encoder_folder() -> str:
 def report(args, vocab, train, dev, out: Path) -> None:
     lines = [f"EURLEX57K train ({len(train):,} docs) -> dev ({len(dev):,} docs); unseen dev labels kept as misses; "
              "PSP with A=0.55, B=1.5; top-10 predictions.", ""]
-    rows = {}
-    if (out / "xmc_xrt.json").exists():
-        rows[XRT] = (json.load(open(out / "xmc_xrt.json")), "xmc_xrt.npz")
-    if (out / "xmc.json").exists():
-        rows[LINEAR] = (json.load(open(out / "xmc.json")), "xmc.npz")
-    if (out / "xmc_control.json").exists():
-        rows[CONTROL] = (json.load(open(out / "xmc_control.json")), "xmc_control.npz")
+    rows = {name: (json.load(open(out / f"{stem}.json")), f"{stem}.npz")
+            for name, stem in ((XRT, "xmc_xrt"), (LINEAR, "xmc"), (CONTROL, "xmc_control")) if (out / f"{stem}.json").exists()}
     metrics = {name: common.score_predictions(sp.load_npz(out / npz), vocab, train.labels, dev.labels)
                for name, (_, npz) in rows.items()}
     lines += ["| system | P@1 | P@3 | P@5 | nDCG@5 | PSP@5 | train s | predict ms/doc | peak RSS MB |",
