@@ -27,7 +27,8 @@ def _csr_from_lists(rows, n_labels):
             idx.append(j)
             val.append(s)
         ptr.append(len(idx))
-    return sp.csr_matrix((np.asarray(val, np.float32), np.asarray(idx, np.int32), np.asarray(ptr)), shape=(len(rows), n_labels))
+    return sp.csr_matrix((np.asarray(val, np.float32), np.asarray(idx, np.int32), np.asarray(ptr)),
+                         shape=(len(rows), n_labels))
 
 
 def run_pecos(X, Y, Xt, tmp, seed=0):
@@ -53,7 +54,8 @@ def run_omikuji(X, Y, Xt, tmp, seed=0):
         f.write(f"{X.shape[0]} {X.shape[1]} {Y.shape[1]}\n")
         for i in range(X.shape[0]):
             labs = ",".join(map(str, Y.indices[Y.indptr[i]:Y.indptr[i + 1]]))
-            feats = " ".join(f"{j}:{v:.6g}" for j, v in zip(X.indices[X.indptr[i]:X.indptr[i + 1]], X.data[X.indptr[i]:X.indptr[i + 1]]))
+            lo, hi = X.indptr[i], X.indptr[i + 1]
+            feats = " ".join(f"{j}:{v:.6g}" for j, v in zip(X.indices[lo:hi], X.data[lo:hi], strict=True))
             f.write(f"{labs} {feats}\n")
     t0 = time.perf_counter()
     model = omikuji.Model.train_on_data(path, omikuji.Model.default_hyper_param(), n_threads=2)
@@ -61,13 +63,14 @@ def run_omikuji(X, Y, Xt, tmp, seed=0):
 
     def one(i):
         lo, hi = Xt.indptr[i], Xt.indptr[i + 1]
-        return model.predict(list(zip(Xt.indices[lo:hi].tolist(), Xt.data[lo:hi].tolist())), top_k=TOP_K)
+        return model.predict(list(zip(Xt.indices[lo:hi].tolist(), Xt.data[lo:hi].tolist(), strict=True)), top_k=TOP_K)
 
     def predict(A):
         rows = []
         for i in range(A.shape[0]):
             lo, hi = A.indptr[i], A.indptr[i + 1]
-            rows.append(model.predict(list(zip(A.indices[lo:hi].tolist(), A.data[lo:hi].tolist())), top_k=TOP_K))
+            features = list(zip(A.indices[lo:hi].tolist(), A.data[lo:hi].tolist(), strict=True))
+            rows.append(model.predict(features, top_k=TOP_K))
         return _csr_from_lists(rows, Y.shape[1])
 
     return train_s, predict, one

@@ -24,7 +24,8 @@ BATCH = 32
 
 
 def main() -> None:
-    work, out, steps, max_len, encoder = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    work, out, encoder = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[5]
+    steps, max_len = int(sys.argv[3]), int(sys.argv[4])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     import torch
     from pecos.xmc import Indexer, LabelEmbeddingFactory
@@ -59,13 +60,17 @@ def main() -> None:
     total = time.perf_counter() - t0
     dev_texts = (work / "X.dev.txt").read_text(encoding="utf-8").splitlines()
     t1 = time.perf_counter()
-    P = model.predict(dev_texts, X_feat=sp.load_npz(work / "X.dev.npz").tocsr(), only_topk=10, use_gpu=False, batch_size=64)
+    X_dev = sp.load_npz(work / "X.dev.npz").tocsr()
+    P = model.predict(dev_texts, X_feat=X_dev, only_topk=10, use_gpu=False, batch_size=64)
     predict_s = time.perf_counter() - t1
     sp.save_npz(out / "pecos_sub.npz", sp.csr_matrix(P), compressed=False)
     levels = [int(c.shape[0]) for c in chain][: len(spent)]
-    json.dump({"seconds": sum(spent), "per_level_seconds": spent, "docs_per_second": len(spent) * steps * BATCH / sum(spent),
-               "levels": levels, "train_s": total, "depth": model.depth,
-               "predict_ms_per_doc": 1000 * predict_s / len(dev_texts), "peak_rss_mb": resource_mb()}, open(out / "pecos_xrt.json", "w"))
+    docs_per_second = len(spent) * steps * BATCH / sum(spent)
+    result = {"seconds": sum(spent), "per_level_seconds": spent, "docs_per_second": docs_per_second,
+              "levels": levels, "train_s": total, "depth": model.depth,
+              "predict_ms_per_doc": 1000 * predict_s / len(dev_texts), "peak_rss_mb": resource_mb()}
+    with open(out / "pecos_xrt.json", "w") as f:
+        json.dump(result, f)
 
 
 def resource_mb() -> float:
@@ -79,19 +84,20 @@ def resource_mb() -> float:
 # Eurlex-4K recipe), tfn+man, CPU, 0 warm-up, learning rate 1e-4; max_steps, batch and encoder are set above.
 SKELETON = {
     "train_params": {
-        "preliminary_indexer_params": {"nr_splits": 16, "min_codes": 16, "max_leaf_size": 16, "spherical": True, "seed": 0,
-                                       "kmeans_max_iter": 20},
-        "refined_indexer_params": {"nr_splits": 16, "min_codes": None, "max_leaf_size": 100, "spherical": True, "seed": 0,
-                                   "kmeans_max_iter": 20},
-        "matcher_params_chain": {"negative_sampling": "tfn+man", "loss_function": "squared-hinge", "bootstrap_method": "inherit",
-                                 "lr_schedule": "linear", "threshold": 0.1, "hidden_dropout_prob": 0.1, "batch_gen_workers": 2,
-                                 "learning_rate": 1e-4, "warmup_steps": 0, "num_train_epochs": 1000, "logging_steps": 10 ** 9,
+        "preliminary_indexer_params": {"nr_splits": 16, "min_codes": 16, "max_leaf_size": 16, "spherical": True,
+                                       "seed": 0, "kmeans_max_iter": 20},
+        "refined_indexer_params": {"nr_splits": 16, "min_codes": None, "max_leaf_size": 100, "spherical": True,
+                                   "seed": 0, "kmeans_max_iter": 20},
+        "matcher_params_chain": {"negative_sampling": "tfn+man", "loss_function": "squared-hinge",
+                                 "bootstrap_method": "inherit", "lr_schedule": "linear", "threshold": 0.1,
+                                 "hidden_dropout_prob": 0.1, "batch_gen_workers": 2, "learning_rate": 1e-4,
+                                 "warmup_steps": 0, "num_train_epochs": 1000, "logging_steps": 10 ** 9,
                                  "save_steps": 10 ** 9, "use_gpu": False, "pre_tokenize": True},
         "ranker_params": {"hlm_args": {"neg_mining_chain": "tfn", "model_chain": {"threshold": 0.1}}},
         "do_fine_tune": True, "only_encoder": False, "fix_clustering": False, "max_match_clusters": 32768,
     },
-    "pred_params": {"matcher_params_chain": {"only_topk": 10, "post_processor": "l3-hinge", "ensemble_method": "transformer-only",
-                                             "truncate_length": 32},
+    "pred_params": {"matcher_params_chain": {"only_topk": 10, "post_processor": "l3-hinge",
+                                             "ensemble_method": "transformer-only", "truncate_length": 32},
                     "ranker_params": {"hlm_args": {"model_chain": {"only_topk": 10, "post_processor": "l3-hinge"}}}},
 }
 

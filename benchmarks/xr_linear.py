@@ -97,7 +97,8 @@ def main() -> None:
 
     runs["xmc XR-Linear"] = ("xmc", xmc_run(0))
     for peer in peers:
-        runs[{"pecos": "PECOS XLinearModel", "omikuji": "omikuji", "napkinxc": "napkinXC PLT"}[peer]] = (peer, peer_run(peer))
+        name = {"pecos": "PECOS XLinearModel", "omikuji": "omikuji", "napkinxc": "napkinXC PLT"}[peer]
+        runs[name] = (peer, peer_run(peer))
     seeded = {"xmc XR-Linear": {0: "xmc"}, **({"PECOS XLinearModel": {0: "pecos"}} if "pecos" in peers else {})}
     for seed in spread:
         xmc_run(seed)
@@ -131,13 +132,15 @@ def main() -> None:
               f"tree levels {x['level_sizes']}; weights nnz per level {x['nnz']}"]
     if spread:
         seeds = sorted(by_seed["xmc XR-Linear"])
-        lines += ["", f"Tree-seed spread (the same systems and defaults, clustering seeds {seeds}; P@1 / P@5 / PSP@5):", "",
+        lines += ["", f"Tree-seed spread (the same systems and defaults, clustering seeds {seeds}; "
+                  "P@1 / P@5 / PSP@5):", "",
                   "| system | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
                   "|---|" + "---|" * (len(seeds) + 1)]
         for name, ms in by_seed.items():
             cells = [f"{ms[s]['P@1']:.2f} / {ms[s]['P@5']:.2f} / {ms[s]['PSP@5']:.2f}" for s in seeds]
             m = mean[name]
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {m['P@1']:.2f} / {m['P@5']:.2f} / {m['PSP@5']:.2f} |")
+            last = f"{m['P@1']:.2f} / {m['P@5']:.2f} / {m['PSP@5']:.2f}"
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {last} |")
     if base:
         over = f" (means over tree seeds {sorted(by_seed['xmc XR-Linear'])})" if spread else ""
         mx, mp = mean["xmc XR-Linear"], mean["PECOS XLinearModel"]
@@ -150,7 +153,8 @@ def main() -> None:
             ("single-document latency < 2 ms", x["latency_ms_median"] < 2.0),
         ]
         lines += ["", "Targets:", ""] + [f"- {'met' if ok else 'MISSED'}: {name}" for name, ok in checks]
-    path = common.write_result("xr_linear", "python benchmarks/xr_linear.py " + " ".join(sys.argv[1:]), "\n".join(lines))
+    command = "python benchmarks/xr_linear.py " + " ".join(sys.argv[1:])
+    path = common.write_result("xr_linear", command, "\n".join(lines))
     print(path.read_text())
 
 

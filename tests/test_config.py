@@ -8,7 +8,8 @@ from xmc.search.beam import BeamConfig
 
 
 def test_invalid_value_names_parameter_owner_and_value():
-    with pytest.raises(InvalidConfigError, match=r"The 'beam_size' parameter of BeamConfig must be an int in the range \[1, inf\]\. Got 0 instead\."):
+    expected = r"The 'beam_size' parameter of BeamConfig must be an int in the range \[1, inf\]\. Got 0 instead\."
+    with pytest.raises(InvalidConfigError, match=expected):
         BeamConfig(beam_size=0)
 
 

@@ -71,9 +71,10 @@ def _default_eval_split(dataset: Dataset, train_split: str) -> str | None:
     return None
 
 
-def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASET, out: str | os.PathLike | None = None,
-          *, split: str = "train", overrides: list[str] | tuple[str, ...] = (), config: Config | None = None,
-          eval_split: str | None = "auto", fit_options: dict[str, Any] | None = None, ensemble: int = 1) -> TrainResult:
+def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASET,
+          out: str | os.PathLike | None = None, *, split: str = "train",
+          overrides: list[str] | tuple[str, ...] = (), config: Config | None = None, eval_split: str | None = "auto",
+          fit_options: dict[str, Any] | None = None, ensemble: int = 1) -> TrainResult:
     """Train ``method`` on ``data``'s ``split``, save it to ``out`` and evaluate it on ``eval_split``
     (``"auto"``: dev, else test, when present; ``None``: skip).
 
@@ -149,16 +150,18 @@ def ensemble(models: list[str | os.PathLike], out: str | os.PathLike, combine: s
         raise XMCError("an ensemble needs at least two models")
     pipelines = [load(m) for m in models]
     first = pipelines[0]
-    for path, p in zip(models[1:], pipelines[1:]):
+    for path, p in zip(models[1:], pipelines[1:], strict=True):
         if p.vocab.labels != first.vocab.labels:
-            raise XMCError(f"{path} was trained on other labels than {models[0]}; ensemble members must share labels.txt")
+            raise XMCError(f"{path} was trained on other labels than {models[0]}; "
+                           "ensemble members must share labels.txt")
         if (p.featurizer is None) != (first.featurizer is None) or p.model.input_kind != first.model.input_kind:
             raise XMCError(f"{path} reads other inputs than {models[0]}")
     if first.featurizer is not None:
         raise XMCError("ensembles of models that share an outside TF-IDF featuriser are not supported yet; "
                        "train with --ensemble N instead")
     model = Ensemble(EnsembleConfig(combine=combine), [p.model for p in pipelines])
-    pipeline = Pipeline(model, first.vocab, None, first.label_freq, first.n_train, first.propensity, dataset=first.dataset)
+    pipeline = Pipeline(model, first.vocab, None, first.label_freq, first.n_train, first.propensity,
+                        dataset=first.dataset)
     pipeline.save(out)
     return pipeline
 
@@ -174,7 +177,8 @@ def predict_split(model: Pipeline | str | os.PathLike, split: Split, *, top_k: i
 
 
 def predict(model: Pipeline | str | os.PathLike, data: str | os.PathLike, split: str = "test", *,
-            top_k: int | None = None, beam_size: int | None = None, out: str | os.PathLike | None = None) -> sp.csr_matrix:
+            top_k: int | None = None, beam_size: int | None = None,
+            out: str | os.PathLike | None = None) -> sp.csr_matrix:
     """Scores ``(n_docs, n_labels)`` for one split; with ``out``, also written as ``.npz`` and ``.jsonl``."""
     pipeline = _pipeline(model)
     data_split = resolve(data).load(split)

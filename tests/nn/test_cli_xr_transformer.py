@@ -13,13 +13,15 @@ SMALL = ["--set", "encoder.n_layers=0", "--set", "finetune.steps=[6,6,10]", "--s
 def test_train_resume_evaluate(eurlex_slice, tiny_bert, tmp_path, capsys):
     model, ckpt = tmp_path / "model", tmp_path / "ckpt"
     args = ["train", "--method", "xr-transformer", "--data", str(eurlex_slice), "--out", str(model),
-            "--encoder", str(tiny_bert), "--device", "cpu", "--max-seq-len", "24", "--checkpoint-dir", str(ckpt), *SMALL]
+            "--encoder", str(tiny_bert), "--device", "cpu", "--max-seq-len", "24", "--checkpoint-dir", str(ckpt),
+            *SMALL]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "trained xr-transformer" in out and "dev" in out
     manifest = json.loads((model / "model" / "xmc.json").read_text())
     assert manifest["config"]["encoder"]["max_seq_len"] == 24
-    assert [e["level"] for e in manifest["shapes"]["level_logs"]] == list(range(len(manifest["shapes"]["matcher_levels"])))
+    shapes = manifest["shapes"]
+    assert [e["level"] for e in shapes["level_logs"]] == list(range(len(shapes["matcher_levels"])))
     assert (ckpt / "tokens.npz").is_file()
 
     assert main([*args, "--resume"]) == 0  # every level is checkpointed: nothing left to fine-tune

@@ -115,7 +115,8 @@ def test_packaged_minilm_fine_tunes_a_few_steps(encoded_docs):
     from xmc.models.xr_transformer import XRTransformer
 
     texts, Y, dev_texts, _, _ = encoded_docs
-    config = tiny_config("minilm-l6", steps=(2, 2, 2), eval_docs=0).with_overrides(["encoder.name=minilm-l6", "encoder.n_layers=2"])
+    config = tiny_config("minilm-l6", steps=(2, 2, 2), eval_docs=0).with_overrides(
+        ["encoder.name=minilm-l6", "encoder.n_layers=2"])
     model = XRTransformer(config).fit(texts[:128], Y[:128])
     assert model.encoder_.dim == 384 and model.predict(dev_texts[:4]).shape[0] == 4
 

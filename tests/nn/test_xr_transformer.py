@@ -30,8 +30,9 @@ def test_beats_the_most_frequent_labels_on_dev(fitted_tiny, encoded_docs):
     scores = fitted_tiny.predict(dev_texts, top_k=5)
     assert scores.shape == Y_dev.shape and np.all(np.diff(scores.indptr) == 5)
     popular = np.argsort(-np.asarray(Y.sum(0)).ravel())[:5]
-    baseline = sp.csr_matrix((np.tile([5, 4, 3, 2, 1], len(dev_texts)).astype(np.float32), np.tile(popular, len(dev_texts)),
-                              np.arange(0, 5 * len(dev_texts) + 1, 5)), shape=Y_dev.shape)
+    n_dev = len(dev_texts)
+    baseline = sp.csr_matrix((np.tile([5, 4, 3, 2, 1], n_dev).astype(np.float32), np.tile(popular, n_dev),
+                              np.arange(0, 5 * n_dev + 1, 5)), shape=Y_dev.shape)
     assert precision_at_k(Y_dev, scores, 1) > precision_at_k(Y_dev, baseline, 1) + 0.2
 
 
@@ -50,7 +51,8 @@ def test_ranker_input_balances_tfidf_and_embedding_blocks():
         joined = _hstack(X, emb, scale)
         np.testing.assert_allclose(np.linalg.norm(joined[:, :20].toarray(), axis=1), 1.0, rtol=1e-5)
         np.testing.assert_allclose(np.linalg.norm(joined[:, 20:].toarray(), axis=1), scale, rtol=1e-5)
-        np.testing.assert_allclose(joined[:, 20:].toarray() / scale, emb / np.linalg.norm(emb, axis=1, keepdims=True), rtol=1e-5)
+        unit_rows = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        np.testing.assert_allclose(joined[:, 20:].toarray() / scale, unit_rows, rtol=1e-5)
 
 
 def test_heads_start_from_their_parents(tiny_bert, encoded_docs):
@@ -122,9 +124,10 @@ def test_resume_after_an_interrupted_level_gives_the_same_weights(tiny_bert, enc
     assert (tmp_path / "b" / "level_1" / "state.json").is_file()
     resumed = XRTransformer(config).fit(texts, Y, checkpoint_dir=tmp_path / "b", resume=True)
     assert [e["level"] for e in resumed.level_logs_] == [e["level"] for e in straight.level_logs_]
-    for (name, a), (_, b) in zip(straight.encoder_.named_parameters(), resumed.encoder_.named_parameters()):
+    for (name, a), (_, b) in zip(straight.encoder_.named_parameters(), resumed.encoder_.named_parameters(),
+                                      strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
-    for a, b in zip(straight.heads_, resumed.heads_):
+    for a, b in zip(straight.heads_, resumed.heads_, strict=True):
         torch.testing.assert_close(a.weight, b.weight, rtol=0, atol=0)
     assert (straight.predict(texts[:20]) != resumed.predict(texts[:20])).nnz == 0
 
@@ -133,7 +136,8 @@ def test_resume_refuses_a_checkpoint_of_another_run(tiny_bert, encoded_docs, tmp
     texts, Y, *_ = encoded_docs
     XRTransformer(tiny_config(tiny_bert, steps=(1,), eval_docs=0)).fit(texts, Y, checkpoint_dir=tmp_path)
     with pytest.raises(XMCError, match="different run"):
-        XRTransformer(tiny_config(tiny_bert, steps=(2,), eval_docs=0)).fit(texts, Y, checkpoint_dir=tmp_path, resume=True)
+        model = XRTransformer(tiny_config(tiny_bert, steps=(2,), eval_docs=0))
+        model.fit(texts, Y, checkpoint_dir=tmp_path, resume=True)
 
 
 def test_save_load_predict_identical(fitted_tiny, encoded_docs, tmp_path):

@@ -32,8 +32,8 @@ def test_fixed_seed_is_deterministic_and_seeds_differ():
     t1 = LabelTree.build(E, TreeConfig(max_leaf_size=8, n_splits=4, seed=1))
     t2 = LabelTree.build(E, TreeConfig(max_leaf_size=8, n_splits=4, seed=1))
     t3 = LabelTree.build(E, TreeConfig(max_leaf_size=8, n_splits=4, seed=2))
-    assert all((a != b).nnz == 0 for a, b in zip(t1.chain, t2.chain))
-    assert any((a != b).nnz for a, b in zip(t1.chain, t3.chain))
+    assert all((a != b).nnz == 0 for a, b in zip(t1.chain, t2.chain, strict=True))
+    assert any((a != b).nnz for a, b in zip(t1.chain, t3.chain, strict=True))
 
 
 def test_chain_follows_pecos_scheme():
@@ -69,4 +69,4 @@ def test_save_load_round_trip(tmp_path):
     tree.save(tmp_path)
     again = LabelTree.load(tmp_path, tree.depth)
     assert again.level_sizes == tree.level_sizes
-    assert all((a != b).nnz == 0 for a, b in zip(tree.chain, again.chain))
+    assert all((a != b).nnz == 0 for a, b in zip(tree.chain, again.chain, strict=True))

@@ -49,14 +49,16 @@ NEURAL_FLAGS = {"encoder": "encoder.name", "max_seq_len": "encoder.max_seq_len",
 
 def _neural_options(args) -> tuple[list[str], dict]:
     """The neural flags as config overrides and fit options (an error for methods without them)."""
-    overrides = [f"{key}={getattr(args, flag)}" for flag, key in NEURAL_FLAGS.items() if getattr(args, flag) is not None]
+    overrides = [f"{key}={getattr(args, flag)}" for flag, key in NEURAL_FLAGS.items()
+                 if getattr(args, flag) is not None]
     fit_options = {}
     if args.checkpoint_dir:
         fit_options.update(checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     elif args.resume:
         raise XMCError("--resume needs --checkpoint-dir")
     if (overrides or fit_options) and args.method != "xr-transformer":
-        raise XMCError(f"--encoder, --max-seq-len, --device, --threads and --checkpoint-dir apply to xr-transformer, not {args.method}")
+        raise XMCError("--encoder, --max-seq-len, --device, --threads and --checkpoint-dir apply to xr-transformer, "
+                       f"not {args.method}")
     return overrides, fit_options
 
 
@@ -142,8 +144,8 @@ def _demo(args) -> int:
     name = _demo_dataset(args.data)
     dataset = resolve(name)
     out = args.out or os.path.join("models", f"demo-{dataset.name}")
-    took = ("about 15 minutes on 2 CPU cores (XR-Linear: --method xr-linear, about 3)" if args.method == "xr-transformer"
-            else "a few minutes on 2 cores")
+    took = ("about 15 minutes on 2 CPU cores (XR-Linear: --method xr-linear, about 3)"
+            if args.method == "xr-transformer" else "a few minutes on 2 cores")
     print(f"xmc demo: training {args.method} on {dataset.name} ({dataset.path}); this takes {took}", flush=True)
     start = time.perf_counter()
     result = api.train(args.method, name, out)
@@ -166,9 +168,10 @@ def _show_examples(result: api.TrainResult, dataset, n: int) -> None:
                    features=split.features[list(rows)] if split.features is not None else None)
     scores = api.predict_split(result.pipeline, subset, top_k=5)
     print(f"\nexample predictions on {result.eval_split} (top 5; * = correct):")
-    for i, ranked in zip(rows, api.ranked_rows(scores, result.pipeline.vocab)):
+    for i, ranked in zip(rows, api.ranked_rows(scores, result.pipeline.vocab), strict=True):
         truth = set(split.labels[i])
         text = (split.texts[i][:110] + "...") if split.texts else f"document {i}"
         print(f"\n  [{i}] {text}")
-        print("    predicted: " + "; ".join(f"{'*' if lab in truth else ''}{names.get(lab, lab)} ({s:.2f})" for lab, s in ranked))
+        marked = (f"{'*' if lab in truth else ''}{names.get(lab, lab)} ({s:.2f})" for lab, s in ranked)
+        print("    predicted: " + "; ".join(marked))
         print("    true:      " + "; ".join(names.get(lab, lab) for lab in split.labels[i]))

@@ -30,7 +30,8 @@ def read_lines(path: str | os.PathLike) -> list[str]:
                 try:
                     lines.append(raw.decode("utf-8").rstrip("\r\n"))
                 except UnicodeDecodeError as exc:
-                    raise DataFormatError(f"{path}:{line_no}: invalid UTF-8 ({exc.reason} at byte {exc.start})") from None
+                    raise DataFormatError(
+                        f"{path}:{line_no}: invalid UTF-8 ({exc.reason} at byte {exc.start})") from None
     except (OSError, EOFError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
@@ -116,7 +117,8 @@ def _parse_bow_line(line, line_no, path, d, n_labels, x_idx, x_val, y_idx) -> No
     except ValueError as exc:
         if isinstance(exc, DataFormatError):
             raise
-        raise DataFormatError(f"{path}:{line_no}: malformed line, expected 'l1,l2 f:v f:v ...': {line[:80]!r}") from None
+        raise DataFormatError(
+            f"{path}:{line_no}: malformed line, expected 'l1,l2 f:v f:v ...': {line[:80]!r}") from None
 
 
 def write_bow(path: str | os.PathLike, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
@@ -128,5 +130,5 @@ def write_bow(path: str | os.PathLike, X: sp.csr_matrix, Y: sp.csr_matrix) -> No
         for i in range(X.shape[0]):
             labs = ",".join(str(j) for j in Y.indices[Y.indptr[i] : Y.indptr[i + 1]])
             lo, hi = X.indptr[i], X.indptr[i + 1]
-            feats = " ".join(f"{j}:{v:.6g}" for j, v in zip(X.indices[lo:hi], X.data[lo:hi]))
+            feats = " ".join(f"{j}:{v:.6g}" for j, v in zip(X.indices[lo:hi], X.data[lo:hi], strict=True))
             f.write(f"{labs} {feats}".rstrip() + "\n" if feats else f"{labs}\n")

@@ -86,7 +86,8 @@ def describe(dataset: Dataset) -> DatasetStats:
 def format_stats(stats: DatasetStats) -> str:
     lines = [f"dataset {stats.name} ({stats.kind})", ""]
     unit = "tokens" if stats.kind == "text" else "features"
-    lines.append(f"{'split':<8}{'docs':>9}{'labels used':>13}{'labels/doc':>12}{unit + '/doc':>14}{'median':>9}{'empty':>7}{'no label':>10}")
+    lines.append(f"{'split':<8}{'docs':>9}{'labels used':>13}{'labels/doc':>12}{unit + '/doc':>14}"
+                 f"{'median':>9}{'empty':>7}{'no label':>10}")
     for s in stats.splits:
         tok = f"{s.tokens_per_doc:.1f}" if s.tokens_per_doc is not None else "-"
         med = f"{s.tokens_median:.0f}" if s.tokens_median is not None else "-"
@@ -102,5 +103,6 @@ def format_stats(stats: DatasetStats) -> str:
         f"torso ({TAIL_MAX_DOCS + 1}-{HEAD_MIN_DOCS - 1}) {stats.torso:,}   tail (<= {TAIL_MAX_DOCS}) {stats.tail:,}",
     ]
     if stats.freq_quantiles:
-        lines.append("docs per train label, quantiles: " + "  ".join(f"{k}={v:g}" for k, v in stats.freq_quantiles.items()))
+        quantiles = "  ".join(f"{k}={v:g}" for k, v in stats.freq_quantiles.items())
+        lines.append("docs per train label, quantiles: " + quantiles)
     return "\n".join(lines)

@@ -28,7 +28,8 @@ class LinearConfig(Config):
     eps: float = option(0.1, "solver stopping tolerance", Interval(float, 0, None, "neither"))
     max_iter: int = option(100, "solver passes over the data", Interval(int, 1, None))
     threshold: float = option(0.1, "weights with smaller magnitude are pruned", Interval(float, 0, None))
-    negatives: str = option("tfn", "tfn: siblings under true parents; man: +the model's own top-b; tfn+man", Options(NEGATIVE_SAMPLERS))
+    negatives: str = option("tfn", "tfn: siblings under true parents; man: +the model's own top-b; tfn+man",
+                            Options(NEGATIVE_SAMPLERS))
     seed: int = option(0, "seed of the coordinate order", Interval(int, 0, None))
 
 

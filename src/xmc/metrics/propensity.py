@@ -23,7 +23,8 @@ def inv_propensity(y_train, a: float = DEFAULT_A, b: float = DEFAULT_B, n_labels
     return inv_propensity_from_counts(freq, n, a, b)
 
 
-def inv_propensity_from_counts(freq: np.ndarray, n_docs: int, a: float = DEFAULT_A, b: float = DEFAULT_B) -> np.ndarray:
+def inv_propensity_from_counts(freq: np.ndarray, n_docs: int, a: float = DEFAULT_A,
+                               b: float = DEFAULT_B) -> np.ndarray:
     """The same weights from per-label training counts ``freq`` and the training-set size."""
     c = (np.log(max(n_docs, 2)) - 1.0) * (b + 1.0) ** a
     return 1.0 + c * (np.asarray(freq, dtype=np.float64) + b) ** (-a)

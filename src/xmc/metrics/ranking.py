@@ -91,7 +91,8 @@ def ndcg_at_k(y_true, y_score, k: int) -> float:
 def _best_weights(y_true: sp.csr_matrix, inv_prop: np.ndarray, k: int) -> np.ndarray:
     """``(n_docs, k)``: each doc's true-label weights sorted high to low, zero padded."""
     y_true = sp.csr_matrix(y_true)
-    weights = sp.csr_matrix((inv_prop[y_true.indices].astype(np.float32), y_true.indices, y_true.indptr), shape=y_true.shape)
+    weights = sp.csr_matrix((inv_prop[y_true.indices].astype(np.float32), y_true.indices, y_true.indptr),
+                            shape=y_true.shape)
     ranked = ranked_labels(weights, k)
     return np.where(ranked >= 0, inv_prop[np.maximum(ranked, 0)], 0.0)
 

@@ -103,7 +103,8 @@ class XMCModel(ABC):
     def __init__(self, config: Config | None = None):
         self.config = config if config is not None else self.default_config()
         if not isinstance(self.config, self.config_class):
-            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(self.config).__name__}")
+            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, "
+                            f"got {type(self.config).__name__}")
 
     @abstractmethod
     def fit(self, X, Y) -> XMCModel: ...
@@ -139,7 +140,8 @@ class XMCModel(ABC):
     def load(cls, folder: str | os.PathLike) -> XMCModel:
         manifest = read_manifest(folder)
         if manifest.get("kind") != "model" or manifest.get("method") != cls.method:
-            raise ModelFormatError(f"{folder} holds a {manifest.get('method')} {manifest.get('kind')}, not a {cls.method} model")
+            raise ModelFormatError(f"{folder} holds a {manifest.get('method')} {manifest.get('kind')}, "
+                                   f"not a {cls.method} model")
         model = cls(cls.config_class.from_dict(manifest["config"]))
         model._load_arrays(Path(folder), manifest.get("shapes", {}))
         return model

@@ -57,7 +57,8 @@ class Pipeline:
             raise XMCError("this model was trained on bag-of-words features; give features, not texts")
         return features
 
-    def predict(self, texts: list[str] | None = None, features: sp.csr_matrix | None = None, **kwargs) -> sp.csr_matrix:
+    def predict(self, texts: list[str] | None = None, features: sp.csr_matrix | None = None,
+                **kwargs) -> sp.csr_matrix:
         return self.model.predict(self.inputs(texts, features), **kwargs)
 
     def inv_propensity(self, n_labels: int) -> np.ndarray:
@@ -96,9 +97,11 @@ class Pipeline:
         stats = load_arrays(folder / "label_stats.npz")
         featurizer = TfidfFeaturizer.load(folder / "tfidf") if manifest.get("featurizer") == "tfidf" else None
         if len(vocab) != manifest.get("n_labels"):
-            raise ModelFormatError(f"{folder}: labels.txt has {len(vocab)} labels, xmc.json says {manifest.get('n_labels')}")
+            raise ModelFormatError(f"{folder}: labels.txt has {len(vocab)} labels, "
+                                   f"xmc.json says {manifest.get('n_labels')}")
         return cls(model, vocab, featurizer, stats["label_freq"], int(stats["n_train"]),
-                   tuple(manifest.get("propensity", (DEFAULT_A, DEFAULT_B))), manifest.get("metrics"), manifest.get("dataset"))
+                   tuple(manifest.get("propensity", (DEFAULT_A, DEFAULT_B))), manifest.get("metrics"),
+                   manifest.get("dataset"))
 
 
 def load(folder: str | os.PathLike) -> Pipeline | XMCModel:

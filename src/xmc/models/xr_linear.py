@@ -117,12 +117,13 @@ class XRLinear(XMCModel):
         (folder / "ranker").mkdir()
         for t, W in enumerate(self.weights_):
             sp.save_npz(folder / "ranker" / f"level_{t}.npz", W, compressed=False)
-        return {"n_features": self.n_features_in_, "n_labels": self.tree_.n_labels, "level_sizes": self.tree_.level_sizes,
-                "nnz_per_level": [int(W.nnz) for W in self.weights_]}
+        return {"n_features": self.n_features_in_, "n_labels": self.tree_.n_labels,
+                "level_sizes": self.tree_.level_sizes, "nnz_per_level": [int(W.nnz) for W in self.weights_]}
 
     def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None:
         depth = len(shapes["level_sizes"])
         self.tree_ = LabelTree.load(folder / "tree", depth)
         self.weights_ = [sp.csc_matrix(sp.load_npz(folder / "ranker" / f"level_{t}.npz")) for t in range(depth)]
         self.n_features_in_ = int(shapes["n_features"])
-        self._levels = [ChunkedLevel.build(W, C, self.config.ranker.bias) for W, C in zip(self.weights_, self.tree_.chain)]
+        self._levels = [ChunkedLevel.build(W, C, self.config.ranker.bias)
+                        for W, C in zip(self.weights_, self.tree_.chain, strict=True)]

@@ -145,7 +145,8 @@ class XRTransformer(XMCModel):
         eval_tokens = None
         if eval_set is not None and cfg.finetune.eval_docs:
             n_eval = min(len(eval_set[0]), cfg.finetune.eval_docs)
-            eval_tokens = (tokenize(self.tokenizer_, list(eval_set[0][:n_eval]), cfg.encoder.max_seq_len, desc="tokenise dev"),
+            eval_texts = list(eval_set[0][:n_eval])
+            eval_tokens = (tokenize(self.tokenizer_, eval_texts, cfg.encoder.max_seq_len, desc="tokenise dev"),
                            sp.csr_matrix(eval_set[1])[:n_eval])
         seconds["tokenise"] = time.perf_counter() - t0
 
@@ -206,7 +207,8 @@ class XRTransformer(XMCModel):
         self._check_fitted()
         tokens = tokenize(self.tokenizer_, _check_texts(texts), self.config.encoder.max_seq_len, desc="tokenise")
         self.encoder_.to(self.device)
-        return embed(self.encoder_, tokens, self.config.finetune.embed_batch_size, self.device, amp=self.config.finetune.amp)
+        finetune = self.config.finetune
+        return embed(self.encoder_, tokens, finetune.embed_batch_size, self.device, amp=finetune.amp)
 
     def predict(self, texts, *, top_k: int | None = None, beam_size: int | None = None,
                 post_processor: str | None = None) -> sp.csr_matrix:

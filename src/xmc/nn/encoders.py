@@ -31,7 +31,8 @@ POOLINGS = ("mean", "cls")
 
 @dataclass(frozen=True, kw_only=True)
 class EncoderConfig(Config):
-    name: str = option(DEFAULT_ENCODER, f"'{DEFAULT_ENCODER}' (packaged all-MiniLM-L6-v2) or a local Hugging Face model folder")
+    name: str = option(DEFAULT_ENCODER,
+                       f"'{DEFAULT_ENCODER}' (packaged all-MiniLM-L6-v2) or a local Hugging Face model folder")
     pooling: str = option("mean", "how token states become one vector", Options(POOLINGS))
     max_seq_len: int = option(128, "tokens kept per document (longer texts are truncated)", Interval(int, 8, 4096))
     n_layers: int = option(0, "use only the first n transformer layers (0 = all)", Interval(int, 0, None))

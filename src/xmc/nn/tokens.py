@@ -39,7 +39,7 @@ class TokenizedTexts:
         width = int(lengths.max()) if rows.size else 0
         ids = np.full((rows.size, width), self.pad_id, dtype=np.int64)
         mask = np.zeros((rows.size, width), dtype=np.int64)
-        for j, (i, n) in enumerate(zip(rows, lengths)):
+        for j, (i, n) in enumerate(zip(rows, lengths, strict=True)):
             ids[j, :n] = self.ids[self.offsets[i]:self.offsets[i] + n]
             mask[j, :n] = 1
         return torch.from_numpy(ids), torch.from_numpy(mask)

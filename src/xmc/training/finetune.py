@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class FinetuneConfig(Config):
-    steps: tuple[int, ...] = option((300, 300, 600), "optimiser steps per tree level, coarse to fine (the last value repeats)",
+    steps: tuple[int, ...] = option((300, 300, 600),
+                                    "optimiser steps per tree level, coarse to fine (the last value repeats)",
                                     Interval(int, 0, None))
     batch_size: int = option(32, "documents per optimiser step (before accumulation)", Interval(int, 1, None))
     grad_accum: int = option(1, "micro-batches accumulated into one step", Interval(int, 1, None))
@@ -53,17 +54,21 @@ class FinetuneConfig(Config):
     weight_decay: float = option(0.0, "AdamW weight decay", Interval(float, 0, None))
     clip: float = option(1.0, "gradient-norm clipping (0 = none)", Interval(float, 0, None))
     loss: str = option("squared_hinge", "loss on the shortlisted (document, node) pairs", Options(LOSSES))
-    pos_weight: float = option(1.0, "weight of positive pairs relative to negatives", Interval(float, 0, None, "neither"))
-    matcher_top: int = option(10, "parents the level above proposes per document (man negatives)", Interval(int, 0, None))
+    pos_weight: float = option(1.0, "weight of positive pairs relative to negatives",
+                               Interval(float, 0, None, "neither"))
+    matcher_top: int = option(10, "parents the level above proposes per document (man negatives)",
+                              Interval(int, 0, None))
     negatives: str = option("tfn+man", "shortlist: tfn (true parents), man (matcher's top parents) or both",
                             Options(("tfn", "man", "tfn+man")))
     freeze_embeddings: bool = option(False, "keep the word-embedding table fixed (cheaper steps on a CPU)")
-    sparse_embeddings: bool = option(True, "update only the word-embedding rows a batch uses (SparseAdam), not the whole table")
+    sparse_embeddings: bool = option(True, "update only the word-embedding rows a batch uses (SparseAdam), "
+                                           "not the whole table")
     device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     amp: bool = option(True, "bfloat16 autocast on CUDA (ignored on CPU)")
     threads: int = option(0, "torch CPU threads (0 = torch's default)", Interval(int, 0, None))
     embed_batch_size: int = option(128, "documents per batch when embedding", Interval(int, 1, None))
-    eval_docs: int = option(1000, "held-out documents scored after every level for the log (0 = none)", Interval(int, 0, None))
+    eval_docs: int = option(1000, "held-out documents scored after every level for the log (0 = none)",
+                            Interval(int, 0, None))
     seed: int = option(0, "seed of batch order, dropout and head initialisation", Interval(int, 0, None))
 
     def at_level(self, name: str, t: int):
@@ -97,7 +102,8 @@ class Shortlister:
         self.use_tfn, self.use_man = "tfn" in negatives, "man" in negatives and matcher_top > 0
         self.matcher_top = matcher_top
 
-    def __call__(self, rows: np.ndarray, parent_scores: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(self, rows: np.ndarray,
+                 parent_scores: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(nodes, targets, mask)``: the batch's candidate nodes and dense ``(batch, nodes)``
         0/1 targets and mask."""
         Y = self.Y[rows]
@@ -110,8 +116,8 @@ class Shortlister:
         if self.use_man and parent_scores is not None:
             k = min(self.matcher_top, parent_scores.shape[1])
             top = torch.topk(parent_scores, k, dim=1).indices.cpu().numpy()
-            parents = parents + sp.csr_matrix((np.ones(top.size, np.float32), top.ravel(), np.arange(0, top.size + 1, k)),
-                                              shape=parents.shape)
+            matched = (np.ones(top.size, np.float32), top.ravel(), np.arange(0, top.size + 1, k))
+            parents = parents + sp.csr_matrix(matched, shape=parents.shape)
         candidates = sp.csr_matrix(parents @ self.children)
         nodes = np.unique(candidates.indices)
         local = sp.csr_matrix((np.ones(candidates.nnz, np.float32), np.searchsorted(nodes, candidates.indices),
@@ -152,7 +158,8 @@ class Finetuner:
         self.heads: list[ShortlistHead] = []
         self.logs: list[LevelLog] = []
 
-    def run(self, tokens: TokenizedTexts, Y: sp.csr_matrix, eval_set: tuple[TokenizedTexts, sp.csr_matrix] | None = None,
+    def run(self, tokens: TokenizedTexts, Y: sp.csr_matrix,
+            eval_set: tuple[TokenizedTexts, sp.csr_matrix] | None = None,
             on_level_end: Callable[[int], None] | None = None) -> list[ShortlistHead]:
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
@@ -194,7 +201,8 @@ class Finetuner:
         sparse = cfg.sparse_embeddings and train_words and self.device.type == "cpu"
         words.sparse = sparse
         dense_params = [p for p in self.encoder.parameters() if p.requires_grad and not (sparse and p is words.weight)]
-        groups = [{"params": dense_params, "lr": lr}, {"params": list(head.parameters()), "lr": head_lr, "weight_decay": 0.0}]
+        groups = [{"params": dense_params, "lr": lr},
+                  {"params": list(head.parameters()), "lr": head_lr, "weight_decay": 0.0}]
         optimizers = [torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)]
         if sparse:
             optimizers.append(torch.optim.SparseAdam([words.weight], lr=lr))
@@ -211,7 +219,8 @@ class Finetuner:
         self.encoder.train()
         batches = _batches(tokens, cfg, rng)
         losses, docs, started = [], 0, time.perf_counter()
-        bar = progress(range(n_steps), desc=f"fine-tune level {t + 1}/{self.tree.depth} ({head.n_nodes:,} nodes)", unit="step")
+        bar = progress(range(n_steps), desc=f"fine-tune level {t + 1}/{self.tree.depth} ({head.n_nodes:,} nodes)",
+                       unit="step")
         for _ in bar:
             step_loss = 0.0
             for _ in range(cfg.grad_accum):
@@ -242,8 +251,8 @@ class Finetuner:
                     parent_scores = parent(emb.detach()).float()
             nodes, targets, pair_mask = shortlist(rows, parent_scores)
             scores = head(emb, torch.from_numpy(nodes).to(self.device))
-        loss = shortlist_loss(scores, torch.from_numpy(targets).to(self.device), torch.from_numpy(pair_mask).to(self.device),
-                              self.config.loss, self.config.pos_weight)
+        loss = shortlist_loss(scores, torch.from_numpy(targets).to(self.device),
+                              torch.from_numpy(pair_mask).to(self.device), self.config.loss, self.config.pos_weight)
         (loss / self.config.grad_accum).backward()
         return float(loss.detach())
 
@@ -301,4 +310,5 @@ def matcher_beam(level_scores: list[np.ndarray], tree: LabelTree, beam_size: int
     k = min(beam_size, path.shape[1])
     top = np.argsort(-path, axis=1)[:, :k]
     values = np.take_along_axis(path, top, 1)
-    return sp.csr_matrix((values.ravel().astype(np.float32), top.ravel(), np.arange(0, n * k + 1, k)), shape=path.shape)
+    return sp.csr_matrix((values.ravel().astype(np.float32), top.ravel(), np.arange(0, n * k + 1, k)),
+                         shape=path.shape)

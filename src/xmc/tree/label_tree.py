@@ -44,7 +44,8 @@ class LabelTree:
             if not np.all(np.diff(c.indptr) == 1):
                 raise ModelFormatError(f"level {t} of the label tree gives some node no single parent")
             if t and c.shape[1] != self.chain[t - 1].shape[0]:
-                raise ModelFormatError(f"level {t} has {c.shape[1]} parents, level {t - 1} has {self.chain[t - 1].shape[0]} nodes")
+                raise ModelFormatError(f"level {t} has {c.shape[1]} parents, "
+                                       f"level {t - 1} has {self.chain[t - 1].shape[0]} nodes")
 
     @property
     def depth(self) -> int:
