@@ -69,8 +69,8 @@ class XRTransformerConfig(Config):
 
     @classmethod
     def for_cpu(cls) -> XRTransformerConfig:
-        """Sized to train on all of EURLEX57K (45k documents) in about 20 minutes on 2 cores: the first
-        3 of MiniLM's 6 layers, 32 tokens (the title and opening of a text), word embeddings frozen
+        """Sized to train on all of EURLEX57K (45k documents) within 20 minutes on 2 cores (13-15 measured):
+        the first 3 of MiniLM's 6 layers, 32 tokens (usually part of a title), word embeddings frozen
         and 900 steps of 32 documents in all (under one epoch). It gives up depth and context for time."""
         return cls(encoder=EncoderConfig(max_seq_len=32, n_layers=3),
                    finetune=FinetuneConfig(steps=(150, 250, 500), freeze_embeddings=True, lr=1e-4))
