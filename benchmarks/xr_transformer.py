@@ -276,5 +276,6 @@ def _throughput_lines(args, out: Path, vocab, train, dev, work: Path) -> list[st
             lines.append(f"- {'met' if ok else 'MISSED'}: P@1 >= PECOS's on the subset ({name})")
     return lines
 
+
 if __name__ == "__main__":
     main()

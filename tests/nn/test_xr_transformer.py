@@ -8,11 +8,13 @@ import scipy.sparse as sp
 import torch
 from tests.nn.conftest import tiny_config
 
-from xmc.exceptions import NotFittedError, XMCError
+from xmc.exceptions import InvalidConfigError, NotFittedError, XMCError
 from xmc.metrics import precision_at_k
 from xmc.models.pipeline import load
 from xmc.models.xr_transformer import XRTransformer, _hstack
-from xmc.nn.encoders import load_pretrained
+from xmc.nn.encoders import TextEncoder, load_pretrained
+from xmc.nn.heads import ShortlistHead
+from xmc.training.finetune import FinetuneConfig, Finetuner
 
 
 def test_schedule_visits_every_level_coarse_to_fine(fitted_tiny):
@@ -55,15 +57,18 @@ def test_ranker_input_balances_tfidf_and_embedding_blocks():
         np.testing.assert_allclose(joined[:, 20:].toarray() / scale, unit_rows, rtol=1e-5)
 
 
+def _assert_heads_hold_their_parents_rows(model: XRTransformer) -> None:
+    tree = model.matcher_tree_
+    for t in range(1, tree.depth):
+        parent = model.heads_[t - 1].weight.detach()[torch.from_numpy(tree.parent_of(t))]
+        torch.testing.assert_close(model.heads_[t].weight.detach(), parent, rtol=0, atol=0)
+
+
 def test_heads_start_from_their_parents(tiny_bert, encoded_docs):
     texts, Y, *_ = encoded_docs
     model = XRTransformer(tiny_config(tiny_bert, steps=(6, 0), eval_docs=0)).fit(texts, Y)
-    tree = model.matcher_tree_
-    top = model.heads_[0].weight.detach()
-    assert top.abs().sum() > 0
-    for t in range(1, tree.depth):  # zero steps below the top: every node still holds its parent's row
-        parent = model.heads_[t - 1].weight.detach()[torch.from_numpy(tree.parent_of(t))]
-        torch.testing.assert_close(model.heads_[t].weight.detach(), parent, rtol=0, atol=0)
+    assert model.heads_[0].weight.detach().abs().sum() > 0
+    _assert_heads_hold_their_parents_rows(model)  # zero steps below the top: every node still holds its parent's row
 
 
 def test_learning_rates_are_per_level(tiny_bert, encoded_docs):
@@ -82,18 +87,10 @@ def test_learning_rates_are_per_level(tiny_bert, encoded_docs):
     for later in snapshots[1:]:
         for name, value in later.items():
             torch.testing.assert_close(value, after_top[name], rtol=0, atol=0, msg=name)
-    tree = model.matcher_tree_
-    for t in range(1, tree.depth):
-        parent = model.heads_[t - 1].weight.detach()[torch.from_numpy(tree.parent_of(t))]
-        torch.testing.assert_close(model.heads_[t].weight.detach(), parent, rtol=0, atol=0)
+    _assert_heads_hold_their_parents_rows(model)
 
 
 def test_per_level_options_pick_their_level_and_need_a_value(tiny_bert):
-    from xmc.exceptions import InvalidConfigError
-    from xmc.nn.encoders import TextEncoder
-    from xmc.nn.heads import ShortlistHead
-    from xmc.training.finetune import FinetuneConfig, Finetuner
-
     config = FinetuneConfig(lr=(1e-4, 5e-5), warmup=(10,))
     assert [config.at_level("lr", t) for t in range(3)] == [1e-4, 5e-5, 5e-5]
     assert config.at_level("warmup", 2) == 10 and config.at_level("head_lr", 5) == config.head_lr
@@ -135,9 +132,9 @@ def test_resume_after_an_interrupted_level_gives_the_same_weights(tiny_bert, enc
 def test_resume_refuses_a_checkpoint_of_another_run(tiny_bert, encoded_docs, tmp_path):
     texts, Y, *_ = encoded_docs
     XRTransformer(tiny_config(tiny_bert, steps=(1,), eval_docs=0)).fit(texts, Y, checkpoint_dir=tmp_path)
+    other_run = XRTransformer(tiny_config(tiny_bert, steps=(2,), eval_docs=0))
     with pytest.raises(XMCError, match="different run"):
-        model = XRTransformer(tiny_config(tiny_bert, steps=(2,), eval_docs=0))
-        model.fit(texts, Y, checkpoint_dir=tmp_path, resume=True)
+        other_run.fit(texts, Y, checkpoint_dir=tmp_path, resume=True)
 
 
 def test_save_load_predict_identical(fitted_tiny, encoded_docs, tmp_path):
