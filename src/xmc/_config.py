@@ -8,8 +8,10 @@ error messages, CLI help and JSON round trips all come from one place.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -69,15 +71,14 @@ def option(default: Any, help: str, check: Interval | Options | None = None) -> 
 
 @dataclass(frozen=True, kw_only=True)
 class Config:
-    """Base of every config: validated on creation, JSON round trip, dotted overrides."""
+    """Base of every config: typed and validated on creation, JSON round trip, dotted overrides."""
 
     def __post_init__(self) -> None:
+        hints = _hints(type(self))
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
+            value = _coerce(getattr(self, f.name), hints.get(f.name), f.name, type(self).__name__)
+            object.__setattr__(self, f.name, value)
             check = f.metadata.get("check")
-            if isinstance(value, list):  # JSON gives lists; configs hold tuples
-                object.__setattr__(self, f.name, tuple(value))
-                value = tuple(value)
             values = value if isinstance(value, tuple) and isinstance(check, Interval) else (value,)
             # a numeric sequence needs at least one value (e.g. one per tree level, the last repeating)
             if check is not None and not (values and all(check.ok(v) for v in values)):
@@ -95,6 +96,8 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
+        if not isinstance(data, dict):
+            raise InvalidConfigError(f"{cls.__name__} must be given as a JSON object, not {type(data).__name__}")
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
@@ -102,7 +105,7 @@ class Config:
                 f"{cls.__name__} has no parameter {', '.join(map(repr, unknown))}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         kwargs = {}
         for name, value in data.items():
             sub = _config_class(hints.get(name))
@@ -116,28 +119,34 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def with_overrides(self, assignments: list[str] | tuple[str, ...]) -> Config:
-        """Apply ``a.b=value`` strings (values parsed as JSON, else kept as strings)."""
+        """Apply ``a.b=value`` strings, each value parsed strictly as its field's type: booleans as
+        true/false (also 1/0, yes/no, on/off), ints, floats, lists as ``[1,2]`` or ``1,2``."""
         data = self.to_dict()
         for item in assignments:
             if "=" not in item:
                 raise InvalidConfigError(f"--set expects key=value, got {item!r}")
             key, raw = item.split("=", 1)
-            node = data
+            node, cls = data, type(self)
             parts = key.strip().split(".")
             for part in parts[:-1]:
-                if not isinstance(node.get(part), dict):
+                sub = _config_class(_hints(cls).get(part))
+                if sub is None or not isinstance(node.get(part), dict):
                     raise InvalidConfigError(f"unknown config section {part!r} in {key!r}")
-                node = node[part]
-            if parts[-1] not in node:
+                node, cls = node[part], sub
+            name = parts[-1]
+            hint = _hints(cls).get(name)
+            if name not in node or hint is None:
                 raise InvalidConfigError(f"unknown config key {key!r}; see `xmc config` for the keys")
-            node[parts[-1]] = _parse_value(raw)
+            if _config_class(hint) is not None:
+                raise InvalidConfigError(f"{key!r} is a section; set one of its keys, e.g. {key}.<name>=...")
+            node[name] = parse_as(raw.strip(), hint, f"--set {key}")
         return type(self).from_dict(data)
 
     @classmethod
     def help_rows(cls, prefix: str = "") -> list[tuple[str, Any, str]]:
         """(dotted name, default, help) for every field, nested configs expanded."""
         rows = []
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         for f in dataclasses.fields(cls):
             sub = _config_class(hints.get(f.name))
             if sub is not None:
@@ -148,22 +157,136 @@ class Config:
         return rows
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _members(hint: Any) -> tuple:
+    """The alternatives of ``A | B`` (or ``Optional``), else ``(hint,)``."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return typing.get_args(hint)
+    return (hint,)
+
+
 def _config_class(hint: Any) -> type[Config] | None:
-    candidates = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for c in candidates:
+    for c in _members(hint):
         if isinstance(c, type) and issubclass(c, Config):
             return c
     return None
+
+
+def _describe(hint: Any) -> str:
+    names = []
+    for member in _members(hint):
+        if typing.get_origin(member) is tuple:
+            names.append(f"a list of {_describe(typing.get_args(member)[0])}")
+        elif member is type(None):
+            names.append("null")
+        else:
+            names.append(getattr(member, "__name__", str(member)))
+    return " or ".join(names)
+
+
+def _coerce(value: Any, hint: Any, name: str, owner: str) -> Any:
+    """``value`` as the field's type (JSON lists become tuples, ints become floats for float
+    fields); :class:`InvalidConfigError` when it is of another type (a string for a bool, ...)."""
+    if hint is None or hint is Any:
+        return value
+    for member in _members(hint):
+        ok, out = _as_type(value, member)
+        if ok:
+            return out
+    raise InvalidConfigError(f"The '{name}' parameter of {owner} must be {_describe(hint)}. Got {value!r} instead.")
+
+
+def _as_type(value: Any, member: Any) -> tuple[bool, Any]:
+    if member is type(None):
+        return value is None, None
+    if typing.get_origin(member) is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False, None
+        inner = typing.get_args(member)[0]
+        items = [_as_type(v, inner) for v in value]
+        return all(ok for ok, _ in items), tuple(v for _, v in items)
+    if isinstance(member, type) and issubclass(member, Config):
+        return isinstance(value, member), value
+    if member is bool:
+        return isinstance(value, bool), value
+    if isinstance(value, bool):
+        return False, None
+    if member is int:
+        return isinstance(value, int), value
+    if member is float:
+        return isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else None
+    if member is str:
+        return isinstance(value, str), value
+    return True, value
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def parse_as(raw: str, hint: Any, what: str) -> Any:
+    """``raw`` (a command-line string) parsed as a value of ``hint``; an error naming ``what``."""
+    errors = []
+    members = _members(hint)
+    # a list-looking value goes to the sequence alternative first, a scalar one to the scalars
+    listy = raw.startswith("[") or "," in raw
+    ordered = sorted(members, key=lambda m: (typing.get_origin(m) is tuple) != listy)
+    for member in ordered:
+        try:
+            return _parse_one(raw, member)
+        except ValueError as exc:
+            errors.append(str(exc))
+    raise InvalidConfigError(f"{what}: cannot read {raw!r} as {_describe(hint)} ({'; '.join(errors)})")
+
+
+def _parse_one(raw: str, member: Any) -> Any:
+    if member is type(None):
+        if raw.lower() in ("null", "none"):
+            return None
+        raise ValueError("not null")
+    if typing.get_origin(member) is tuple:
+        inner = typing.get_args(member)[0]
+        if raw.startswith("["):
+            try:
+                items = json.loads(raw)
+            except json.JSONDecodeError:
+                raise ValueError("not a JSON list") from None
+            if not isinstance(items, list):
+                raise ValueError("not a list")
+            return tuple(_parse_one(json.dumps(v) if not isinstance(v, str) else v, inner) for v in items)
+        return tuple(_parse_one(part.strip(), inner) for part in raw.split(",") if part.strip())
+    if member is bool:
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ValueError("expected true or false")
+    if member is int:
+        if not re.fullmatch(r"[+-]?\d[\d_]*", raw):
+            raise ValueError("not an int")
+        return int(raw)
+    if member is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError("not a number") from None
+    if member is str:
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            try:
+                return json.loads(raw)
+            except json.JSONDecodeError:
+                pass
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     return value
-
-
-def _parse_value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw

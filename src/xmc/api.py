@@ -28,7 +28,8 @@ from xmc.metrics.report import RECALL_K, evaluate_scores
 from xmc.models.base import model_class
 from xmc.models.pipeline import Pipeline
 from xmc.models.pipeline import load as load_any
-from xmc.utils.io import open_text
+from xmc.utils.folders import OutputExistsError, check_target
+from xmc.utils.io import atomic_file, save_csr
 
 log = logging.getLogger(__name__)
 DEFAULT_METHOD = "xr-transformer"
@@ -74,14 +75,19 @@ def _default_eval_split(dataset: Dataset, train_split: str) -> str | None:
 def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASET,
           out: str | os.PathLike | None = None, *, split: str = "train",
           overrides: list[str] | tuple[str, ...] = (), config: Config | None = None, eval_split: str | None = "auto",
-          fit_options: dict[str, Any] | None = None, ensemble: int = 1) -> TrainResult:
+          fit_options: dict[str, Any] | None = None, ensemble: int = 1, overwrite: bool = False) -> TrainResult:
     """Train ``method`` on ``data``'s ``split``, save it to ``out`` and evaluate it on ``eval_split``
     (``"auto"``: dev, else test, when present; ``None``: skip).
 
     ``fit_options`` go to the model's ``fit`` (e.g. ``checkpoint_dir`` and ``resume`` for
     XR-Transformer). Text models also get the evaluation split as ``eval_set`` for their
     per-level log. ``ensemble > 1`` trains that many members with shifted seeds and combines
-    their scores (:mod:`xmc.models.ensemble`)."""
+    their scores (:mod:`xmc.models.ensemble`).
+
+    ``out`` must be new, empty, or (with ``overwrite``) an xmc model folder; this is checked before
+    any work starts, and the old model stays intact until the new one is completely written."""
+    if out is not None:
+        check_target(out, overwrite)
     dataset = resolve(data)
     model_cfg, tfidf_cfg = method_config(method, overrides)
     if config is not None:
@@ -120,7 +126,7 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     pipeline = Pipeline(model, vocab, featurizer, freq, Y.shape[0], dataset=dataset.name)
     result = TrainResult(pipeline, seconds)
     if out is not None:
-        result.path = pipeline.save(out)
+        result.path = pipeline.save(out, overwrite=overwrite)
     if eval_split is not None:
         t0 = time.perf_counter()
         result.metrics = evaluate_split(pipeline, held_out)
@@ -142,12 +148,14 @@ def _build_model(method: str, config: Config, ensemble: int):
     return Ensemble(None, [cls(reseeded(config, i)) for i in range(ensemble)])
 
 
-def ensemble(models: list[str | os.PathLike], out: str | os.PathLike, combine: str = "softmax_average") -> Pipeline:
+def ensemble(models: list[str | os.PathLike], out: str | os.PathLike, combine: str = "softmax_average",
+             overwrite: bool = False) -> Pipeline:
     """One pipeline from several trained ones over the same labels, combined by score."""
     from xmc.models.ensemble import Ensemble, EnsembleConfig
 
     if len(models) < 2:
         raise XMCError("an ensemble needs at least two models")
+    check_target(out, overwrite)
     pipelines = [load(m) for m in models]
     first = pipelines[0]
     for path, p in zip(models[1:], pipelines[1:], strict=True):
@@ -162,7 +170,7 @@ def ensemble(models: list[str | os.PathLike], out: str | os.PathLike, combine: s
     model = Ensemble(EnsembleConfig(combine=combine), [p.model for p in pipelines])
     pipeline = Pipeline(model, first.vocab, None, first.label_freq, first.n_train, first.propensity,
                         dataset=first.dataset)
-    pipeline.save(out)
+    pipeline.save(out, overwrite=overwrite)
     return pipeline
 
 
@@ -178,26 +186,38 @@ def predict_split(model: Pipeline | str | os.PathLike, split: Split, *, top_k: i
 
 def predict(model: Pipeline | str | os.PathLike, data: str | os.PathLike, split: str = "test", *,
             top_k: int | None = None, beam_size: int | None = None,
-            out: str | os.PathLike | None = None) -> sp.csr_matrix:
-    """Scores ``(n_docs, n_labels)`` for one split; with ``out``, also written as ``.npz`` and ``.jsonl``."""
+            out: str | os.PathLike | None = None, overwrite: bool = False) -> sp.csr_matrix:
+    """Scores ``(n_docs, n_labels)`` for one split; with ``out``, also written as ``.npz`` and ``.jsonl``
+    (existing files there are replaced only with ``overwrite``)."""
+    if out is not None:
+        _prediction_paths(out, overwrite)
     pipeline = _pipeline(model)
     data_split = resolve(data).load(split)
     scores = predict_split(pipeline, data_split, top_k=top_k, beam_size=beam_size)
     if out is not None:
-        write_predictions(scores, pipeline.vocab, out)
+        write_predictions(scores, pipeline.vocab, out, overwrite=overwrite)
     return scores
 
 
-def write_predictions(scores: sp.csr_matrix, vocab: LabelVocab, out: str | os.PathLike) -> tuple[Path, Path]:
-    """``OUT.npz`` (CSR scores, columns in ``labels.txt`` order) and ``OUT.jsonl``
-    (``{"id": row, "labels": [[label, score], ...]}`` best first)."""
+def _prediction_paths(out: str | os.PathLike, overwrite: bool) -> tuple[Path, Path]:
     base = Path(out)
     if base.suffix in (".npz", ".jsonl", ".json"):
         base = base.with_suffix("")
-    base.parent.mkdir(parents=True, exist_ok=True)
-    npz, jsonl = base.with_name(base.name + ".npz"), base.with_name(base.name + ".jsonl")
-    sp.save_npz(npz, sp.csr_matrix(scores, dtype=np.float32), compressed=False)
-    with open_text(jsonl, "wt") as f:
+    paths = base.with_name(base.name + ".npz"), base.with_name(base.name + ".jsonl")
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{' and '.join(existing)} already exist; pass --overwrite to replace them")
+    return paths
+
+
+def write_predictions(scores: sp.csr_matrix, vocab: LabelVocab, out: str | os.PathLike,
+                      overwrite: bool = False) -> tuple[Path, Path]:
+    """``OUT.npz`` (CSR scores, columns in ``labels.txt`` order) and ``OUT.jsonl``
+    (``{"id": row, "labels": [[label, score], ...]}`` best first), each written atomically."""
+    npz, jsonl = _prediction_paths(out, overwrite)
+    npz.parent.mkdir(parents=True, exist_ok=True)
+    save_csr(npz, sp.csr_matrix(scores, dtype=np.float32))
+    with atomic_file(jsonl, "w") as f:
         for i, row in enumerate(ranked_rows(scores, vocab)):
             f.write(json.dumps({"id": i, "labels": [[lab, round(s, 6)] for lab, s in row]}, ensure_ascii=False) + "\n")
     return npz, jsonl

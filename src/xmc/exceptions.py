@@ -15,6 +15,10 @@ class InvalidConfigError(XMCError, ValueError):
     """A configuration value is out of its allowed range or of the wrong type."""
 
 
+class InvalidInputError(XMCError, ValueError):
+    """An argument given to a model or a command is unusable (wrong shape, type or value)."""
+
+
 class DataFormatError(XMCError, ValueError):
     """An input file is malformed; the message names the file and the line."""
 

@@ -67,6 +67,6 @@ def test_save_load_round_trip(tmp_path):
     X, Y = random_problem(n_labels=50)
     tree = LabelTree.build(pifa(X, Y), TreeConfig(max_leaf_size=4))
     tree.save(tmp_path)
-    again = LabelTree.load(tmp_path, tree.depth)
+    again = LabelTree.load(tmp_path, tree.level_sizes)
     assert again.level_sizes == tree.level_sizes
     assert all((a != b).nnz == 0 for a, b in zip(tree.chain, again.chain, strict=True))

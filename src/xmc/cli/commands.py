@@ -65,7 +65,8 @@ def _neural_options(args) -> tuple[list[str], dict]:
 def _train(args) -> int:
     overrides, fit_options = _neural_options(args)
     result = api.train(args.method, args.data, args.out, split=args.split, overrides=overrides + args.set,
-                       eval_split=_eval_split(args.eval_split), fit_options=fit_options, ensemble=args.ensemble)
+                       eval_split=_eval_split(args.eval_split), fit_options=fit_options, ensemble=args.ensemble,
+                       overwrite=args.overwrite or args.resume)
     _print_train(result)
     print(f"saved {result.path}")
     return 0
@@ -89,7 +90,8 @@ def _metrics_table(metrics: dict, title: str) -> str:
 
 
 def _predict(args) -> int:
-    scores = api.predict(args.model, args.data, args.split, top_k=args.top_k, beam_size=args.beam_size, out=args.out)
+    scores = api.predict(args.model, args.data, args.split, top_k=args.top_k, beam_size=args.beam_size, out=args.out,
+                         overwrite=args.overwrite)
     base = Path(args.out).with_suffix("") if Path(args.out).suffix in (".npz", ".jsonl") else Path(args.out)
     print(f"wrote {scores.shape[0]:,} rows to {base}.npz and {base}.jsonl")
     return 0
@@ -107,7 +109,7 @@ def _evaluate(args) -> int:
 
 
 def _ensemble(args) -> int:
-    api.ensemble(args.models, args.out, args.combine)
+    api.ensemble(args.models, args.out, args.combine, overwrite=args.overwrite)
     print(f"saved an ensemble of {len(args.models)} models to {args.out}")
     return 0
 
@@ -148,7 +150,8 @@ def _demo(args) -> int:
             if args.method == "xr-transformer" else "a few minutes on 2 cores")
     print(f"xmc demo: training {args.method} on {dataset.name} ({dataset.path}); this takes {took}", flush=True)
     start = time.perf_counter()
-    result = api.train(args.method, name, out)
+    # the demo may replace its own earlier model (never anything else: see xmc.utils.folders)
+    result = api.train(args.method, name, out, overwrite=True)
     print()
     _print_train(result)
     print(f"\nmodel saved to {out} (total {time.perf_counter() - start:.0f}s)")

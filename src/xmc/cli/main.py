@@ -39,7 +39,9 @@ def _add_model_commands(sub, methods) -> None:
     train = sub.add_parser("train", help="train a model on a dataset split and save it")
     train.add_argument("--method", default=api.DEFAULT_METHOD, choices=methods)
     train.add_argument("--data", required=True, help="dataset name or folder")
-    train.add_argument("--out", required=True, help="model folder to write")
+    train.add_argument("--out", required=True, help="model folder to write (new or empty; see --overwrite)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace an existing xmc model in --out (kept intact until the new one is complete)")
     train.add_argument("--split", default="train")
     train.add_argument("--eval-split", default="auto", help="split to evaluate after training (auto: dev/test; none)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -52,7 +54,9 @@ def _add_model_commands(sub, methods) -> None:
     neural.add_argument("--device", help="auto (CUDA when present), cpu, cuda or cuda:N")
     neural.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     neural.add_argument("--checkpoint-dir", help="save token ids and every finished level here")
-    neural.add_argument("--resume", action="store_true", help="continue from the last level saved in --checkpoint-dir")
+    neural.add_argument("--resume", action="store_true",
+                        help="continue from the last level saved in --checkpoint-dir (and replace the xmc model "
+                             "an earlier attempt may have left in --out)")
 
     predict = sub.add_parser("predict", help="write top-k predictions as CSR .npz and JSON lines")
     predict.add_argument("--model", required=True)
@@ -61,6 +65,7 @@ def _add_model_commands(sub, methods) -> None:
     predict.add_argument("--top-k", type=int, default=None)
     predict.add_argument("--beam-size", type=int, default=None)
     predict.add_argument("--out", required=True, help="OUT: writes OUT.npz and OUT.jsonl")
+    predict.add_argument("--overwrite", action="store_true", help="replace existing OUT.npz / OUT.jsonl")
 
     evaluate = sub.add_parser("evaluate", help="P@k, nDCG@k, PSP@k and R@10 of a model on a split")
     evaluate.add_argument("--model", required=True)
@@ -71,6 +76,7 @@ def _add_model_commands(sub, methods) -> None:
     ens = sub.add_parser("ensemble", help="combine trained models over the same labels into one model folder")
     ens.add_argument("--models", nargs="+", required=True, help="model folders written by `xmc train`")
     ens.add_argument("--out", required=True)
+    ens.add_argument("--overwrite", action="store_true", help="replace an existing xmc model in --out")
     ens.add_argument("--combine", default="softmax_average", choices=COMBINERS)
 
     config = sub.add_parser("config", help="print a method's default configuration as JSON")
@@ -105,16 +111,27 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return commands.run(args)
-    except (XMCError, ValueError, FileNotFoundError, PermissionError) as exc:
-        if args.verbose >= 2:
-            raise
-        print(f"xmc: error: {exc}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:
+        return 0
     except KeyboardInterrupt:
         print("xmc: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+    except (XMCError, OSError) as exc:  # user mistakes, and the machine's refusals (disk full, permissions)
+        if args.verbose >= 2:
+            raise
+        print(f"xmc: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # anything else is a bug in xmc: say so, keep the details for -vv
+        if args.verbose >= 2:
+            raise
+        print(f"xmc: internal error (a bug in xmc; please report it): {type(exc).__name__}: {_one_line(exc)}; "
+              "run again with -vv for the traceback", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 2000 else text[:1997] + "..."
 
 
 if __name__ == "__main__":

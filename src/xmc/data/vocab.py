@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from xmc.exceptions import ModelFormatError
+from xmc.exceptions import InvalidInputError, ModelFormatError
+from xmc.utils.io import write_text
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,25 @@ class LabelVocab:
 
     def save(self, path: str | os.PathLike) -> None:
         if any(not label or any(c.isspace() for c in label) for label in self.labels):
-            raise ValueError("labels must be non-empty and contain no whitespace to be saved as text")
-        Path(path).write_text("".join(label + "\n" for label in self.labels), encoding="utf-8")
+            raise InvalidInputError("labels must be non-empty and contain no whitespace to be saved as text")
+        write_text(path, "".join(label + "\n" for label in self.labels))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LabelVocab:
+        path = Path(path)
         try:
-            return cls(Path(path).read_text(encoding="utf-8").splitlines())
-        except FileNotFoundError as exc:
-            raise ModelFormatError(f"missing label vocabulary {path}") from exc
+            text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            raise ModelFormatError(f"missing label vocabulary {path}") from None
+        except UnicodeDecodeError as exc:
+            raise ModelFormatError(f"{path} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        labels = text.split("\n")
+        if labels[-1] != "":
+            raise ModelFormatError(f"{path} is truncated (its last line has no line end)")
+        labels.pop()
+        bad = next((i for i, label in enumerate(labels) if not label or any(c.isspace() for c in label)), None)
+        if bad is not None:
+            raise ModelFormatError(f"{path}:{bad + 1}: a label must be one non-empty token")
+        if len(set(labels)) != len(labels):
+            raise ModelFormatError(f"{path} lists a label twice")
+        return cls(labels)

@@ -11,8 +11,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from xmc._config import Config, Interval, option
-from xmc.exceptions import ModelFormatError
-from xmc.utils.io import load_arrays, read_json, save_arrays, write_json
+from xmc.exceptions import InvalidConfigError, ModelFormatError
+from xmc.utils.io import load_arrays, read_json, save_arrays, write_json, write_text
 from xmc.utils.sparse import as_csr_f32
 from xmc.utils.validation import check_is_fitted
 
@@ -83,7 +83,7 @@ class TfidfFeaturizer:
         terms = [""] * len(vocab)
         for term, j in vocab.items():
             terms[j] = term
-        (folder / "terms.txt").write_text("".join(t + "\n" for t in terms), encoding="utf-8")
+        write_text(folder / "terms.txt", "".join(t + "\n" for t in terms))
         save_arrays(folder / "idf.npz", idf=self.vectorizer_.idf_.astype(np.float64))
         write_json(folder / "tfidf.json", {"config": self.config.to_dict(), "n_features": len(terms)})
 
@@ -91,15 +91,37 @@ class TfidfFeaturizer:
     def load(cls, folder: str | os.PathLike) -> TfidfFeaturizer:
         folder = Path(folder)
         meta = read_json(folder / "tfidf.json")
+        where = folder / "tfidf.json"
+        if not isinstance(meta, dict):
+            raise ModelFormatError(f"{where} must hold a JSON object")
+        n_features = meta.get("n_features")
+        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+            raise ModelFormatError(f"{where}: 'n_features' must be a positive int, got {n_features!r}")
         try:
-            terms = (folder / "terms.txt").read_text(encoding="utf-8").split("\n")[:-1]
-        except FileNotFoundError as exc:
-            raise ModelFormatError(f"missing {folder / 'terms.txt'}") from exc
-        idf = load_arrays(folder / "idf.npz")["idf"]
-        if len(terms) != meta["n_features"] or idf.shape != (len(terms),):
-            raise ModelFormatError(f"{folder}: terms ({len(terms)}) and idf {idf.shape} disagree with tfidf.json")
-        self = cls(TfidfConfig.from_dict(meta["config"]))
+            config = TfidfConfig.from_dict(meta.get("config"))
+        except InvalidConfigError as exc:
+            raise ModelFormatError(f"{where}: invalid config: {exc}") from None
+        terms = _read_terms(folder / "terms.txt")
+        idf = load_arrays(folder / "idf.npz", {"idf": ("f", (n_features,))})["idf"]
+        if len(terms) != n_features or len(set(terms)) != n_features:
+            raise ModelFormatError(f"{folder / 'terms.txt'}: {len(terms)} lines ({len(set(terms))} distinct), "
+                                   f"tfidf.json says {n_features} terms")
+        if np.any(idf < 1.0):  # smoothed idf is 1 + log(...) >= 1
+            raise ModelFormatError(f"{folder / 'idf.npz'}: idf values below 1 cannot come from TF-IDF")
+        self = cls(config)
         vec = self._vectorizer(vocabulary={t: j for j, t in enumerate(terms)})
         vec.idf_ = idf
         self.vectorizer_ = vec
         return self
+
+
+def _read_terms(path: Path) -> list[str]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ModelFormatError(f"missing {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ModelFormatError(f"{path} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if text and not text.endswith("\n"):
+        raise ModelFormatError(f"{path} is truncated (its last line has no line end)")
+    return text.split("\n")[:-1]

@@ -16,18 +16,19 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from xmc.exceptions import InvalidInputError
 from xmc.utils.sparse import topk_per_row
 
 
 def _check(y_true, y_score, k: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+        raise InvalidInputError(f"k must be a positive int, got {k!r}")
     y_true = sp.csr_matrix(y_true)
     y_score = sp.csr_matrix(y_score)
     if y_true.shape[0] != y_score.shape[0]:
-        raise ValueError(f"y_true has {y_true.shape[0]} rows but y_score has {y_score.shape[0]}")
+        raise InvalidInputError(f"y_true has {y_true.shape[0]} rows but y_score has {y_score.shape[0]}")
     if y_score.shape[1] > y_true.shape[1]:
-        raise ValueError(f"y_score has {y_score.shape[1]} label columns but y_true only {y_true.shape[1]}")
+        raise InvalidInputError(f"y_score has {y_score.shape[1]} label columns but y_true only {y_true.shape[1]}")
     return y_true, y_score
 
 
@@ -100,7 +101,7 @@ def _best_weights(y_true: sp.csr_matrix, inv_prop: np.ndarray, k: int) -> np.nda
 def _check_prop(inv_prop, n_labels: int) -> np.ndarray:
     inv_prop = np.asarray(inv_prop, dtype=np.float64).ravel()
     if inv_prop.shape[0] != n_labels:
-        raise ValueError(f"inv_propensity has {inv_prop.shape[0]} entries but y_true has {n_labels} labels")
+        raise InvalidInputError(f"inv_propensity has {inv_prop.shape[0]} entries but y_true has {n_labels} labels")
     return inv_prop
 
 

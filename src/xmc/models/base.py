@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from xmc._config import Config
-from xmc.exceptions import ModelFormatError, XMCError
-from xmc.utils.io import atomic_folder, read_json, write_json
+from xmc.exceptions import InvalidConfigError, ModelFormatError, XMCError
+from xmc.utils.folders import atomic_folder
+from xmc.utils.io import read_json, write_json
 
 FORMAT_VERSION = 1
 MANIFEST = "xmc.json"
@@ -78,18 +79,80 @@ def write_manifest(folder: Path, kind: str, method: str, config: Config | None, 
 
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    """The checked manifest of a model folder: a JSON object of the supported format version, with a
+    known kind, a method name and (for bare models) a ``shapes`` object."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelFormatError(f"model folder {folder} does not exist")
     if not (folder / MANIFEST).is_file():
         raise ModelFormatError(f"{folder} is not an xmc model folder (no {MANIFEST})")
     manifest = read_json(folder / MANIFEST)
+    where = folder / MANIFEST
+    if not isinstance(manifest, dict):
+        raise ModelFormatError(f"{where} must hold a JSON object, not a {type(manifest).__name__}")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelFormatError(
             f"{folder} has model format version {version!r}; this xmc reads version {FORMAT_VERSION}"
         )
+    manifest_field(manifest, "kind", str, where, choices=("model", "pipeline"))
+    manifest_field(manifest, "method", str, where)
+    if manifest["kind"] == "model":
+        manifest_field(manifest, "shapes", dict, where)
+        manifest_field(manifest, "config", dict, where)
     return manifest
+
+
+def manifest_field(mapping: Any, key: str, kind: type | tuple[type, ...], where: Any, *, low: float | None = None,
+                   high: float | None = None, choices: tuple | None = None, optional: bool = False) -> Any:
+    """``mapping[key]`` checked for its type and range; a :class:`ModelFormatError` naming ``where``
+    (the file) and the key otherwise. ``bool`` never passes for ``int``."""
+    if not isinstance(mapping, dict) or key not in mapping:
+        if optional:
+            return None
+        raise ModelFormatError(f"{where}: missing key {key!r}")
+    value = mapping[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds) or (
+            float in kinds and isinstance(value, float) and value != value):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise ModelFormatError(f"{where}: {key!r} must be {names}, got {json_repr(value)}")
+    if (low is not None and value < low) or (high is not None and value > high) or (
+            choices is not None and value not in choices):
+        raise ModelFormatError(f"{where}: {key!r} = {json_repr(value)} is out of range")
+    return value
+
+
+def int_list(mapping: Any, key: str, where: Any, *, low: int = 0, length: int | None = None) -> list[int]:
+    """A manifest list of ints (each at least ``low``; exactly ``length`` of them when given)."""
+    values = manifest_field(mapping, key, list, where)
+    if (length is not None and len(values) != length) or not values or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= low for v in values):
+        raise ModelFormatError(f"{where}: {key!r} must be a non-empty list of ints >= {low}"
+                               + (f" of length {length}" if length is not None else "")
+                               + f", got {json_repr(values)}")
+    return values
+
+
+def json_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_no_links(folder: Path) -> None:
+    """Refuse a model folder holding symbolic links: every file a model reads must lie inside it."""
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            if os.path.islink(os.path.join(root, name)):
+                raise ModelFormatError(f"{os.path.join(root, name)} is a symbolic link; a model folder must hold "
+                                       "its own files")
+
+
+def config_from_manifest(config_class: type[Config], data: Any, where: Any) -> Config:
+    try:
+        return config_class.from_dict(data)
+    except (InvalidConfigError, TypeError) as exc:
+        raise ModelFormatError(f"{where}: invalid config: {exc}") from None
 
 
 class XMCModel(ABC):
@@ -129,21 +192,27 @@ class XMCModel(ABC):
         """A tiny, fast config for the shared model checks."""
         return cls.config_class()
 
-    def save(self, folder: str | os.PathLike) -> Path:
+    def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the model folder atomically. An existing xmc model there is replaced only with
+        ``overwrite``; any other existing content is never touched (:mod:`xmc.utils.folders`)."""
         self._check_fitted()
-        with atomic_folder(folder) as tmp:
+        with atomic_folder(folder, overwrite) as tmp:
             shapes = self._save_arrays(tmp)
             write_manifest(tmp, "model", self.method, self.config, shapes=shapes)
         return Path(folder)
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> XMCModel:
+        """A model from its folder; every file is checked against the manifest (shapes, dtypes,
+        index bounds), and anything wrong is a :class:`ModelFormatError` naming the file."""
+        folder = Path(folder)
         manifest = read_manifest(folder)
-        if manifest.get("kind") != "model" or manifest.get("method") != cls.method:
-            raise ModelFormatError(f"{folder} holds a {manifest.get('method')} {manifest.get('kind')}, "
+        if manifest["kind"] != "model" or manifest["method"] != cls.method:
+            raise ModelFormatError(f"{folder} holds a {manifest['method']} {manifest['kind']}, "
                                    f"not a {cls.method} model")
-        model = cls(cls.config_class.from_dict(manifest["config"]))
-        model._load_arrays(Path(folder), manifest.get("shapes", {}))
+        check_no_links(folder)
+        model = cls(config_from_manifest(cls.config_class, manifest["config"], folder / MANIFEST))
+        model._load_arrays(folder, manifest["shapes"])
         return model
 
     @abstractmethod

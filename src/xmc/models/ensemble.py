@@ -19,11 +19,12 @@ import scipy.sparse as sp
 
 from xmc._config import Config, Interval, Options, option
 from xmc.exceptions import ModelFormatError, NotFittedError
-from xmc.models.base import XMCModel, model_class, read_manifest
+from xmc.models.base import XMCModel, manifest_field, model_class, read_manifest
 from xmc.utils.sparse import topk_per_row
 from xmc.utils.validation import check_k
 
 COMBINERS = ("average", "rank_average", "softmax_average")
+MAX_MEMBERS = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,12 +111,20 @@ class Ensemble(XMCModel):
 
     def predict(self, X, *, top_k: int | None = None, beam_size: int | None = None) -> sp.csr_matrix:
         self._check_fitted()
-        top_k = check_k(top_k or self.config.top_k, "top_k")
+        top_k = check_k(top_k, "top_k", self.config.top_k)
         scores = [m.predict(X, top_k=max(top_k, self.config.member_top_k), beam_size=beam_size) for m in self.members_]
         widths = {P.shape[1] for P in scores}
         if len(widths) != 1:
             raise ValueError(f"ensemble members disagree on the number of labels: {sorted(widths)}")
         return combine_scores(scores, self.config.combine, top_k)
+
+    @property
+    def n_labels_(self) -> int | None:
+        return self.members_[0].n_labels_ if self.members_ else None
+
+    @property
+    def n_features_in_(self) -> int | None:
+        return self.members_[0].n_features_in_ if self.members_ else None
 
     def _check_fitted(self) -> None:
         if not self.members_:
@@ -126,14 +135,17 @@ class Ensemble(XMCModel):
     def _save_arrays(self, folder: Path) -> dict[str, Any]:
         for i, member in enumerate(self.members_):
             member.save(folder / f"member_{i}")
-        return {"n_members": len(self.members_), "input_kind": self.input_kind}
+        return {"n_members": len(self.members_), "input_kind": self.input_kind, "n_labels": self.n_labels_}
 
     def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None:
+        where = folder / "xmc.json"
+        n_members = manifest_field(shapes, "n_members", int, where, low=1, high=MAX_MEMBERS)
+        input_kind = manifest_field(shapes, "input_kind", str, where, choices=("texts", "features"))
         members = []
-        for i in range(int(shapes["n_members"])):
+        for i in range(n_members):
             sub = folder / f"member_{i}"
             members.append(model_class(read_manifest(sub)["method"]).load(sub))
-        if not members:
-            raise ModelFormatError(f"{folder} is an ensemble without members")
+        if any(m.input_kind != input_kind for m in members) or len({m.n_labels_ for m in members}) != 1:
+            raise ModelFormatError(f"{folder}: ensemble members disagree on their input or their label count")
         self.members_ = members
-        self.input_kind = members[0].input_kind
+        self.input_kind = input_kind

@@ -12,6 +12,7 @@ Layout::
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,19 @@ from xmc.data.vocab import LabelVocab
 from xmc.exceptions import ModelFormatError, XMCError
 from xmc.features.tfidf import TfidfFeaturizer
 from xmc.metrics.propensity import DEFAULT_A, DEFAULT_B, inv_propensity_from_counts
-from xmc.models.base import XMCModel, model_class, read_manifest, write_manifest
-from xmc.utils.io import atomic_folder, load_arrays, save_arrays, write_json
+from xmc.models.base import (
+    MANIFEST,
+    XMCModel,
+    check_no_links,
+    manifest_field,
+    model_class,
+    read_manifest,
+    write_manifest,
+)
+from xmc.utils.folders import atomic_folder
+from xmc.utils.io import load_arrays, save_arrays, write_json
+
+log = logging.getLogger(__name__)
 
 
 class Pipeline:
@@ -66,8 +78,10 @@ class Pipeline:
         freq = np.concatenate([self.label_freq, np.zeros(max(0, n_labels - self.label_freq.size), np.int64)])
         return inv_propensity_from_counts(freq, self.n_train, *self.propensity)
 
-    def save(self, folder: str | os.PathLike) -> Path:
-        with atomic_folder(folder) as tmp:
+    def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the pipeline folder atomically; an existing xmc model there is replaced only with
+        ``overwrite``, and nothing else is ever replaced (:mod:`xmc.utils.folders`)."""
+        with atomic_folder(folder, overwrite) as tmp:
             self.vocab.save(tmp / "labels.txt")
             save_arrays(tmp / "label_stats.npz", label_freq=self.label_freq, n_train=np.array(self.n_train))
             if self.featurizer is not None:
@@ -78,35 +92,66 @@ class Pipeline:
                            dataset=self.dataset)
         return Path(folder)
 
-    def update_metrics(self, folder: str | os.PathLike, key: str, metrics: dict[str, Any]) -> None:
-        """Record an evaluation in the folder's manifest."""
-        manifest = read_manifest(folder)
-        manifest.setdefault("metrics", {})[key] = metrics
-        self.metrics = manifest["metrics"]
-        write_json(Path(folder) / "xmc.json", manifest)
+    def update_metrics(self, folder: str | os.PathLike, key: str, metrics: dict[str, Any]) -> bool:
+        """Record an evaluation in the folder's manifest (an atomic rewrite of ``xmc.json``).
+
+        Best effort: a read-only folder (or any other write failure) logs a warning and returns
+        False, so evaluating a model one may not modify still works."""
+        self.metrics = {**self.metrics, key: metrics}
+        try:
+            manifest = read_manifest(folder)
+            manifest["metrics"] = {**(manifest.get("metrics") or {}), key: metrics}
+            write_json(Path(folder) / MANIFEST, manifest)
+        except OSError as exc:
+            log.warning("metrics not recorded in %s (%s)", folder, exc.strerror or exc)
+            return False
+        return True
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> Pipeline:
         folder = Path(folder)
         manifest = read_manifest(folder)
-        if manifest.get("kind") != "pipeline":
-            raise ModelFormatError(f"{folder} holds a bare {manifest.get('method')} model, not a trained pipeline")
-        model_manifest = read_manifest(folder / "model")
-        model = model_class(model_manifest["method"]).load(folder / "model")
+        where = folder / MANIFEST
+        if manifest["kind"] != "pipeline":
+            raise ModelFormatError(f"{folder} holds a bare {manifest['method']} model, not a trained pipeline")
+        n_labels = manifest_field(manifest, "n_labels", int, where, low=1)
+        featurizer_kind = manifest_field(manifest, "featurizer", (str, type(None)), where, choices=("tfidf", None))
+        propensity = manifest_field(manifest, "propensity", list, where)
+        if len(propensity) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                                           for v in propensity):
+            raise ModelFormatError(f"{where}: 'propensity' must be two positive numbers (A, B)")
+        metrics = manifest_field(manifest, "metrics", (dict, type(None)), where, optional=True)
+        dataset = manifest_field(manifest, "dataset", (str, type(None)), where, optional=True)
+        check_no_links(folder)
+        model = _load_model(folder / "model")
         vocab = LabelVocab.load(folder / "labels.txt")
-        stats = load_arrays(folder / "label_stats.npz")
-        featurizer = TfidfFeaturizer.load(folder / "tfidf") if manifest.get("featurizer") == "tfidf" else None
-        if len(vocab) != manifest.get("n_labels"):
-            raise ModelFormatError(f"{folder}: labels.txt has {len(vocab)} labels, "
-                                   f"xmc.json says {manifest.get('n_labels')}")
-        return cls(model, vocab, featurizer, stats["label_freq"], int(stats["n_train"]),
-                   tuple(manifest.get("propensity", (DEFAULT_A, DEFAULT_B))), manifest.get("metrics"),
-                   manifest.get("dataset"))
+        stats = load_arrays(folder / "label_stats.npz", {"label_freq": ("iu", (n_labels,)), "n_train": ("iu", ())})
+        featurizer = TfidfFeaturizer.load(folder / "tfidf") if featurizer_kind == "tfidf" else None
+        if len(vocab) != n_labels:
+            raise ModelFormatError(f"{folder}: labels.txt has {len(vocab)} labels, xmc.json says {n_labels}")
+        if model.n_labels_ != n_labels:
+            raise ModelFormatError(f"{folder}: the model scores {model.n_labels_} labels, xmc.json says {n_labels}")
+        reads_tfidf = featurizer is not None and model.input_kind == "features"
+        if reads_tfidf and model.n_features_in_ != featurizer.n_features_:
+            raise ModelFormatError(f"{folder}: the featuriser gives {featurizer.n_features_} features, the model "
+                                   f"reads {model.n_features_in_}")
+        if np.any(stats["label_freq"] < 0) or int(stats["n_train"]) < 1:
+            raise ModelFormatError(f"{folder / 'label_stats.npz'}: negative label counts or no training documents")
+        return cls(model, vocab, featurizer, stats["label_freq"], int(stats["n_train"]), tuple(propensity),
+                   metrics, dataset)
+
+
+def _load_model(folder: Path) -> XMCModel:
+    method = read_manifest(folder)["method"]
+    try:
+        cls = model_class(method)
+    except XMCError as exc:
+        raise ModelFormatError(f"{folder}: {exc}") from None
+    return cls.load(folder)
 
 
 def load(folder: str | os.PathLike) -> Pipeline | XMCModel:
     """Load whatever ``folder`` holds: a trained pipeline or a bare model."""
-    manifest = read_manifest(folder)
-    if manifest.get("kind") == "pipeline":
+    if read_manifest(folder)["kind"] == "pipeline":
         return Pipeline.load(folder)
-    return model_class(manifest["method"]).load(folder)
+    return _load_model(Path(folder))

@@ -14,11 +14,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmc._config import Config
+from xmc.exceptions import ModelFormatError
 from xmc.linear.ranker import LinearConfig, train_level
-from xmc.models.base import XMCModel
+from xmc.models.base import XMCModel, int_list, manifest_field
 from xmc.search.beam import BeamConfig, ChunkedLevel, beam_search
 from xmc.tree.label_tree import LabelTree, TreeConfig
 from xmc.tree.pifa import pifa
+from xmc.utils.io import load_csr, save_csr
 from xmc.utils.sparse import binarize
 from xmc.utils.validation import check_features, check_is_fitted, check_k, check_labels
 
@@ -54,6 +56,10 @@ class XRLinear(XMCModel):
         self.n_features_in_: int | None = None
         self._levels: list[ChunkedLevel] | None = None
         self.fit_seconds_: dict[str, float] = {}
+
+    @property
+    def n_labels_(self) -> int | None:
+        return None if self.tree_ is None else self.tree_.n_labels
 
     @classmethod
     def _test_config(cls) -> XRLinearConfig:
@@ -104,9 +110,9 @@ class XRLinear(XMCModel):
         beam = self.config.beam
         return beam_search(
             X, self._levels, self.tree_.level_sizes,
-            beam_size=check_k(beam_size or beam.beam_size, "beam_size"),
-            top_k=check_k(top_k or beam.top_k, "top_k"),
-            post_processor=post_processor or beam.post_processor,
+            beam_size=check_k(beam_size, "beam_size", beam.beam_size),
+            top_k=check_k(top_k, "top_k", beam.top_k),
+            post_processor=beam.post_processor if post_processor is None else post_processor,
         )
 
     def _check_fitted(self) -> None:
@@ -116,14 +122,20 @@ class XRLinear(XMCModel):
         self.tree_.save(folder / "tree")
         (folder / "ranker").mkdir()
         for t, W in enumerate(self.weights_):
-            sp.save_npz(folder / "ranker" / f"level_{t}.npz", W, compressed=False)
+            save_csr(folder / "ranker" / f"level_{t}.npz", W)
         return {"n_features": self.n_features_in_, "n_labels": self.tree_.n_labels,
                 "level_sizes": self.tree_.level_sizes, "nnz_per_level": [int(W.nnz) for W in self.weights_]}
 
     def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None:
-        depth = len(shapes["level_sizes"])
-        self.tree_ = LabelTree.load(folder / "tree", depth)
-        self.weights_ = [sp.csc_matrix(sp.load_npz(folder / "ranker" / f"level_{t}.npz")) for t in range(depth)]
-        self.n_features_in_ = int(shapes["n_features"])
+        where = folder / "xmc.json"
+        n_features = manifest_field(shapes, "n_features", int, where, low=1, high=2**31 - 2)
+        sizes = int_list(shapes, "level_sizes", where, low=1)
+        if sizes[-1] != manifest_field(shapes, "n_labels", int, where, low=1):
+            raise ModelFormatError(f"{where}: the tree's last level has {sizes[-1]} nodes, not n_labels")
+        self.tree_ = LabelTree.load(folder / "tree", sizes)
+        # every index is checked against the shapes here, before any numba kernel reads it
+        self.weights_ = [load_csr(folder / "ranker" / f"level_{t}.npz", (n_features + 1, n), fmt="csc")
+                         for t, n in enumerate(sizes)]
+        self.n_features_in_ = n_features
         self._levels = [ChunkedLevel.build(W, C, self.config.ranker.bias)
                         for W, C in zip(self.weights_, self.tree_.chain, strict=True)]

