@@ -34,6 +34,19 @@ def eurlex_slice(shared_data, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def small_data(eurlex_slice, tmp_path_factory) -> Path:
+    """A smaller real dataset for tests that start ``xmc`` many times: 500 train, 80 dev documents."""
+    from xmc.data import resolve, write_text_split
+
+    src = resolve(eurlex_slice)
+    out = tmp_path_factory.mktemp("small") / "Small"
+    for split, n in (("train", 500), ("dev", 80)):
+        data = src.load(split)
+        write_text_split(out, split, data.texts[:n], data.labels[:n])
+    return out
+
+
 def random_problem(n=400, d=300, n_labels=60, density=0.05, seed=0):
     """Features with a planted linear label structure, rows L2-normalised."""
     from xmc.utils.sparse import l2_normalize_rows

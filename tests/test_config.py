@@ -36,3 +36,33 @@ def test_help_rows_cover_every_leaf_field():
     names = [row[0] for row in XRLinearConfig.help_rows()]
     assert "beam.top_k" in names and "ranker.threshold" in names and "tree.max_leaf_size" in names
     assert all(help_text for _, _, help_text in XRLinearConfig.help_rows())
+
+
+def test_set_parses_each_value_strictly_as_its_field_type():
+    pytest.importorskip("torch")
+    from xmc.training.finetune import FinetuneConfig
+
+    assert FinetuneConfig().with_overrides(["amp=False"]).amp is False
+    assert FinetuneConfig(amp=False).with_overrides(["amp=true"]).amp is True
+    assert FinetuneConfig().with_overrides(["steps=[4,5]"]).steps == (4, 5)
+    assert FinetuneConfig().with_overrides(["steps=4,5,6"]).steps == (4, 5, 6)
+    assert FinetuneConfig().with_overrides(["lr=1e-4"]).lr == 1e-4
+    assert FinetuneConfig().with_overrides(["lr=[1e-4, 2e-5]"]).lr == (1e-4, 2e-5)
+    assert XRLinearConfig().with_overrides(["ranker.Cp=2"]).ranker.Cp == 2.0
+    for bad, field in (("amp=maybe", "amp"), ("batch_size=1.5", "batch_size"), ("steps=[1,x]", "steps"),
+                       ("lr=fast", "lr"), ("batch_size=true", "batch_size")):
+        with pytest.raises(InvalidConfigError, match=field):
+            FinetuneConfig().with_overrides([bad])
+
+
+def test_a_value_of_the_wrong_type_is_refused_even_from_json():
+    pytest.importorskip("torch")
+    from xmc.training.finetune import FinetuneConfig
+
+    with pytest.raises(InvalidConfigError, match="'amp' parameter of FinetuneConfig must be bool"):
+        FinetuneConfig.from_dict({"amp": "False"})
+    with pytest.raises(InvalidConfigError, match="post_processor"):
+        BeamConfig.from_dict({"post_processor": 3})
+    with pytest.raises(InvalidConfigError, match="'beam' parameter of XRLinearConfig must be BeamConfig"):
+        XRLinearConfig.from_dict({"beam": [1, 2]})
+    assert isinstance(XRLinearConfig.from_dict({"ranker": {"Cp": 1}}).ranker.Cp, float)

@@ -28,6 +28,7 @@ from xmc.metrics.report import RECALL_K, evaluate_scores
 from xmc.models.base import model_class
 from xmc.models.pipeline import Pipeline
 from xmc.models.pipeline import load as load_any
+from xmc.utils.faults import kill_point
 from xmc.utils.folders import OutputExistsError, check_target
 from xmc.utils.io import atomic_file, save_csr
 
@@ -128,6 +129,7 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     if out is not None:
         result.path = pipeline.save(out, overwrite=overwrite)
     if eval_split is not None:
+        kill_point("train:saved")
         t0 = time.perf_counter()
         result.metrics = evaluate_split(pipeline, held_out)
         result.eval_split = eval_split

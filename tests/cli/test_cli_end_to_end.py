@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from xmc.cli.main import main
@@ -68,3 +70,62 @@ def test_bad_override_is_one_line_exit_2(eurlex_slice, tmp_path, capsys):
     code = main(["train", "--data", str(eurlex_slice), "--out", str(tmp_path / "m"), "--set", "beam.beam_size=0"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "beam_size" in err
+
+
+def test_user_errors_are_one_line_and_bugs_say_so(eurlex_slice, tmp_path, capsys, monkeypatch):
+    model = tmp_path / "model"
+    assert main(["train", "--method", "xr-linear", "--data", str(eurlex_slice), "--out", str(model),
+                 "--eval-split", "none"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", str(model), "--data", str(eurlex_slice), "--split", "dev", "--top-k", "0",
+                 "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "top_k must be a positive int, got 0" in err
+
+    from xmc.cli import commands
+
+    def broken(args):
+        raise KeyError("an internal slip")
+
+    monkeypatch.setattr(commands, "run", broken)
+    assert main(["config", "xr-linear"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error (a bug in xmc" in err and "KeyError" in err
+    with pytest.raises(KeyError):
+        main(["-vv", "config", "xr-linear"])
+
+
+def test_evaluate_works_on_a_read_only_model_folder(eurlex_slice, tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["train", "--method", "xr-linear", "--data", str(eurlex_slice), "--out", str(model),
+                 "--eval-split", "none"]) == 0
+    before = (model / "xmc.json").read_bytes()
+    modes = {p: p.stat().st_mode for p in [model, *model.rglob("*")]}
+    for path in modes:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        if os.access(model, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        assert main(["evaluate", "--model", str(model), "--data", str(eurlex_slice), "--split", "dev", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["n_docs"] == 300
+        assert (model / "xmc.json").read_bytes() == before
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+
+
+def test_evaluate_records_its_metrics_unless_the_folder_refuses(eurlex_slice, tmp_path, capsys, monkeypatch):
+    model = tmp_path / "model"
+    assert main(["train", "--method", "xr-linear", "--data", str(eurlex_slice), "--out", str(model),
+                 "--eval-split", "none"]) == 0
+    import xmc.models.pipeline as pipeline
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(pipeline, "write_json", refuse)
+    assert main(["evaluate", "--model", str(model), "--data", str(eurlex_slice), "--split", "dev"]) == 0
+    assert "dev" not in json.dumps(json.loads((model / "xmc.json").read_text())["metrics"])
+    monkeypatch.undo()
+    assert main(["evaluate", "--model", str(model), "--data", str(eurlex_slice), "--split", "dev"]) == 0
+    assert f"{eurlex_slice.name}/dev" in json.loads((model / "xmc.json").read_text())["metrics"]

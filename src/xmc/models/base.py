@@ -83,6 +83,10 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     known kind, a method name and (for bare models) a ``shapes`` object."""
     folder = Path(folder)
     if not folder.is_dir():
+        backups = sorted(folder.parent.glob(f".{folder.name}.xmc-old-*")) if folder.name else []
+        if backups:
+            raise ModelFormatError(f"model folder {folder} does not exist; an interrupted replacement left the "
+                                   f"previous model in {backups[-1]} (the next save to {folder} puts it back first)")
         raise ModelFormatError(f"model folder {folder} does not exist")
     if not (folder / MANIFEST).is_file():
         raise ModelFormatError(f"{folder} is not an xmc model folder (no {MANIFEST})")

@@ -20,6 +20,7 @@ from xmc.models.base import XMCModel, int_list, manifest_field
 from xmc.search.beam import BeamConfig, ChunkedLevel, beam_search
 from xmc.tree.label_tree import LabelTree, TreeConfig
 from xmc.tree.pifa import pifa
+from xmc.utils.faults import kill_point
 from xmc.utils.io import load_csr, save_csr
 from xmc.utils.sparse import binarize
 from xmc.utils.validation import check_features, check_is_fitted, check_k, check_labels
@@ -85,6 +86,7 @@ class XRLinear(XMCModel):
             W = train_level(X, Y_t, M, tree.chain[t], self.config.ranker, desc=f"level {t + 1}/{tree.depth}")
             self.weights_.append(W)
             self._levels.append(ChunkedLevel.build(W, tree.chain[t], self.config.ranker.bias))
+            kill_point("xr-linear:level")
         self.fit_seconds_["rankers"] = time.perf_counter() - t0
         return self
 

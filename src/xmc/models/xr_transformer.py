@@ -36,7 +36,7 @@ from xmc.models.base import XMCModel, int_list, manifest_field
 from xmc.models.xr_linear import XRLinear, XRLinearConfig
 from xmc.nn.device import resolve_device
 from xmc.nn.embed import embed
-from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, quiet_transformers, resolve_encoder
+from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve_encoder, save_encoder
 from xmc.nn.heads import ShortlistHead, load_heads, save_heads
 from xmc.nn.tokens import CHARS_PER_TOKEN, TokenizedTexts, tokenize
 from xmc.training.checkpoints import LevelCheckpoints
@@ -236,9 +236,7 @@ class XRTransformer(XMCModel):
 
     def _save_arrays(self, folder: Path) -> dict[str, Any]:
         self.tfidf_.save(folder / "tfidf")
-        with quiet_transformers():
-            self.encoder_.transformer.save_pretrained(folder / "encoder")
-            self.tokenizer_.save_pretrained(folder / "encoder")
+        save_encoder(folder / "encoder", self.tokenizer_, self.encoder_.transformer)
         save_heads(folder / "heads.safetensors", self.heads_)
         self.matcher_tree_.save(folder / "matcher_tree")
         self.ranker_.save(folder / "ranker")

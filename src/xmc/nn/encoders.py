@@ -167,6 +167,19 @@ def load_pretrained(folder: str | os.PathLike, n_layers: int = 0):
     return tokenizer, model
 
 
+def save_encoder(folder: Path, tokenizer, transformer: nn.Module) -> None:
+    """``save_pretrained`` of both, minus the tokenizer's transient state: a fast tokenizer records the
+    truncation of its last call in ``tokenizer.json``, which would make a saved model depend on
+    whether its texts were tokenised in this process or read from a cache."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_truncation()
+        backend.no_padding()
+    with quiet_transformers():
+        transformer.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+
 class TextEncoder(nn.Module):
     """A transformer plus pooling: token ids -> one vector per document."""
 

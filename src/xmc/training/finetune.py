@@ -32,6 +32,7 @@ from xmc.nn.tokens import TokenizedTexts, bucketed_batches
 from xmc.search.postprocess import combine_dense
 from xmc.training.checkpoints import LevelCheckpoints
 from xmc.tree.label_tree import LabelTree
+from xmc.utils.faults import kill_point
 from xmc.utils.progress import progress
 from xmc.utils.sparse import binarize
 
@@ -234,6 +235,7 @@ class Finetuner:
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             losses.append(step_loss)
+            kill_point("finetune:step")
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         seconds = time.perf_counter() - started
         self.heads.append(head)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from xmc.exceptions import XMCError
+from xmc.utils.faults import kill_point
 from xmc.utils.io import fsync_dir
 
 MARKER = ".xmc-partial"  # written into every temporary folder; never present in a finished one
@@ -87,6 +88,7 @@ def atomic_folder(target: str | os.PathLike, overwrite: bool = False,
         yield tmp
         if not (target.parent / MARKER).is_file():  # inside another temporary folder, its commit syncs
             _sync_tree(tmp)
+        kill_point("folder:written")
         (tmp / MARKER).unlink()
         _commit(tmp, target, owned)
     except BaseException:
@@ -99,11 +101,13 @@ def _commit(tmp: Path, target: Path, owned: Callable[[Path], bool]) -> None:
     if not target.exists():
         tmp.rename(target)
     elif _exchange(tmp, target):
+        kill_point("folder:exchanged")
         shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
     else:
         backup = Path(tempfile.mkdtemp(prefix=f".{target.name}{_OLD_INFIX}", dir=target.parent))
         backup.rmdir()
         target.rename(backup)
+        kill_point("folder:moved-aside")
         tmp.rename(target)
         shutil.rmtree(backup, ignore_errors=True)
     fsync_dir(target.parent)

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmc.exceptions import ModelFormatError
+from xmc.utils.faults import kill_point
 
 
 def open_text(path: str | os.PathLike, mode: str = "rt") -> IO[str]:
@@ -54,6 +55,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        kill_point("file:written")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
