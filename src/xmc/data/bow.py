@@ -105,7 +105,7 @@ def _parse_body(buf, pos, n_points, n_features, n_labels, max_feats, max_labels,
     x_idx = np.empty(max_feats, np.int32)
     x_val = np.empty(max_feats, np.float64)
     y_idx = np.empty(max_labels, np.int32)
-    slow = np.empty(max_feats, np.int64)  # value positions left to Python: (entry, start, end) triples
+    slow = np.empty(3 * max_feats, np.int64)  # value positions left to Python: (entry, start, end) triples
     n_slow = 0
     nx = 0
     ny = 0
@@ -207,12 +207,14 @@ def read_bow(path: str | os.PathLike) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         _raise(path, status, row, n, d, n_labels, data, start)
     for entry, lo, hi in slow.reshape(-1, 3):
         x_val[entry] = float(data[lo:hi])
-    if x_val.size and not np.all(np.isfinite(x_val.astype(np.float32))):
-        bad = int(np.searchsorted(x_ptr, np.flatnonzero(~np.isfinite(x_val.astype(np.float32)))[0], "right"))
+    X = sp.csr_matrix((x_val, x_idx, x_ptr), shape=(n, d))
+    X.sum_duplicates()  # a feature listed twice on a line: its values add up (in float64, rounded once)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf and are reported just below
+        X = X.astype(np.float32)
+    if X.nnz and not np.all(np.isfinite(X.data)):
+        bad = int(np.searchsorted(X.indptr, np.flatnonzero(~np.isfinite(X.data))[0], "right"))
         raise DataFormatError(f"{path}:{bad + 1}: a feature value is not a finite float32 number")
-    X = sp.csr_matrix((x_val.astype(np.float32), x_idx, x_ptr), shape=(n, d))
     Y = sp.csr_matrix((np.ones(y_idx.size, np.float32), y_idx, y_ptr), shape=(n, n_labels))
-    X.sum_duplicates()
     Y.sum_duplicates()
     Y.data[:] = 1.0
     return X, Y

@@ -10,6 +10,7 @@ from pathlib import Path
 import scipy.sparse as sp
 
 from xmc.data.formats import read_bow, read_lines, read_text_split
+from xmc.data.label_names import find_label_names
 from xmc.exceptions import DatasetNotFoundError
 
 DATA_DIR_ENV = "XMC_DATA_DIR"
@@ -93,21 +94,9 @@ class Dataset:
                 return names
         return [str(j) for j in range(n_labels)]
 
-
     def label_names(self) -> dict[str, str]:
-        """Readable names of label ids from ``<Name>.json[.gz]`` (``{id: {"label": ...}}`` or
-        ``{id: name}``), when the folder has such a file; else an empty dict."""
-        import json
-
-        for suffix in (".json.gz", ".json"):
-            path = self.path / f"{self.name}{suffix}"
-            if path.is_file():
-                try:
-                    raw = json.loads("\n".join(read_lines(path)))
-                except ValueError:
-                    return {}
-                return {k: (v.get("label", k) if isinstance(v, dict) else str(v)) for k, v in raw.items()}
-        return {}
+        """Readable names of the labels (:mod:`xmc.data.label_names`); ``{}`` when the folder has none."""
+        return find_label_names(self.path, self.name)
 
 
 def _sibling(path: Path, old: str, new: str) -> Path | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 from xmc.data.bow import read_bow, write_bow
@@ -20,7 +21,8 @@ __all__ = ["read_bow", "read_lines", "read_text_split", "write_bow", "write_text
 
 
 def read_lines(path: str | os.PathLike) -> list[str]:
-    """All lines of a plain or gzip UTF-8 file, without their line ends."""
+    """All lines of a plain or gzip UTF-8 file, without their line ends (``\\n`` or ``\\r\\n``) and
+    without a leading byte-order mark."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     lines = []
@@ -28,11 +30,11 @@ def read_lines(path: str | os.PathLike) -> list[str]:
         with opener(path, "rb") as f:
             for line_no, raw in enumerate(f, 1):
                 try:
-                    lines.append(raw.decode("utf-8").rstrip("\r\n"))
+                    lines.append(raw.decode("utf-8-sig" if line_no == 1 else "utf-8").rstrip("\r\n"))
                 except UnicodeDecodeError as exc:
                     raise DataFormatError(
                         f"{path}:{line_no}: invalid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         raise DataFormatError(f"{path}: cannot read ({exc})") from None
