@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from xmc.features import TfidfConfig, TfidfFeaturizer
 
@@ -29,3 +30,18 @@ def test_save_load_gives_identical_output(tmp_path):
     a, b = f.transform(new), g.transform(new)
     assert (a != b).nnz == 0 and a.shape == b.shape
     assert g.config == f.config
+
+
+@pytest.mark.parametrize("sublinear_tf", [True, False])
+@pytest.mark.parametrize("ngram_max, min_df, lowercase", [(1, 1, True), (2, 2, False)])
+def test_matches_scikit_learn_with_the_same_settings(sublinear_tf, ngram_max, min_df, lowercase):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = TEXTS + ["The cat, the CAT and the cat again", "dog dog dog dog sat"]
+    config = TfidfConfig(sublinear_tf=sublinear_tf, ngram_max=ngram_max, min_df=min_df, lowercase=lowercase)
+    ours = TfidfFeaturizer(config).fit_transform(texts)
+    ref = TfidfVectorizer(sublinear_tf=sublinear_tf, ngram_range=(1, ngram_max), min_df=min_df,
+                          lowercase=lowercase, dtype=np.float64).fit(texts)
+    expected = ref.transform(texts)
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours.toarray(), expected.toarray(), rtol=1e-6, atol=1e-7)

@@ -101,3 +101,25 @@ def test_chunked_level_holds_exactly_the_weights(seed):
     np.testing.assert_array_equal(by_feature.toarray(), expected[:n_features])
     np.testing.assert_array_equal(level.bias, 2.0 * expected[n_features])
     assert level.entry_child.dtype == level.row_pos.dtype == np.int32
+
+
+def test_the_beam_keeps_exactly_beam_size_nodes_per_level():
+    """16 labels under 4 parents of 4: a beam of b parents leaves exactly the 4 b labels under the
+    b best-scored parents (a beam one narrower or wider would return 4 fewer or 4 more)."""
+    X, Y = random_problem(n=200, n_labels=16, seed=3)
+    model = XRLinear(XRLinearConfig(tree=TreeConfig(max_leaf_size=4, n_splits=4, min_codes=4))).fit(X, Y)
+    assert model.tree_.level_sizes == [4, 16]
+    parent_of = model.tree_.parent_of(1)
+    top_scores = exhaustive_top(model, X)
+    for beam_size in (1, 2, 3):
+        out = model.predict(X[:30], top_k=16, beam_size=beam_size)
+        assert np.all(np.diff(out.indptr) == 4 * beam_size)
+        for i in range(30):
+            kept = set(parent_of[out[i].indices])
+            best = set(np.argsort(-top_scores[i], kind="stable")[:beam_size])
+            assert kept == best
+
+
+def exhaustive_top(model: XRLinear, X: sp.csr_matrix) -> np.ndarray:
+    Xb = sp.hstack([X, np.full((X.shape[0], 1), model.config.ranker.bias, np.float32)]).tocsr()
+    return (Xb @ model.weights_[0]).toarray()
