@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import tarfile
@@ -73,3 +74,88 @@ def test_fetch_without_network_fails_clearly(tmp_path, monkeypatch, capsys):
     assert main(["data", "fetch", "reuters21578", "--to", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("xmc: error: cannot download") and err.count("\n") == 1
+
+
+def test_conversions_write_meta_and_categories(tmp_path):
+    _eurlex_zip(tmp_path / "datasets.zip")
+    out = fetch("EURLEX-57K", tmp_path / "data", archive=tmp_path / "datasets.zip")  # names are forgiving
+    meta = [json.loads(line) for line in gzip.open(out / "train_meta.jsonl.gz", "rt", encoding="utf-8")]
+    assert meta == [{"celex_id": "32010R0001", "uri": None, "type": None, "title": "A"},
+                    {"celex_id": "32010R0002", "uri": None, "type": None, "title": "B"}]
+    assert resolve(out).splits == ["train", "dev"]
+    _reuters_tar(tmp_path / "r.tar.gz")
+    out = fetch("reuters_21578", tmp_path, archive=tmp_path / "r.tar.gz")
+    assert (out / "categories.txt").read_text() == "grain\n"
+    meta = [json.loads(line) for line in gzip.open(out / "test_meta.jsonl.gz", "rt", encoding="utf-8")]
+    assert meta == [{"newid": "2", "oldid": None}]
+
+
+def test_a_document_missing_its_header_or_recitals_still_converts(tmp_path):
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as zf:
+        zf.writestr("x/train/1.json", json.dumps({"main_body": ["Body é"], "concepts": [3]}))
+        zf.writestr("x/train/notes.txt", "ignored")
+        zf.writestr("train/2.json", json.dumps({"header": "H", "concepts": []}))  # directly under a split folder
+    out = fetch("eurlex57k", tmp_path / "o", archive=tmp_path / "d.zip")
+    assert resolve(out).load("train").texts == ["Body é", "H"]
+
+
+def test_bad_archives_are_data_format_errors(tmp_path):
+    from xmc.exceptions import DataFormatError, XMCError
+
+    with zipfile.ZipFile(tmp_path / "empty.zip", "w") as zf:
+        zf.writestr("readme.txt", "nothing")
+    with pytest.raises(DataFormatError, match="empty.zip: no train/dev/test JSON documents"):
+        fetch("eurlex57k", tmp_path / "o", archive=tmp_path / "empty.zip")
+    with zipfile.ZipFile(tmp_path / "bad.zip", "w") as zf:
+        zf.writestr("d/train/1.json", "{not json")
+    with pytest.raises(DataFormatError, match=r"bad.zip:d/train/1.json: not a EURLEX57K document"):
+        fetch("eurlex57k", tmp_path / "o", archive=tmp_path / "bad.zip")
+    with tarfile.open(tmp_path / "none.tar.gz", "w:gz"):
+        pass
+    with pytest.raises(DataFormatError, match="no reut2-"):
+        fetch("reuters21578", tmp_path / "o", archive=tmp_path / "none.tar.gz")
+    with pytest.raises(XMCError, match="unknown dataset 'wiki' to fetch; choose from eurlex57k, reuters21578"):
+        fetch("wiki", tmp_path)
+    with pytest.raises(XMCError, match="archive .*missing.zip does not exist"):
+        fetch("eurlex57k", tmp_path, archive=tmp_path / "missing.zip")
+
+
+def test_reuters_members_are_read_in_name_order(tmp_path):
+    def doc(newid, topic):
+        return (f'<REUTERS TOPICS="YES" LEWISSPLIT="TRAIN" NEWID="{newid}"><TOPICS><D>{topic}</D></TOPICS>'
+                f"<TEXT><TITLE>T{newid}</TITLE><BODY>b\n REUTER \x03</BODY></TEXT></REUTERS>"
+                f'<REUTERS TOPICS="YES" LEWISSPLIT="TEST" NEWID="9{newid}"><TOPICS><D>{topic}</D></TOPICS>'
+                f"<TEXT><TITLE>U</TITLE><BODY>c</BODY></TEXT></REUTERS>").encode("latin-1")
+    with tarfile.open(tmp_path / "r.tar.gz", "w:gz") as tf:
+        for name, body in (("reut2-001.sgm", doc(2, "b")), ("reut2-000.sgm", doc(1, "a"))):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tf.addfile(info, io.BytesIO(body))
+    out = fetch("reuters21578", tmp_path, archive=tmp_path / "r.tar.gz")
+    assert resolve(out).load("train").texts == ["T1 b", "T2 b"]  # the sign-off goes, whatever its case
+
+
+def test_download_from_a_local_server(tmp_path, monkeypatch):
+    """The real download path, against an HTTP server on loopback."""
+    import functools
+    import http.server
+    import threading
+
+    from xmc.data import fetch as fetch_module
+
+    (tmp_path / "served").mkdir()
+    _eurlex_zip(tmp_path / "served" / "datasets.zip")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "served"))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/datasets.zip"
+        monkeypatch.setitem(fetch_module.SOURCES, "eurlex57k", url)
+        out = fetch("eurlex57k", tmp_path / "data", timeout=5)
+        assert resolve(out).load("train").labels == [["7"], ["12", "7"]]
+        monkeypatch.setitem(fetch_module.SOURCES, "eurlex57k", url.replace("datasets", "missing"))
+        with pytest.raises(NetworkUnavailableError, match="missing.zip"):
+            fetch("eurlex57k", tmp_path / "data2", timeout=5)
+    finally:
+        server.shutdown()

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from xmc.cli.main import main
-from xmc.data import LabelVocab, read_bow, resolve, write_bow, write_text_split
+from xmc.data import LabelVocab, read_bow, read_text_split, resolve, write_bow, write_text_split
 from xmc.exceptions import DataFormatError, DatasetNotFoundError
 
 
@@ -114,3 +114,13 @@ def test_vocab_save_load(tmp_path):
     vocab = LabelVocab(["b", "a", "c"])
     vocab.save(tmp_path / "labels.txt")
     assert LabelVocab.load(tmp_path / "labels.txt").labels == ["b", "a", "c"]
+
+
+def test_plain_text_splits_round_trip_and_only_a_leading_bom_is_dropped(tmp_path):
+    write_text_split(tmp_path, "train", ["a  b\nc", "d"], [["x", "y"], []], gz=False)
+    assert (tmp_path / "train_texts.txt").read_text() == "a b c\nd\n"
+    assert (tmp_path / "train_labels.txt").read_text() == "x y\n\n"
+    (tmp_path / "train_texts.txt").write_bytes(b"\xef\xbb\xbffirst\r\n\xef\xbb\xbfsecond\r\n")
+    texts, labels = read_text_split(tmp_path / "train_texts.txt", tmp_path / "train_labels.txt")
+    assert texts == ["first", "\ufeffsecond"] and labels == [["x", "y"], []]
+    assert read_text_split(tmp_path / "train_texts.txt", None)[1] == [[], []]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,79 @@ def test_matches_scikit_learn_with_the_same_settings(sublinear_tf, ngram_max, mi
     expected = ref.transform(texts)
     assert ours.shape == expected.shape
     np.testing.assert_allclose(ours.toarray(), expected.toarray(), rtol=1e-6, atol=1e-7)
+
+
+def _saved(tmp_path):
+    f = TfidfFeaturizer(TfidfConfig(min_df=1)).fit(TEXTS)
+    f.save(tmp_path / "tfidf")
+    return tmp_path / "tfidf", f
+
+
+def test_saved_files_are_exact(tmp_path):
+    folder, f = _saved(tmp_path)
+    terms = (folder / "terms.txt").read_text().split("\n")
+    assert terms[-1] == "" and len(terms) - 1 == f.n_features_
+    assert all(f.vectorizer_.vocabulary_[t] == j for j, t in enumerate(terms[:-1]))
+    with np.load(folder / "idf.npz") as data:
+        assert data["idf"].dtype == np.float64
+    assert json.loads((folder / "tfidf.json").read_text()) == {"config": f.config.to_dict(),
+                                                                "n_features": f.n_features_}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "tfidf.json").write_text("[1]"), r"tfidf\.json must hold a JSON object"),
+    (lambda d: (d / "tfidf.json").write_text('{"n_features": true, "config": {}}'), "'n_features' must be a positive"),
+    (lambda d: (d / "tfidf.json").write_text('{"n_features": 0, "config": {}}'), "'n_features' must be a positive"),
+    (lambda d: (d / "tfidf.json").write_text('{"n_features": 1.5, "config": {}}'), "'n_features' must be a positive"),
+    (lambda d: _edit_meta(d, config={"ngram_max": 99}), r"tfidf\.json: invalid config"),
+    (lambda d: _edit_meta(d, n_features=3), r"idf\.npz: array 'idf' has shape"),
+    (lambda d: (d / "terms.txt").write_text("a\na\n" + "".join(f"t{i}\n" for i in range(_n(d) - 2))),
+     r"terms\.txt: .* lines \(.* distinct\)"),
+    (lambda d: (d / "terms.txt").write_text("a\nb"), r"terms\.txt is truncated"),
+    (lambda d: (d / "terms.txt").write_bytes(b"\xff\n"), r"terms\.txt is not UTF-8"),
+    (lambda d: (d / "terms.txt").unlink(), r"missing .*terms\.txt"),
+    (lambda d: _scale_idf(d, 0.5), r"idf\.npz: idf values below 1"),
+])
+def test_a_damaged_featuriser_names_the_file(tmp_path, damage, message):
+    from xmc.exceptions import ModelFormatError
+
+    folder, _ = _saved(tmp_path)
+    damage(folder)
+    with pytest.raises(ModelFormatError, match=message):
+        TfidfFeaturizer.load(folder)
+
+
+def test_idf_of_exactly_one_is_valid(tmp_path):
+    folder, f = _saved(tmp_path)
+    _scale_idf(folder, 0.0, floor=1.0)
+    g = TfidfFeaturizer.load(folder)
+    assert np.all(g.vectorizer_.idf_ == 1.0)
+
+
+def _n(folder):
+    return json.loads((folder / "tfidf.json").read_text())["n_features"]
+
+
+def _edit_meta(folder, **changes):
+    meta = json.loads((folder / "tfidf.json").read_text())
+    meta.update(changes)
+    (folder / "tfidf.json").write_text(json.dumps(meta))
+
+
+def _scale_idf(folder, factor, floor=0.0):
+    with np.load(folder / "idf.npz") as data:
+        idf = np.maximum(data["idf"] * factor, floor)
+    np.savez(folder / "idf.npz", idf=idf)
+
+
+def test_transform_uses_the_fitted_vocabulary_and_float32():
+    f = TfidfFeaturizer(TfidfConfig(min_df=1, max_features=3)).fit(TEXTS)
+    assert f.n_features_ == 3
+    X = f.transform(["cat cat mat"])
+    assert X.dtype == np.float32 and X.shape == (1, 3)
+    assert not hasattr(f.vectorizer_, "stop_words_") or f.vectorizer_.stop_words_ is None
+
+
+def test_max_df_drops_terms_in_most_documents():
+    vocab = TfidfFeaturizer(TfidfConfig(min_df=1, max_df=0.4)).fit(TEXTS).vectorizer_.vocabulary_
+    assert "the" not in vocab and "dog" in vocab  # 'the' is in 2 of the 4 texts, 'dog' in 1

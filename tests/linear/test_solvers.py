@@ -89,3 +89,22 @@ def test_train_level_is_deterministic_and_independent_of_thread_count():
         numba.set_num_threads(before)
     assert (one != many).nnz == 0
     assert one.nnz > 70  # not just the biases
+
+
+def test_defaults_are_liblinears_and_every_argument_reaches_the_solver():
+    X, y = _problem(3)
+    explicit = solve_binary(X, y, loss="squared_hinge", C=1.0, Cn=None, bias=1.0, eps=0.1, max_iter=100, seed=0)
+    np.testing.assert_array_equal(solve_binary(X, y), explicit)
+    np.testing.assert_array_equal(solve_multi(X, [y > 0]), explicit[:, None])
+    # a negative cost of 4 is LIBLINEAR's class weight 4 on the negative class
+    w = solve_binary(X, y, C=1.0, Cn=4.0, eps=1e-9, max_iter=100_000)
+    ref = LinearSVC(dual=True, C=1.0, class_weight={0: 4.0, 1: 1.0}, tol=1e-9, max_iter=1_000_000).fit(X, y)
+    np.testing.assert_allclose(w[:-1], ref.coef_.ravel(), atol=1e-5)
+    # the bias feature's value: sklearn reports intercept = scaling x its weight
+    w = solve_binary(X, y, bias=2.0, eps=1e-9, max_iter=100_000)
+    ref = LinearSVC(dual=True, intercept_scaling=2.0, tol=1e-9, max_iter=1_000_000).fit(X, y)
+    assert 2.0 * w[-1] == pytest.approx(ref.intercept_[0], abs=1e-4)
+    # the seed orders the coordinates: stopping early, two seeds stop at two different points
+    a, b = (solve_binary(X, y, eps=0.5, max_iter=3, seed=s) for s in (0, 1))
+    assert not np.array_equal(a, b)
+    np.testing.assert_array_equal(a, solve_binary(X, y, eps=0.5, max_iter=3, seed=0))

@@ -112,3 +112,34 @@ def test_vectorised_metrics_are_fast_on_eurlex_sized_input():
     t = time.perf_counter()
     evaluate_scores(truth, scores, rng.uniform(1, 5, L))
     assert time.perf_counter() - t < 5.0  # generous bound for a loaded CI box; measured ~0.2 s
+
+
+def test_inv_propensity_counts_documents_not_relevance_and_widens_only_when_asked():
+    from xmc.metrics import inv_propensity, inv_propensity_from_counts
+
+    Y = sp.csr_matrix(np.array([[2, 0, 1], [1, 0, 0], [0, 0, 3], [1, 0, 0]], np.float32))  # graded relevance
+    w = inv_propensity(Y, a=0.5, b=0.4)
+    c = (np.log(4) - 1) * 1.4**0.5
+    np.testing.assert_allclose(w, 1 + c * (np.array([3.0, 0.0, 2.0]) + 0.4) ** -0.5, rtol=1e-12)
+    assert w.dtype == np.float64
+    assert inv_propensity(Y, n_labels=3).shape == (3,)  # not wider than asked
+    wide = inv_propensity(Y, n_labels=5)
+    assert wide.shape == (5,) and wide[3] == wide[4] == wide[1]  # unseen labels weigh like a label seen 0 times
+    # the weight uses ln N with N at least 2, so one training document does not make C negative
+    np.testing.assert_allclose(inv_propensity_from_counts(np.array([0, 1]), 1),
+                               1 + (np.log(2) - 1) * 2.5**0.55 * (np.array([0, 1]) + 1.5) ** -0.55)
+    ints = inv_propensity_from_counts(np.array([1, 2], np.int64), 10**6, a=0.6, b=2.6)
+    np.testing.assert_allclose(ints, inv_propensity_from_counts(np.array([1.0, 2.0]), 10**6, a=0.6, b=2.6))
+
+
+def test_format_report_lays_out_families_by_k():
+    from xmc.metrics import format_report
+
+    table = format_report({"P@1": 91.2345, "P@5": 70.5, "nDCG@5": 80.0, "n_docs": 3}, "EURLEX57K / dev")
+    lines = table.splitlines()
+    assert lines[0] == "EURLEX57K / dev"
+    assert lines[1] == f"{'metric':<10}{'@1':>9}{'@5':>9}"
+    assert lines[2] == f"{'P':<10}{'91.23':>9}{'70.50':>9}"
+    assert lines[3] == f"{'nDCG':<10}{'':>9}{'80.00':>9}"
+    assert lines[4] == "n_docs: 3" and len(lines) == 5
+    assert format_report({"P@1": 1.0}).splitlines()[0].startswith("metric")

@@ -1,0 +1,189 @@
+"""Dataset folders: bag-of-words splits, name resolution, label vocabulary files, label names."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from xmc.data import LabelVocab, read_bow, resolve, write_bow
+from xmc.data.datasets import DATA_DIR_ENV, available, data_dirs
+from xmc.data.label_names import find_label_names, read_label_json, read_label_tsv
+from xmc.exceptions import DataFormatError, DatasetNotFoundError, InvalidInputError, ModelFormatError
+
+
+def _bow_folder(tmp_path, name="Toy", with_names=True):
+    folder = tmp_path / name
+    folder.mkdir()
+    X = sp.csr_matrix(np.array([[0, 1.5, 0], [2, 0, 0], [0, 0, 0.25]], np.float32))
+    Y = sp.csr_matrix(np.array([[1, 0], [1, 1], [0, 1]], np.float32))
+    write_bow(folder / f"{name}_data.txt", X, Y)
+    if with_names:
+        (folder / "labels.txt").write_text("red wine\nblue\n")
+    return folder, X, Y
+
+
+def test_a_bag_of_words_dataset_loads_its_split_with_label_names(tmp_path):
+    folder, X, _ = _bow_folder(tmp_path)
+    dataset = resolve(folder)
+    assert dataset.kind == "bow" and dataset.splits == ["all"] and dataset.has_split("all")
+    split = dataset.load("all")
+    assert split.name == "all" and split.n_labels == 2 and len(split) == 3
+    assert split.labels == [["red_wine"], ["red_wine", "blue"], ["blue"]]  # spaces in names become '_'
+    assert (split.features != X).nnz == 0 and split.texts is None
+
+
+def test_label_indices_name_bag_of_words_labels_without_a_usable_labels_file(tmp_path):
+    folder, _, _ = _bow_folder(tmp_path, with_names=False)
+    assert resolve(folder).load("all").labels == [["0"], ["0", "1"], ["1"]]
+    (folder / "labels.txt").write_text("a\na\n")  # duplicates: not usable
+    assert resolve(folder).bow_label_names(2) == ["0", "1"]
+    (folder / "labels.txt").write_text("a\n")  # too few
+    assert resolve(folder).bow_label_names(2) == ["0", "1"]
+
+
+def test_write_bow_writes_the_xc_format_exactly(tmp_path):
+    X = sp.csr_matrix(np.array([[0, 1.5, 0], [0, 0, 0], [2, 0, 0.125]], np.float32))
+    Y = sp.csr_matrix(np.array([[1, 0], [0, 1], [1, 1]], np.float32))
+    write_bow(tmp_path / "d.txt", X, Y)
+    assert (tmp_path / "d.txt").read_text() == "3 3 2\n0 1:1.5\n1\n0,1 0:2 2:0.125\n"
+    with pytest.raises(ValueError, match="X has 3 rows but Y has 2"):
+        write_bow(tmp_path / "e.txt", X, Y[:2])
+
+
+def test_a_header_alone_and_a_header_without_newline(tmp_path):
+    (tmp_path / "d.txt").write_bytes(b"0 4 3")
+    X, Y = read_bow(tmp_path / "d.txt")
+    assert X.shape == (0, 4) and Y.shape == (0, 3)
+    (tmp_path / "d.txt").write_bytes(b"1 4 3")
+    with pytest.raises(DataFormatError, match="header says 1 points but the file has 0"):
+        read_bow(tmp_path / "d.txt")
+    (tmp_path / "d.txt").write_bytes(b"1 4 3\n2 1:1\n")
+    X, Y = read_bow(tmp_path / "d.txt")
+    assert Y.dtype == np.float32 and Y.toarray().tolist() == [[0, 0, 1]] and X.toarray().tolist() == [[0, 1, 0, 0]]
+
+
+@pytest.mark.parametrize("header", ["2147483648 1 1", "1 2147483648 1", "1 1 2147483648", "1 1 1234567890123"])
+def test_headers_beyond_32_bit_indices_are_refused(tmp_path, header):
+    (tmp_path / "d.txt").write_text(header + "\n")
+    with pytest.raises(DataFormatError, match=r"d\.txt:1: header"):
+        read_bow(tmp_path / "d.txt")
+
+
+def test_a_header_of_up_to_eleven_digits_is_read(tmp_path):
+    (tmp_path / "d.txt").write_text("00000000001 3 2\n0 1:1\n")
+    assert read_bow(tmp_path / "d.txt")[0].shape == (1, 3)
+
+
+@pytest.mark.parametrize("body, line, message", [
+    ("3 3 2\n0 1:1\n1 0:1\n1,7 0:1\n", 4, r"label index 7 outside \[0, 2\)"),
+    ("2 3 2\n0 1:1 " + "2:1 " * 40 + "9:1\n1 0:1\n", 2, r"feature index 9 outside \[0, 3\)"),
+    ("2 3 2\n0 1:1\n1 0:1e39\n", 3, "not a finite float32"),
+    ("3 3 2\n0 1:1\n\n1 0:x\n", 4, "malformed line"),
+])
+def test_errors_name_the_right_line(tmp_path, body, line, message):
+    (tmp_path / "d.txt").write_text(body)
+    with pytest.raises(DataFormatError, match=rf"d\.txt:{line}: .*{message}"):
+        read_bow(tmp_path / "d.txt")
+
+
+def test_a_malformed_line_is_quoted_in_the_message(tmp_path):
+    (tmp_path / "d.txt").write_text("1 3 2\n0 1:1 oops " + "x" * 100 + "\n")
+    with pytest.raises(DataFormatError) as info:
+        read_bow(tmp_path / "d.txt")
+    assert "'0 1:1 oops xxx" in str(info.value) and "x" * 90 not in str(info.value)  # shown, but cut short
+
+
+def test_gzip_damage_is_a_data_format_error(tmp_path):
+    data = gzip.compress(b"1 3 2\n0 1:1\n" * 100)
+    (tmp_path / "d.txt.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataFormatError, match="cannot read"):
+        read_bow(tmp_path / "d.txt.gz")
+
+
+def test_names_resolve_case_insensitively_through_every_data_dir(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _bow_folder(tmp_path / "b", name="Bibtex")
+    (tmp_path / "b" / "bibtex.txt").write_text("a file, not a dataset")
+    monkeypatch.setenv(DATA_DIR_ENV, f"{tmp_path / 'a'}:{tmp_path / 'missing'}:{tmp_path / 'b'}")
+    assert data_dirs() == [tmp_path / "a", tmp_path / "missing", tmp_path / "b"]
+    assert resolve("BIBTEX").path == tmp_path / "b" / "Bibtex"
+    assert available() == ["Bibtex"]
+    with pytest.raises(DatasetNotFoundError, match=f"not in {tmp_path / 'a'}, {tmp_path / 'missing'}"):
+        resolve("nothing")
+    monkeypatch.delenv(DATA_DIR_ENV)
+    assert data_dirs() == [] and available() == []
+    with pytest.raises(DatasetNotFoundError, match=f"nowhere \\(set {DATA_DIR_ENV}\\)"):
+        resolve("nothing")
+
+
+def test_a_folder_without_splits_is_named_in_the_error(tmp_path):
+    (tmp_path / "Empty").mkdir()
+    with pytest.raises(DatasetNotFoundError, match="Empty holds no"):
+        resolve(tmp_path / "Empty")
+    from xmc.data import Dataset
+
+    with pytest.raises(DatasetNotFoundError, match="nope does not exist"):
+        Dataset(tmp_path / "nope")
+
+
+def test_vocab_files_are_checked_line_by_line(tmp_path):
+    path = tmp_path / "labels.txt"
+    LabelVocab(["a", "b"]).save(path)
+    assert path.read_text() == "a\nb\n"
+    for content, message in ((b"a\nb", "truncated"), (b"a\n\nb\n", r"labels\.txt:2: a label"),
+                             (b"a\nb c\n", r"labels\.txt:2: a label"), (b"a\na\n", "twice"),
+                             (b"\xff\n", "not UTF-8")):
+        path.write_bytes(content)
+        with pytest.raises(ModelFormatError, match=message):
+            LabelVocab.load(path)
+    with pytest.raises(ModelFormatError, match="missing label vocabulary"):
+        LabelVocab.load(tmp_path / "none.txt")
+    for bad in (["a", ""], ["a b"]):
+        with pytest.raises(InvalidInputError, match="non-empty and contain no whitespace"):
+            LabelVocab(bad).save(path)
+    with pytest.raises(ValueError, match="duplicate"):
+        LabelVocab(["a", "a"])
+
+
+def test_encoded_labels_are_float32_csr_with_32_bit_indices():
+    Y = LabelVocab.build([["b", "a"], ["a"]]).encode([["a", "b"], [], ["b"]]).Y
+    assert Y.dtype == np.float32 and Y.indices.dtype == np.int32 and Y.shape == (3, 2)
+    assert Y.toarray().tolist() == [[1, 1], [0, 0], [1, 0]]
+
+
+def test_label_names_from_a_tsv(tmp_path):
+    (tmp_path / "label_names.tsv").write_text("\ufeffa\tApple\tround fruit\n\nb\t Banana \n")
+    assert read_label_tsv(tmp_path / "label_names.tsv") == {"a": "Apple", "b": "Banana"}
+    assert find_label_names(tmp_path) == {"a": "Apple", "b": "Banana"}
+    for bad in ("a\n", "a b\tName\n", "\tName\n"):
+        (tmp_path / "label_names.tsv").write_text("x\tX\n" + bad)
+        with pytest.raises(DataFormatError, match=r"label_names\.tsv:2: expected 'label<TAB>name'"):
+            read_label_tsv(tmp_path / "label_names.tsv")
+
+
+def test_label_names_from_a_descriptor_map(tmp_path):
+    (tmp_path / "Set.json").write_text('{"1": {"label": "one", "alt_labels": []}, "2": "two", "3": 3}')
+    assert find_label_names(tmp_path / "", "Set") == {"1": "one", "2": "two", "3": "3"}
+    (tmp_path / "Set.json.gz").write_bytes(gzip.compress(b'{"9": {"label": "nine"}}'))
+    assert find_label_names(tmp_path, "Set") == {"9": "nine"}  # the .gz file comes first
+    assert find_label_names(tmp_path, "Other") == {}
+    for bad, message in (('{"1": {"name": "x"}}', "has no readable name"), ('{"1": true}', "has no readable name"),
+                         ("[1]", "expected a JSON object"), ("{", "not valid JSON")):
+        (tmp_path / "B.json").write_text(bad)
+        with pytest.raises(DataFormatError, match=message):
+            read_label_json(tmp_path / "B.json")
+    (tmp_path / "B.json").write_bytes(b'{"1": "\xff"}')
+    with pytest.raises(DataFormatError, match="invalid UTF-8"):
+        read_label_json(tmp_path / "B.json")
+
+
+def test_the_dataset_name_picks_the_descriptor_file(tmp_path):
+    folder = tmp_path / "Named"
+    folder.mkdir()
+    (folder / "train_texts.txt").write_text("a\n")
+    (folder / "Named.json").write_text('{"x": "X"}')
+    assert resolve(folder).label_names() == {"x": "X"}
