@@ -187,3 +187,101 @@ def test_the_dataset_name_picks_the_descriptor_file(tmp_path):
     (folder / "train_texts.txt").write_text("a\n")
     (folder / "Named.json").write_text('{"x": "X"}')
     assert resolve(folder).label_names() == {"x": "X"}
+
+
+def test_write_bow_uses_each_dimension_and_starts_label_free_rows_with_a_space(tmp_path):
+    X = sp.csr_matrix(np.array([[0, 1.5, 0, 0], [3, 0, 0, 0]], np.float32))  # 2 x 4: not square
+    Y = sp.csr_matrix(np.array([[0, 0, 0], [1, 0, 1]], np.float32))
+    write_bow(tmp_path / "d.txt", X, Y)
+    assert (tmp_path / "d.txt").read_text() == "2 4 3\n 1:1.5\n0,2 0:3\n"
+    X2, Y2 = read_bow(tmp_path / "d.txt")
+    assert (X2 != X).nnz == 0 and (Y2 != Y).nnz == 0
+    with pytest.raises(ValueError, match="X has 2 rows but Y has 3"):
+        write_bow(tmp_path / "e.txt", X, sp.vstack([Y, Y[:1]]))
+
+
+def test_index_limits_are_exact(tmp_path):
+    (tmp_path / "d.txt").write_text("1 3 2\n2 0:1\n")
+    with pytest.raises(DataFormatError, match=r"label index 2 outside \[0, 2\)"):
+        read_bow(tmp_path / "d.txt")
+    (tmp_path / "d.txt").write_text("1 3 2\n1 3:1\n")
+    with pytest.raises(DataFormatError, match=r"feature index 3 outside \[0, 3\)"):
+        read_bow(tmp_path / "d.txt")
+    (tmp_path / "d.txt").write_text("0 2147483647 1\n")
+    assert read_bow(tmp_path / "d.txt")[0].shape == (0, 2147483647)
+    (tmp_path / "d.txt").write_text("000000000001 3 2\n0 1:1\n")  # 12 digits: too long for a count
+    with pytest.raises(DataFormatError, match="header must be three integers 'N D L', got '000000000001 3 2'"):
+        read_bow(tmp_path / "d.txt")
+    (tmp_path / "d.txt").write_text("\n1 3 2\n0 1:1\n")
+    with pytest.raises(DataFormatError, match=r"d\.txt:1: header must be three integers 'N D L', got ''"):
+        read_bow(tmp_path / "d.txt")
+
+
+def test_the_quoted_line_is_the_faulty_one(tmp_path):
+    (tmp_path / "d.txt").write_text("4 3 2\n0 1:1\n1 2:x\n0 0:1\n1 1:1")
+    with pytest.raises(DataFormatError, match=r"d\.txt:3: malformed line, expected 'l1,l2 f:v f:v \.\.\.': '1 2:x'$"):
+        read_bow(tmp_path / "d.txt")
+
+
+def test_values_beyond_the_fast_path_are_converted_by_python_without_warnings(tmp_path):
+    import warnings
+
+    (tmp_path / "d.txt").write_text("2 3 1\n0 0:0.1234567890123456789 1:1e30\n0 2:12345678901234567890\n")
+    X, _ = read_bow(tmp_path / "d.txt")
+    assert X[0, 0] == np.float32(0.1234567890123456789) and X[0, 1] == np.float32(1e30)
+    assert X[1, 2] == np.float32(12345678901234567890)
+    (tmp_path / "d.txt").write_text("1 3 1\n0 0:1e39\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataFormatError, match="finite"):
+            read_bow(tmp_path / "d.txt")
+
+
+def test_names_from_every_data_dir_and_split_names(tmp_path, monkeypatch):
+    for root, name in (("r1", "One"), ("r2", "Two")):
+        (tmp_path / root / name).mkdir(parents=True)
+        (tmp_path / root / name / "train_texts.txt").write_text("a\n")
+    monkeypatch.setenv(DATA_DIR_ENV, f"{tmp_path / 'r1'}:{tmp_path / 'r2'}")
+    assert available() == ["One", "Two"]
+    assert resolve("two").load("train").name == "train"
+
+
+def test_encoding_keeps_the_vocabulary_width_even_when_its_last_labels_are_unused():
+    Y = LabelVocab(["a", "b", "c"]).encode([["a"], []]).Y
+    assert Y.shape == (2, 3) and Y.indptr.tolist() == [0, 1, 1]
+
+
+def test_text_lines_keep_their_own_characters_and_damage_names_the_file(tmp_path):
+    from xmc.data import read_lines, write_text_split
+
+    write_text_split(tmp_path, "train", ["ends with X", "plain"], [["l"], ["m"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train_labels.txt.gz", "train_texts.txt.gz"]
+    assert read_lines(tmp_path / "train_texts.txt.gz") == ["ends with X", "plain"]
+    data = (tmp_path / "train_texts.txt.gz").read_bytes()
+    (tmp_path / "cut.txt.gz").write_bytes(data[:-12])
+    with pytest.raises(DataFormatError, match=r"cut\.txt\.gz: cannot read"):
+        read_lines(tmp_path / "cut.txt.gz")
+
+
+def test_data_info_counts_by_hand(tmp_path):
+    from xmc.data import write_text_split
+    from xmc.data.info import describe, format_stats
+
+    write_text_split(tmp_path / "Toy", "train", ["a b c", "d", ""], [["x", "y"], ["x"], []])
+    write_text_split(tmp_path / "Toy", "dev", ["e f"], [["z", "x"]])
+    stats = describe(resolve(tmp_path / "Toy"))
+    train, dev = stats.splits
+    assert (train.split, train.n_docs, train.n_labels_used, train.labels_per_doc) == ("train", 3, 2, 1.0)
+    assert (train.tokens_per_doc, train.tokens_median, train.empty_docs, train.unlabelled_docs) == (4 / 3, 1.0, 1, 1)
+    assert (dev.n_docs, dev.n_labels_used, dev.labels_per_doc, dev.tokens_per_doc) == (1, 2, 2.0, 2.0)
+    assert (stats.n_labels_total, stats.n_train_labels, stats.unseen_in_train) == (3, 2, 1)
+    assert (stats.head, stats.torso, stats.tail) == (0, 0, 2)
+    assert stats.freq_quantiles == {"q0": 1.0, "q25": 1.25, "q50": 1.5, "q75": 1.75, "q90": 1.9, "q99": 1.99,
+                                    "q100": 2.0}
+    text = format_stats(stats)
+    assert text.splitlines()[0] == "dataset Toy (text)"
+    assert "\ntrain           3            2        1.00           1.3        1      1         1\n" in text
+    assert "labels in all splits: 3   in train: 2   never in train (zero-shot): 1" in text
+    assert "head (>= 50 docs) 0   torso (10-49) 0   tail (<= 9) 2" in text
+    assert text.endswith("docs per train label, quantiles: q0=1  q25=1.25  q50=1.5  q75=1.75  q90=1.9  q99=1.99  "
+                         "q100=2")

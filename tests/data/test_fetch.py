@@ -159,3 +159,49 @@ def test_download_from_a_local_server(tmp_path, monkeypatch):
             fetch("eurlex57k", tmp_path / "data2", timeout=5)
     finally:
         server.shutdown()
+
+
+def test_the_timeout_and_the_reason_reach_the_user(tmp_path, monkeypatch):
+    seen = {}
+
+    def refuse(url, timeout=None):
+        seen.update(url=url, timeout=timeout)
+        raise urllib.error.URLError("connection refused by 10.0.0.1")
+
+    monkeypatch.setattr("urllib.request.urlopen", refuse)
+    with pytest.raises(NetworkUnavailableError, match=r"datasets\.zip \(connection refused by 10\.0\.0\.1\)"):
+        fetch("eurlex57k", tmp_path, timeout=7.5)
+    assert seen == {"url": "http://nlp.cs.aueb.gr/software_and_datasets/EURLEX57K/datasets.zip", "timeout": 7.5}
+
+    def broken(url, timeout=None):
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr("urllib.request.urlopen", broken)
+    with pytest.raises(NetworkUnavailableError, match=r"\(timed out\)"):
+        fetch("reuters21578", tmp_path)
+
+
+def test_eurlex_test_split_titles_and_non_ascii_meta(tmp_path):
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as zf:
+        zf.writestr("d/test/1.json", json.dumps({"header": "H", "concepts": ["1"], "title": "Règlement"}))
+        zf.writestr("d/valid/2.json", json.dumps({"header": "V", "concepts": ["2"]}))  # not a split of the set
+    out = fetch("eurlex57k", tmp_path / "o", archive=tmp_path / "d.zip")
+    assert resolve(out).splits == ["test"]
+    raw = gzip.open(out / "test_meta.jsonl.gz", "rt", encoding="utf-8").read()
+    assert '"title": "Règlement"' in raw  # written as UTF-8, not \\u escapes
+
+
+def test_reuters_titles_control_characters_ids_and_categories(tmp_path):
+    sgm = ('<REUTERS TOPICS="YES" LEWISSPLIT="TRAIN" NEWID="1" OLDID="501"><TOPICS><D>b</D><D>a</D></TOPICS>'
+           "<TEXT><BODY>one\x03two</BODY></TEXT></REUTERS>"
+           '<REUTERS TOPICS="YES" LEWISSPLIT="TEST" NEWID="2" OLDID="502"><TOPICS><D>a</D><D>b</D></TOPICS>'
+           "<TEXT><TITLE>T</TITLE><BODY>three</BODY></TEXT></REUTERS>").encode("latin-1")
+    with tarfile.open(tmp_path / "r.tar.gz", "w:gz") as tf:
+        info = tarfile.TarInfo("reut2-000.sgm")
+        info.size = len(sgm)
+        tf.addfile(info, io.BytesIO(sgm))
+    out = fetch("reuters21578", tmp_path, archive=tmp_path / "r.tar.gz")
+    assert resolve(out).load("train").texts == ["onetwo"]  # no title: the body alone
+    assert (out / "categories.txt").read_text() == "a\nb\n"
+    meta = [json.loads(line) for line in gzip.open(out / "train_meta.jsonl.gz", "rt", encoding="utf-8")]
+    assert meta == [{"newid": "1", "oldid": "501"}]

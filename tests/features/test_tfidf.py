@@ -117,7 +117,22 @@ def test_transform_uses_the_fitted_vocabulary_and_float32():
     assert f.n_features_ == 3
     X = f.transform(["cat cat mat"])
     assert X.dtype == np.float32 and X.shape == (1, 3)
-    assert not hasattr(f.vectorizer_, "stop_words_") or f.vectorizer_.stop_words_ is None
+
+
+def test_unfitted_and_unusable_inputs_are_clear_errors(tmp_path):
+    from xmc.exceptions import InvalidInputError, NotFittedError
+
+    with pytest.raises(NotFittedError):
+        TfidfFeaturizer().transform(["a"])
+    with pytest.raises(InvalidInputError, match="no TF-IDF features from these 3 texts with min_df=2"):
+        TfidfFeaturizer().fit(["", "x", "!!"])
+
+
+def test_a_featuriser_of_a_single_term_saves_and_loads(tmp_path):
+    f = TfidfFeaturizer(TfidfConfig(min_df=1, ngram_max=1)).fit(["word", "word word"])
+    assert f.n_features_ == 1
+    f.save(tmp_path / "t")
+    assert TfidfFeaturizer.load(tmp_path / "t").n_features_ == 1
 
 
 def test_max_df_drops_terms_in_most_documents():

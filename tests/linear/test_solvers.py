@@ -108,3 +108,10 @@ def test_defaults_are_liblinears_and_every_argument_reaches_the_solver():
     a, b = (solve_binary(X, y, eps=0.5, max_iter=3, seed=s) for s in (0, 1))
     assert not np.array_equal(a, b)
     np.testing.assert_array_equal(a, solve_binary(X, y, eps=0.5, max_iter=3, seed=0))
+
+
+def test_the_default_iteration_cap_is_100():
+    X, y = _problem(4)
+    capped = solve_binary(X, y, C=1e4, eps=1e-12)  # a hard problem: stops at the cap, not the tolerance
+    np.testing.assert_array_equal(capped, solve_binary(X, y, C=1e4, eps=1e-12, max_iter=100))
+    assert not np.array_equal(capped, solve_binary(X, y, C=1e4, eps=1e-12, max_iter=101))

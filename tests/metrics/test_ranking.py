@@ -143,3 +143,10 @@ def test_format_report_lays_out_families_by_k():
     assert lines[3] == f"{'nDCG':<10}{'':>9}{'80.00':>9}"
     assert lines[4] == "n_docs: 3" and len(lines) == 5
     assert format_report({"P@1": 1.0}).splitlines()[0].startswith("metric")
+
+
+def test_format_report_orders_k_numerically():
+    from xmc.metrics import format_report
+
+    header = format_report({"P@10": 1.0, "P@3": 2.0, "P@1": 3.0}).splitlines()[0]
+    assert header == f"{'metric':<10}{'@1':>9}{'@3':>9}{'@10':>9}"

@@ -22,22 +22,9 @@ def eurlex_docs(eurlex_slice):
 def tiny_bert(eurlex_docs, tmp_path_factory) -> Path:
     """A random 2-layer BERT (hidden 64) with its own WordPiece vocabulary, saved as a Hugging Face
     folder so the real ``from_pretrained`` path is exercised. Built once per test run."""
-    import torch
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel, BertTokenizer
+    from xmc.nn.tiny import build_tiny_bert
 
-    texts = eurlex_docs[0]
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(texts, vocab_size=2000, min_frequency=2, show_progress=False)
-    # transformers 5: BertTokenizerFast(vocab_file=...) silently ignores the file; pass the vocab itself.
-    tokenizer = BertTokenizer(vocab=wordpiece.get_vocab())
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=128, max_position_embeddings=128)
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_bert(eurlex_docs[0], tmp_path_factory.mktemp("tiny_bert"))
 
 
 def tiny_config(encoder: Path, **finetune):

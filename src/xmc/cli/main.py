@@ -24,6 +24,13 @@ EPILOG = """examples:
 Datasets are folders, or names looked up in XMC_DATA_DIR (a path list)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2), like every other user error of xmc."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="inspect or fetch datasets")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="{info,fetch}")
@@ -92,7 +99,7 @@ def _add_model_commands(sub, methods) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from xmc.models.base import method_names
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xmc", description="Extreme multi-label text classification: train, predict, evaluate.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )

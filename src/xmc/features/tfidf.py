@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from xmc._config import Config, Interval, option
-from xmc.exceptions import InvalidConfigError, ModelFormatError
+from xmc.exceptions import InvalidConfigError, InvalidInputError, ModelFormatError
 from xmc.utils.io import load_arrays, read_json, save_arrays, write_json, write_text
 from xmc.utils.sparse import as_csr_f32
 from xmc.utils.validation import check_is_fitted
@@ -65,9 +65,11 @@ class TfidfFeaturizer:
 
     def fit_transform(self, texts: list[str]) -> sp.csr_matrix:
         vec = self._vectorizer()
-        X = vec.fit_transform(texts)
-        if hasattr(vec, "stop_words_"):
-            vec.stop_words_ = None  # the pruned-term set can hold millions of strings; not needed
+        try:
+            X = vec.fit_transform(texts)
+        except ValueError as exc:  # scikit-learn's "empty vocabulary" or "max_df < min_df": the texts' fault
+            raise InvalidInputError(f"no TF-IDF features from these {len(texts)} texts with min_df="
+                                    f"{self.config.min_df}, max_df={self.config.max_df} ({exc})") from None
         self.vectorizer_ = vec
         return as_csr_f32(X)
 
