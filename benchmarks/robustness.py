@@ -51,7 +51,7 @@ XRT_SET = ["--set", "encoder.n_layers=0", "--set", "finetune.steps=[6,6,10]", "-
 XR_LINEAR_POINTS = ["xr-linear:level@1", "xr-linear:level@2", "file:written@1", "file:written@3", "folder:written@1",
                     "folder:written@2", "train:saved"]
 OVERWRITE_POINTS = ["xr-linear:level@1", "file:written@2", "folder:written@2", "folder:exchanged"]
-XRT_POINTS = ["finetune:step@3", "finetune:step@9", "file:written@1", "folder:written@1", "folder:written@2",
+XRT_POINTS = ["trainer:step@3", "trainer:step@9", "file:written@1", "folder:written@1", "folder:written@2",
               "xr-linear:level@1"]
 
 

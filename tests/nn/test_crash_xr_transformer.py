@@ -11,7 +11,7 @@ XRT_SMALL = ["--set", "encoder.n_layers=0", "--set", "finetune.steps=[6,6,10]", 
              "--set", "matcher_tree.max_leaf_size=16", "--device", "cpu", "--max-seq-len", "24"]
 # mid-way through the second level's steps, while the token cache is written, before the second
 # level's checkpoint is committed, and while the ranker trains after fine-tuning
-XRT_POINTS = [pytest.param("finetune:step@9", id="mid-level"),
+XRT_POINTS = [pytest.param("trainer:step@9", id="mid-level"),
               pytest.param("file:written@1", id="token-cache", marks=pytest.mark.slow),
               pytest.param("folder:written@2", id="checkpoint", marks=pytest.mark.slow),
               pytest.param("xr-linear:level@1", id="ranker", marks=pytest.mark.slow)]

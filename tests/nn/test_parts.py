@@ -137,7 +137,7 @@ def test_matcher_beam_with_a_full_beam_ranks_like_exhaustive_path_scores():
 
 
 def test_gradient_clipping_counts_sparse_rows_like_torch_counts_dense():
-    from xmc.training.finetune import clip_grad_norm
+    from xmc.training.trainer import clip_grad_norm
 
     torch.manual_seed(0)
     dense_emb, sparse_emb = torch.nn.Embedding(20, 4), torch.nn.Embedding(20, 4, sparse=True)

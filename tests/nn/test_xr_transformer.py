@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -100,11 +102,23 @@ def test_per_level_options_pick_their_level_and_need_a_value(tiny_bert):
     with pytest.raises(InvalidConfigError, match="warmup"):
         FinetuneConfig(warmup=(10, -1))
     # The first step of level t runs at lr_t / warmup_t (linear warm-up), for the encoder and the head.
+    from xmc.training.trainer import _Optimisers, schedule_factor
+    from xmc.tree.label_tree import LabelTree
+
+    tree = LabelTree([sp.csr_matrix(np.ones((2, 1), np.float32)), sp.csr_matrix(np.eye(2, dtype=np.float32)),
+                      sp.csr_matrix(np.eye(2, dtype=np.float32))])
     config = FinetuneConfig(lr=(1e-3, 2e-3), head_lr=(1e-2, 4e-2), warmup=(2, 4), device="cpu")
-    tuner = Finetuner(TextEncoder(load_pretrained(tiny_bert)[1]), tree=None, config=config)
+    tuner = Finetuner(TextEncoder(load_pretrained(tiny_bert)[1]), tree=tree, config=config)
+    Ys = [sp.csr_matrix((1, 2), dtype=np.float32)] * 3
     for t, (lr, head_lr, warmup) in enumerate([(1e-3, 1e-2, 2), (2e-3, 4e-2, 4), (2e-3, 4e-2, 4)]):
-        optimizer, _ = tuner._optimizer(t, ShortlistHead(4, tuner.encoder.dim), total=100)[0]
-        assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([lr / warmup, head_lr / warmup])
+        stage = tuner._stage(t, None, Ys, 100, None, None)
+        assert stage.warmup == warmup and stage.steps == 100
+        head = ShortlistHead(2, tuner.encoder.dim)
+        optim = _Optimisers(tuner._groups(t, head), schedule_factor(stage.schedule, warmup, 100))
+        rates = {(id(p), g["lr"]) for o in optim.optimizers for g in o.param_groups for p in g["params"]}
+        head_ids = {id(p) for p in head.parameters()}
+        assert sorted({rate for pid, rate in rates if pid in head_ids}) == pytest.approx([head_lr / warmup])
+        assert sorted({rate for pid, rate in rates if pid not in head_ids}) == pytest.approx([lr / warmup])
 
 
 def test_resume_after_an_interrupted_level_gives_the_same_weights(tiny_bert, encoded_docs, tmp_path):
@@ -118,7 +132,7 @@ def test_resume_after_an_interrupted_level_gives_the_same_weights(tiny_bert, enc
 
     with pytest.raises(KeyboardInterrupt):
         XRTransformer(config).fit(texts, Y, checkpoint_dir=tmp_path / "b", on_level_end=killed)
-    assert (tmp_path / "b" / "level_1" / "state.json").is_file()
+    assert json.loads((tmp_path / "b" / "latest" / "state.json").read_text())["stage"] == 1
     resumed = XRTransformer(config).fit(texts, Y, checkpoint_dir=tmp_path / "b", resume=True)
     assert [e["level"] for e in resumed.level_logs_] == [e["level"] for e in straight.level_logs_]
     for (name, a), (_, b) in zip(straight.encoder_.named_parameters(), resumed.encoder_.named_parameters(),

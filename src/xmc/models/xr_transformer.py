@@ -39,7 +39,7 @@ from xmc.nn.embed import embed
 from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve_encoder, save_encoder
 from xmc.nn.heads import ShortlistHead, load_heads, save_heads
 from xmc.nn.tokens import CHARS_PER_TOKEN, TokenizedTexts, tokenize
-from xmc.training.checkpoints import LevelCheckpoints
+from xmc.training.checkpoints import RunCheckpoints
 from xmc.training.finetune import FinetuneConfig, Finetuner
 from xmc.tree.label_tree import LabelTree, TreeConfig
 from xmc.tree.pifa import pifa
@@ -159,7 +159,7 @@ class XRTransformer(XMCModel):
         t0 = time.perf_counter()
         checkpoints = None
         if checkpoint_dir is not None:
-            checkpoints = LevelCheckpoints(checkpoint_dir, self._fingerprint(inputs), resume)
+            checkpoints = RunCheckpoints(checkpoint_dir, self._fingerprint(inputs), resume)
         tuner = Finetuner(self.encoder_, self.matcher_tree_, cfg.finetune, cfg.encoder.dropout, checkpoints)
         self.heads_ = tuner.run(tokens, Y, eval_tokens, on_level_end)
         self.level_logs_ = [dataclasses.asdict(e) for e in tuner.logs]

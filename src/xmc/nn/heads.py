@@ -1,4 +1,7 @@
-"""Linear heads scored on a shortlist, and the losses XR-Transformer trains them with."""
+"""Heads: a dense head over every output, a level head scored on the union of a batch's shortlists
+(XR-Transformer), a candidate head scored on each document's own candidates (LightXML, CascadeXML,
+SyncXML: an embedding table with a padding row, an optional bottleneck or hidden block, and sparse
+gradients for SparseAdam at large label counts), and the losses they are trained with."""
 
 from __future__ import annotations
 
@@ -37,6 +40,83 @@ class ShortlistHead(nn.Module):
         """Start every node from its parent's weights (the paper's ``inherit`` bootstrap)."""
         self.weight.copy_(parent.weight[parent_of])
         self.bias.copy_(parent.bias[parent_of])
+
+
+class DenseHead(nn.Module):
+    """A linear layer over every output (the clusters of a meta level, or all labels of a small set),
+    with an optional hidden block in front (SyncXML's meta head)."""
+
+    def __init__(self, in_dim: int, n_out: int, hidden: int = 0, dropout: float = 0.0):
+        super().__init__()
+        self.block = HiddenBlock(in_dim, hidden, dropout) if hidden else None
+        self.linear = nn.Linear(hidden or in_dim, n_out)
+
+    @property
+    def n_out(self) -> int:
+        return self.linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.block(x) if self.block is not None else x)
+
+
+class HiddenBlock(nn.Module):
+    """Dropout, a linear layer and GELU: the block SyncXML puts in front of both of its heads."""
+
+    def __init__(self, in_dim: int, dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(in_dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.gelu(self.linear(self.dropout(x)))
+
+
+class CandidateHead(nn.Module):
+    """Scores each document's own candidates ``(B, K)`` with a row of an embedding table per output.
+
+    ``in_dim != dim`` puts a linear bottleneck in front (LightXML's ``hidden_dim``), ``hidden`` a
+    :class:`HiddenBlock` (SyncXML). Row ``n_out`` is a padding row that scores 0 and never learns, so
+    candidate lists of different lengths share one padded tensor. ``sparse`` makes the table's
+    gradients sparse (only the rows a batch touched), for ``torch.optim.SparseAdam``.
+    """
+
+    def __init__(self, n_out: int, dim: int, in_dim: int | None = None, hidden: int = 0, dropout: float = 0.0,
+                 sparse: bool = False):
+        super().__init__()
+        in_dim = in_dim or dim
+        self.block = HiddenBlock(in_dim, hidden, dropout) if hidden else None
+        width = hidden or in_dim
+        self.bottleneck = nn.Linear(width, dim) if width != dim else None
+        self.table = nn.Embedding(n_out + 1, dim, padding_idx=n_out, sparse=sparse)
+        self.bias = nn.Embedding(n_out + 1, 1, padding_idx=n_out, sparse=sparse)
+        with torch.no_grad():
+            nn.init.normal_(self.table.weight, std=dim**-0.5)
+            self.table.weight[n_out].zero_()
+            self.bias.weight.zero_()
+
+    @property
+    def n_out(self) -> int:
+        return self.table.num_embeddings - 1
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        if self.block is not None:
+            x = self.block(x)
+        return self.bottleneck(x) if self.bottleneck is not None else x
+
+    def forward(self, x: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """``(B, K)`` scores of ``candidates`` (indices, ``n_out`` for padding) for the rows of ``x``."""
+        z = self.project(x)
+        rows = self.table(candidates)  # (B, K, dim)
+        return torch.bmm(rows, z.unsqueeze(-1)).squeeze(-1) + self.bias(candidates).squeeze(-1)
+
+
+def masked_bce(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean binary cross-entropy over the entries where ``mask`` is set (all when it is None)."""
+    per = F.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none")
+    if mask is None:
+        return per.mean()
+    mask = mask.to(per.dtype)
+    return (per * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 def save_heads(path: Path, heads: list[ShortlistHead]) -> None:

@@ -14,26 +14,25 @@ killed run resumed from its last checkpoint produces the same weights as an unin
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch import nn
 
 from xmc._config import Config, Interval, Options, option
 from xmc.metrics.ranking import precision_at_k
-from xmc.nn.device import autocast, resolve_device
+from xmc.nn.device import resolve_device
 from xmc.nn.embed import embed
 from xmc.nn.encoders import TextEncoder
 from xmc.nn.heads import LOSSES, ShortlistHead, shortlist_loss
 from xmc.nn.tokens import TokenizedTexts, bucketed_batches
 from xmc.search.postprocess import combine_dense
-from xmc.training.checkpoints import LevelCheckpoints
+from xmc.training.checkpoints import RunCheckpoints
+from xmc.training.trainer import ParamGroup, Stage, TrainConfig, Trainer, standard_groups
 from xmc.tree.label_tree import LabelTree
-from xmc.utils.faults import kill_point
-from xmc.utils.progress import progress
 from xmc.utils.sparse import binarize
 
 log = logging.getLogger(__name__)
@@ -128,135 +127,101 @@ class Shortlister:
         return nodes, targets, mask
 
 
-def _schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _seed(config: FinetuneConfig, level: int) -> np.random.Generator:
-    torch.manual_seed(config.seed * 1_000_003 + level)
-    return np.random.default_rng([config.seed, level])
-
-
 def _batches(tokens: TokenizedTexts, config: FinetuneConfig, rng: np.random.Generator):
     while True:
-        yield from bucketed_batches(tokens.lengths, config.batch_size, rng)
+        for rows in bucketed_batches(tokens.lengths, config.batch_size, rng):
+            yield {"rows": rows}
+
+
+class _LevelNet(nn.Module):
+    """The encoder and the heads trained so far (one per finished or current level)."""
+
+    def __init__(self, encoder: TextEncoder, dropout: float):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleList()
 
 
 class Finetuner:
-    """Runs the schedule; ``heads[t]`` is level t's head once trained."""
+    """Runs the schedule on :class:`xmc.training.trainer.Trainer`, one stage per tree level;
+    ``heads[t]`` is level t's head once trained."""
 
     def __init__(self, encoder: TextEncoder, tree: LabelTree, config: FinetuneConfig, dropout: float = 0.1,
-                 checkpoints: LevelCheckpoints | None = None):
+                 checkpoints: RunCheckpoints | None = None):
         self.encoder, self.tree, self.config = encoder, tree, config
         self.device = resolve_device(config.device)
-        self.dropout = torch.nn.Dropout(dropout)
+        self.net = _LevelNet(encoder, dropout)
         self.checkpoints = checkpoints
-        self.heads: list[ShortlistHead] = []
         self.logs: list[LevelLog] = []
+
+    @property
+    def heads(self) -> list[ShortlistHead]:
+        return list(self.net.heads)
 
     def run(self, tokens: TokenizedTexts, Y: sp.csr_matrix,
             eval_set: tuple[TokenizedTexts, sp.csr_matrix] | None = None,
             on_level_end: Callable[[int], None] | None = None) -> list[ShortlistHead]:
-        if self.config.threads:
-            torch.set_num_threads(self.config.threads)
-        self.encoder.to(self.device)
-        start = 0
-        if self.checkpoints is not None:
-            start = self.checkpoints.restore(self)
+        cfg = self.config
         Ys = [binarize(self.tree.project_labels(Y, t)) for t in range(self.tree.depth)]
-        steps = self.config.level_steps(self.tree.depth)
-        for t in range(start, self.tree.depth):
-            self._train_level(t, tokens, Ys, steps[t])
-            if eval_set is not None and self.config.eval_docs:
-                self.logs[-1].dev = self._evaluate(t, *eval_set)
-            self._report(self.logs[-1])
-            if self.checkpoints is not None:
-                self.checkpoints.save(self, t)
-            if on_level_end is not None:
-                on_level_end(t)
+        steps = cfg.level_steps(self.tree.depth)
+        stages = [self._stage(t, tokens, Ys, steps[t], eval_set, on_level_end) for t in range(self.tree.depth)]
+        train = TrainConfig(batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, select="", amp=cfg.amp,
+                            device=cfg.device, threads=cfg.threads, seed=cfg.seed)
+        epochs = Trainer(self.net, train, self.checkpoints).run(stages)
+        self.logs = [LevelLog(t, self.tree.level_sizes[t], e.steps, e.seconds, e.items_per_second, e.loss, e.dev)
+                     for t, e in enumerate(epochs)]
         return self.heads
+
+    def _stage(self, t: int, tokens, Ys, n_steps, eval_set, on_level_end) -> Stage:
+        cfg = self.config
+        shortlist = Shortlister(self.tree, t, Ys[t], Ys[t - 1] if t else None, cfg.negatives, cfg.matcher_top)
+        return Stage(
+            name=f"fine-tune level {t + 1}/{self.tree.depth} ({self.tree.level_sizes[t]:,} nodes)",
+            loss=lambda batch: self._loss(tokens, batch["rows"], t, shortlist),
+            batches=lambda rng: _batches(tokens, cfg, rng),
+            groups=lambda: self._groups(t, self.net.heads[t]),
+            steps=n_steps, warmup=cfg.at_level("warmup", t), schedule="linear", clip=cfg.clip,
+            setup=lambda: self.net.heads.append(self._new_head(t)),
+            evaluate=(lambda: self._evaluate(t, *eval_set)) if eval_set is not None and cfg.eval_docs else None,
+            on_end=(lambda: on_level_end(t)) if on_level_end is not None else None, keep_best=False)
 
     def _new_head(self, t: int) -> ShortlistHead:
         head = ShortlistHead(self.tree.level_sizes[t], self.encoder.dim).to(self.device)
         if t == 0:
             torch.nn.init.normal_(head.weight, std=0.02)
         else:
-            head.inherit(self.heads[t - 1], torch.from_numpy(self.tree.parent_of(t)).to(self.device))
+            head.inherit(self.net.heads[t - 1], torch.from_numpy(self.tree.parent_of(t)).to(self.device))
         return head
 
-    def _optimizer(self, t: int, head: ShortlistHead,
-                   total: int) -> list[tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]]:
-        """AdamW on the encoder and the head; with ``sparse_embeddings``, SparseAdam on the word
-        embeddings, whose gradient then holds only the rows of the batch's tokens (most of a
-        small encoder's parameters sit in that table, and a dense update of it costs every step)."""
+    def _groups(self, t: int, head: ShortlistHead) -> list[ParamGroup]:
+        """The encoder at level t's rate and the head at its own, without weight decay on the head;
+        with ``sparse_embeddings`` the word-embedding table gets sparse gradients (only the rows of a
+        batch's tokens) and SparseAdam: most of a small encoder's parameters sit in that table, and a
+        dense update of it costs every step."""
         cfg = self.config
         lr, head_lr = cfg.at_level("lr", t), cfg.at_level("head_lr", t)
         words = self.encoder.transformer.get_input_embeddings()
         train_words = not cfg.freeze_embeddings and lr > 0  # SparseAdam refuses a rate of 0
         words.weight.requires_grad_(train_words)
-        sparse = cfg.sparse_embeddings and train_words and self.device.type == "cpu"
-        words.sparse = sparse
-        dense_params = [p for p in self.encoder.parameters() if p.requires_grad and not (sparse and p is words.weight)]
-        groups = [{"params": dense_params, "lr": lr},
-                  {"params": list(head.parameters()), "lr": head_lr, "weight_decay": 0.0}]
-        optimizers = [torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)]
-        if sparse:
-            optimizers.append(torch.optim.SparseAdam([words.weight], lr=lr))
-        return [(opt, _schedule(opt, cfg.at_level("warmup", t), total)) for opt in optimizers]
+        words.sparse = cfg.sparse_embeddings and train_words and self.device.type == "cpu"
+        return [*standard_groups(self.encoder, [], lr, 0.0, cfg.weight_decay),
+                ParamGroup(list(head.parameters()), head_lr, 0.0)]
 
-    def _train_level(self, t: int, tokens: TokenizedTexts, Ys: list[sp.csr_matrix], n_steps: int) -> None:
-        cfg = self.config
-        rng = _seed(cfg, t)
-        head = self._new_head(t)
-        parent = self.heads[t - 1] if t else None
-        shortlist = Shortlister(self.tree, t, Ys[t], Ys[t - 1] if t else None, cfg.negatives, cfg.matcher_top)
-        optimizers = self._optimizer(t, head, n_steps)
-        params = [p for opt, _ in optimizers for g in opt.param_groups for p in g["params"]]
-        self.encoder.train()
-        batches = _batches(tokens, cfg, rng)
-        losses, docs, started = [], 0, time.perf_counter()
-        bar = progress(range(n_steps), desc=f"fine-tune level {t + 1}/{self.tree.depth} ({head.n_nodes:,} nodes)",
-                       unit="step")
-        for _ in bar:
-            step_loss = 0.0
-            for _ in range(cfg.grad_accum):
-                rows = next(batches)
-                step_loss += self._micro_step(tokens, rows, head, parent, shortlist) / cfg.grad_accum
-                docs += rows.size
-            if cfg.clip:
-                clip_grad_norm(params, cfg.clip)
-            for optimizer, scheduler in optimizers:
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            losses.append(step_loss)
-            kill_point("finetune:step")
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        seconds = time.perf_counter() - started
-        self.heads.append(head)
-        self.logs.append(LevelLog(t, head.n_nodes, n_steps, seconds, docs / max(seconds, 1e-9),
-                                  float(np.mean(losses[-50:])) if losses else float("nan")))
-
-    def _micro_step(self, tokens, rows, head, parent, shortlist) -> float:
+    def _loss(self, tokens: TokenizedTexts, rows: np.ndarray, t: int, shortlist: Shortlister):
         ids, mask = tokens.batch(rows)
-        with autocast(self.device, self.config.amp):
-            emb = self.encoder(ids.to(self.device), mask.to(self.device))
-            emb = self.dropout(emb)
-            parent_scores = None
-            if parent is not None and shortlist.use_man:
-                with torch.no_grad():
-                    parent_scores = parent(emb.detach()).float()
-            nodes, targets, pair_mask = shortlist(rows, parent_scores)
-            scores = head(emb, torch.from_numpy(nodes).to(self.device))
+        head = self.net.heads[t]
+        parent = self.net.heads[t - 1] if t else None
+        emb = self.net.dropout(self.encoder(ids.to(self.device), mask.to(self.device)))
+        parent_scores = None
+        if parent is not None and shortlist.use_man:
+            with torch.no_grad():
+                parent_scores = parent(emb.detach()).float()
+        nodes, targets, pair_mask = shortlist(rows, parent_scores)
+        scores = head(emb, torch.from_numpy(nodes).to(self.device))
         loss = shortlist_loss(scores, torch.from_numpy(targets).to(self.device),
                               torch.from_numpy(pair_mask).to(self.device), self.config.loss, self.config.pos_weight)
-        (loss / self.config.grad_accum).backward()
-        return float(loss.detach())
+        return loss, {}
 
     def _evaluate(self, t: int, tokens: TokenizedTexts, Y: sp.csr_matrix) -> dict[str, float]:
         """P@k at level t of a beam search through heads 0..t on held-out documents."""
@@ -265,37 +230,10 @@ class Finetuner:
                     desc=f"score dev at level {t + 1}")
         with torch.no_grad():
             x = torch.from_numpy(emb).to(self.device)
-            level_scores = [self.heads[s](x).float().cpu().numpy() for s in range(t + 1)]
+            level_scores = [self.net.heads[s](x).float().cpu().numpy() for s in range(t + 1)]
         ranked = matcher_beam(level_scores, self.tree, beam_size=10)
         truth = binarize(self.tree.project_labels(Y[rows], t))
         return {f"P@{k}": 100 * float(precision_at_k(truth, ranked, k)) for k in (1, 3, 5) if k <= ranked.shape[1]}
-
-    def _report(self, entry: LevelLog) -> None:
-        dev = "  ".join(f"dev {k} {v:.2f}" for k, v in entry.dev.items())
-        log.info("level %d (%d nodes): %d steps in %.0fs, %.1f docs/s, loss %.4f  %s", entry.level + 1, entry.n_nodes,
-                 entry.steps, entry.seconds, entry.docs_per_second, entry.loss, dev)
-
-
-@torch.no_grad()
-def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> float:
-    """``torch.nn.utils.clip_grad_norm_`` that also takes sparse gradients (the embedding rows)."""
-    grads = []
-    for p in params:
-        if p.grad is None:
-            continue
-        if p.grad.is_sparse:
-            p.grad = p.grad.coalesce()
-            grads.append((p.grad, p.grad.values()))
-        else:
-            grads.append((p.grad, p.grad))
-    if not grads:
-        return 0.0
-    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v.float()) for _, v in grads]))
-    scale = max_norm / (float(total) + 1e-6)
-    if scale < 1.0:
-        for g, _ in grads:
-            g.mul_(scale)
-    return float(total)
 
 
 def matcher_beam(level_scores: list[np.ndarray], tree: LabelTree, beam_size: int) -> sp.csr_matrix:
