@@ -80,8 +80,9 @@ class Config:
             object.__setattr__(self, f.name, value)
             check = f.metadata.get("check")
             values = value if isinstance(value, tuple) and isinstance(check, Interval) else (value,)
-            # a numeric sequence needs at least one value (e.g. one per tree level, the last repeating)
-            if check is not None and not (values and all(check.ok(v) for v in values)):
+            # a numeric sequence needs at least one value (e.g. one per tree level, the last repeating),
+            # unless its default is empty (an optional list)
+            if check is not None and not ((values or f.default == ()) and all(check.ok(v) for v in values)):
                 raise InvalidConfigError(
                     f"The '{f.name}' parameter of {type(self).__name__} must be {check.describe()}. "
                     f"Got {value!r} instead."

@@ -27,6 +27,8 @@ MANIFEST = "xmc.json"
 _REGISTRY: dict[str, str] = {
     "xr-linear": "xmc.models.xr_linear:XRLinear",
     "xr-transformer": "xmc.models.xr_transformer:XRTransformer",
+    "lightxml": "xmc.models.lightxml:LightXML",
+    "cascadexml": "xmc.models.cascadexml:CascadeXML",
 }
 # Loadable from a folder but not trained by name (built from other models).
 _COMPOSITES: dict[str, str] = {"ensemble": "xmc.models.ensemble:Ensemble"}

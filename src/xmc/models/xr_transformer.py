@@ -38,12 +38,12 @@ from xmc.nn.device import resolve_device
 from xmc.nn.embed import embed
 from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve_encoder, save_encoder
 from xmc.nn.heads import ShortlistHead, load_heads, save_heads
-from xmc.nn.tokens import CHARS_PER_TOKEN, TokenizedTexts, tokenize
+from xmc.nn.tokens import cached_tokens, tokenize
 from xmc.training.checkpoints import RunCheckpoints
 from xmc.training.finetune import FinetuneConfig, Finetuner
 from xmc.tree.label_tree import LabelTree, TreeConfig
 from xmc.tree.pifa import pifa
-from xmc.utils.fingerprint import differences, digest_folder, digest_matrix, digest_texts
+from xmc.utils.fingerprint import digest_folder, digest_matrix, digest_texts
 from xmc.utils.sparse import l2_normalize_rows
 from xmc.utils.validation import check_is_fitted, check_labels
 
@@ -143,7 +143,8 @@ class XRTransformer(XMCModel):
 
         t0 = time.perf_counter()
         inputs = {"texts": digest_texts(texts), "labels": digest_matrix(Y), "encoder": digest_folder(folder)}
-        tokens = self._tokens(texts, inputs, checkpoint_dir, resume)
+        cache = Path(checkpoint_dir) / "tokens.npz" if checkpoint_dir is not None else None
+        tokens = cached_tokens(self.tokenizer_, texts, cfg.encoder.max_seq_len, inputs, cache, resume)
         eval_tokens = None
         if eval_set is not None and cfg.finetune.eval_docs:
             n_eval = min(len(eval_set[0]), cfg.finetune.eval_docs)
@@ -180,24 +181,6 @@ class XRTransformer(XMCModel):
         self.fit_seconds_ = seconds
         log.info("xr-transformer fit: %s", "  ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
         return self
-
-    def _tokens(self, texts: list[str], inputs: dict[str, str], checkpoint_dir, resume: bool) -> TokenizedTexts:
-        """Token ids, cached in the checkpoint folder so a resumed run skips tokenisation. The cache
-        is reused only for the same texts, tokenizer files and length; otherwise it is rebuilt."""
-        key = {"texts": inputs["texts"], "encoder": inputs["encoder"], "max_seq_len": self.config.encoder.max_seq_len,
-               "chars_per_token": CHARS_PER_TOKEN}
-        cache = Path(checkpoint_dir) / "tokens.npz" if checkpoint_dir is not None else None
-        if cache is not None and resume and cache.is_file():
-            cached, cached_key = TokenizedTexts.load_cache(cache)
-            if cached is not None and cached_key == key:
-                return cached
-            changed = "; ".join(differences(cached_key or {}, key)) or "unreadable"
-            log.info("rebuilding the token cache %s (%s)", cache, changed)
-        tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc="tokenise")
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tokens.save(cache, key)
-        return tokens
 
     def _fingerprint(self, inputs: dict[str, str]) -> dict[str, Any]:
         """What a checkpoint must match to be resumed: digests of the training texts, labels and

@@ -25,11 +25,11 @@ class ClusterShortlist(nn.Module):
         table = np.full((self.n_parents, width), self.n_children, dtype=np.int64)
         slot = np.arange(C.nnz) - np.repeat(C.indptr[:-1], counts)
         table[np.repeat(np.arange(self.n_parents), counts), slot] = C.indices
-        self.register_buffer("children", torch.from_numpy(table), persistent=False)
+        self.register_buffer("table", torch.from_numpy(table), persistent=False)
 
     @property
     def width(self) -> int:
-        return self.children.shape[1]
+        return self.table.shape[1]
 
     def select(self, scores: torch.Tensor, k: int, positives: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, k')`` parents: the ``k`` best by ``scores``; with ``positives`` (a ``(B, n_parents)``
@@ -44,7 +44,7 @@ class ClusterShortlist(nn.Module):
 
     def expand(self, parents: torch.Tensor) -> torch.Tensor:
         """``(B, k * width)`` children of ``parents``, padded with ``n_children``."""
-        return self.children[parents].reshape(parents.shape[0], -1)
+        return self.table[parents].reshape(parents.shape[0], -1)
 
 
 def dense_positives(Y_rows: sp.csr_matrix, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -4,6 +4,7 @@ dynamic padding (a batch is only as wide as its longest document)."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +12,11 @@ import numpy as np
 import torch
 
 from xmc.exceptions import ModelFormatError
+from xmc.utils.fingerprint import differences
 from xmc.utils.io import load_arrays, save_arrays
 from xmc.utils.progress import progress
+
+log = logging.getLogger(__name__)
 
 # A word-piece is rarely shorter than two characters of English text plus a space, so cutting a
 # text to this many characters per kept token loses nothing and spares the tokenizer the (often
@@ -66,6 +70,26 @@ class TokenizedTexts:
                 or (ids.size and ids.min() < 0)):
             return None, None
         return cls(ids.astype(np.int32), offsets, int(arrays["pad_id"])), key
+
+
+def cached_tokens(tokenizer, texts: list[str], max_len: int, inputs: dict[str, str], cache: Path | None,
+                  resume: bool, desc: str = "tokenise") -> TokenizedTexts:
+    """Token ids of ``texts``, cached at ``cache`` so a resumed run skips tokenisation. The cache is
+    reused only for the same texts, tokenizer files and length (``inputs`` holds the digests of the
+    texts and the encoder folder); otherwise it is rebuilt, never trusted."""
+    key = {"texts": inputs["texts"], "encoder": inputs["encoder"], "max_seq_len": max_len,
+           "chars_per_token": CHARS_PER_TOKEN}
+    if cache is not None and resume and cache.is_file():
+        cached, cached_key = TokenizedTexts.load_cache(cache)
+        if cached is not None and cached_key == key:
+            return cached
+        changed = "; ".join(differences(cached_key or {}, key)) or "unreadable"
+        log.info("rebuilding the token cache %s (%s)", cache, changed)
+    tokens = tokenize(tokenizer, texts, max_len, desc=desc)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tokens.save(cache, key)
+    return tokens
 
 
 def tokenize(tokenizer, texts: list[str], max_len: int, chunk: int = 2048, desc: str = "tokenise") -> TokenizedTexts:

@@ -1,0 +1,89 @@
+"""LightXML (Jiang et al., "LightXML: Transformer with Dynamic Negative Sampling for
+High-Performance Extreme Multi-label Text Classification", AAAI 2021).
+
+One transformer; its last ``n_taps`` [CLS] vectors, concatenated, feed a dense *recall* head over
+label clusters and a *rank* head (a bottleneck and a label-embedding table) over the labels of the
+clusters the recall head ranks highest, true clusters first while training. The negatives of the
+rank head therefore come from the recall head as it learns ("dynamic negative sampling"). Loss:
+BCE on clusters plus BCE on the candidate labels; score: sigmoid(label) x sigmoid(cluster).
+
+Clusters are the leaves of the PIFA tree (balanced 2-means on TF-IDF label centroids, at most
+``tree.max_leaf_size`` labels each). ``clustered=False`` is the paper's variant for small label sets:
+one dense head over every label, plain BCE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from xmc._config import Interval, option
+from xmc.models.neural import CascadeModel, NeuralConfig, pifa_tree
+from xmc.nn.cascade import CascadeNet, FeatureSpec, LevelSpec
+from xmc.nn.encoders import EncoderConfig, Tap, TextEncoder
+from xmc.training.trainer import OptimConfig, TrainConfig
+from xmc.tree.label_tree import TreeConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class LightXMLConfig(NeuralConfig):
+    tree: TreeConfig = field(default_factory=lambda: TreeConfig(max_leaf_size=100))
+    clustered: bool = option(True, "recall head over label clusters + rank head (False: one head over all labels)")
+    n_taps: int = option(5, "last layers whose [CLS] vectors are concatenated", Interval(int, 1, None))
+    dropout: float = option(0.5, "dropout on the concatenated feature", Interval(float, 0, 1, "left"))
+    hidden_dim: int = option(300, "bottleneck width of the rank head", Interval(int, 1, None))
+    top_k: int = option(10, "clusters shortlisted per document", Interval(int, 1, None))
+    sparse: bool = option(False, "sparse gradients for the label table (SparseAdam; for very many labels)")
+
+    @classmethod
+    def for_cpu(cls) -> LightXMLConfig:
+        """Sized for all of EURLEX57K within 20 minutes on 2 cores: MiniLM's first 3 layers, 32 tokens,
+        3 taps, 2 epochs of 64 documents. Depth, context and epochs are what it gives up."""
+        return cls(encoder=EncoderConfig(max_seq_len=32, n_layers=3), n_taps=3,
+                   train=TrainConfig(epochs=2, batch_size=64, eval_docs=1000,
+                                     optim=OptimConfig(lr=2e-4, head_lr=2e-3, warmup=0.05)))
+
+    @classmethod
+    def for_gpu(cls) -> LightXMLConfig:
+        """The paper's recipe on all-MiniLM-L6-v2: 5 taps, 128 tokens, batch 16, lr 1e-4, SWA from
+        epoch 10 of 20 (the paper's Eurlex schedule)."""
+        return cls(encoder=EncoderConfig(max_seq_len=128),
+                   train=TrainConfig(epochs=20, batch_size=16, swa_start=10, swa_every=200,
+                                     optim=OptimConfig(lr=1e-4, head_lr=1e-3, warmup=0.0, schedule="constant")))
+
+
+class LightXML(CascadeModel):
+    """LightXML on raw texts.
+
+    Examples
+    --------
+    >>> model = LightXML(LightXMLConfig.for_cpu()).fit(texts, Y)          # doctest: +SKIP
+    >>> model.predict(["Council Regulation on the import of bananas"], top_k=5)   # doctest: +SKIP
+    """
+
+    method = "lightxml"
+    config_class = LightXMLConfig
+
+    @classmethod
+    def default_config(cls) -> LightXMLConfig:
+        return LightXMLConfig.for_gpu() if torch.cuda.is_available() else LightXMLConfig.for_cpu()
+
+    def _label_tree(self, texts: list[str], Y: sp.csr_matrix) -> list[sp.csr_matrix]:
+        n_labels = Y.shape[1]
+        if not self.config.clustered:
+            return [sp.csr_matrix(np.ones((n_labels, 1), np.float32))]
+        leaves = pifa_tree(texts, Y, self.config.tfidf, self.config.tree).chain[-1]  # labels -> leaf clusters
+        return [sp.csr_matrix(np.ones((leaves.shape[1], 1), np.float32)), leaves]
+
+    def _network(self, encoder: TextEncoder, chains: list[sp.csr_matrix]) -> CascadeNet:
+        cfg = self.config
+        n_taps = min(cfg.n_taps, encoder.n_layers)
+        taps = tuple(Tap("cls", -1 - i) for i in range(n_taps))
+        levels = [LevelSpec(chains[0].shape[0])]
+        if len(chains) > 1:
+            levels.append(LevelSpec(chains[1].shape[0], dim=cfg.hidden_dim, top_k=cfg.top_k, sparse=cfg.sparse))
+        return CascadeNet(encoder, taps, encoder.dim, [FeatureSpec(tuple(range(n_taps)), 0, cfg.dropout)], levels,
+                          chains)

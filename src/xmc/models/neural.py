@@ -1,0 +1,279 @@
+"""End-to-end neural text models on :class:`xmc.nn.cascade.CascadeNet` and the one training loop:
+what LightXML, CascadeXML and SyncXML share (fitting, batched sparse prediction, model folders).
+
+A subclass says how labels are clustered (:meth:`_label_tree`) and how the network is composed
+(:meth:`_network`); everything else is here. ``fit`` records the seconds of each stage in
+``fit_seconds_`` and the per-epoch logs in ``epoch_logs_``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from xmc._config import Config, Interval, Options, option
+from xmc.exceptions import InvalidInputError, ModelFormatError, XMCError
+from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
+from xmc.metrics.ranking import precision_at_k
+from xmc.models.base import XMCModel, int_list, manifest_field
+from xmc.nn.cascade import SCHEMES, CascadeNet, topk_to_csr
+from xmc.nn.device import autocast, resolve_device
+from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve_encoder, save_encoder
+from xmc.nn.heads import load_tensors
+from xmc.nn.tokens import TokenizedTexts, bucketed_batches, cached_tokens, length_sorted_batches, tokenize
+from xmc.training.checkpoints import RunCheckpoints, save_state_dict
+from xmc.training.trainer import Stage, TrainConfig, Trainer, standard_groups
+from xmc.tree.label_tree import LabelTree, TreeConfig
+from xmc.tree.pifa import pifa
+from xmc.utils.fingerprint import digest_folder, digest_matrix, digest_texts
+from xmc.utils.io import load_csr, save_csr
+from xmc.utils.progress import progress
+from xmc.utils.sparse import binarize
+from xmc.utils.validation import check_is_fitted, check_k, check_labels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredictConfig(Config):
+    top_k: int = option(20, "labels returned per document", Interval(int, 1, None))
+    shortlist: tuple[int, ...] = option((), "parents kept per level at prediction (empty = the training top_k)",
+                                        Interval(int, 1, None))
+    scheme: str = option("weighted", "weighted: a node's probability times its parent's; level: its own only",
+                         Options(SCHEMES))
+    batch_size: int = option(64, "documents per prediction batch", Interval(int, 1, None))
+
+
+@dataclass(frozen=True, kw_only=True)
+class NeuralConfig(Config):
+    """The parts every cascade model has; a method's config adds its own fields."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    tfidf: TfidfConfig = field(default_factory=TfidfConfig)  # only to cluster labels (PIFA)
+    tree: TreeConfig = field(default_factory=TreeConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    freeze_layers: int = option(0, "keep the embeddings and the first n transformer layers fixed (cheaper steps)",
+                                Interval(int, 0, None))
+
+
+class CascadeModel(XMCModel):
+    """Base of the end-to-end text models; subclasses define ``_label_tree`` and ``_network``."""
+
+    config_class = NeuralConfig
+    input_kind = "texts"
+
+    def __init__(self, config: NeuralConfig | None = None):
+        super().__init__(config)
+        self.tokenizer_ = None
+        self.net_: CascadeNet | None = None
+        self.chains_: list[sp.csr_matrix] | None = None
+        self.fit_seconds_: dict[str, float] = {}
+        self.epoch_logs_: list[dict[str, Any]] = []
+
+    # -- what a method defines ---------------------------------------------------------------------
+    def _label_tree(self, texts: list[str], Y: sp.csr_matrix) -> list[sp.csr_matrix]:
+        """The level chain, coarse to fine: ``chains[0]`` is a ``(n_0, 1)`` column of ones, and
+        ``chains[t]`` maps level t's nodes to level t-1's; the last level's nodes are the labels."""
+        raise NotImplementedError
+
+    def _network(self, encoder: TextEncoder, chains: list[sp.csr_matrix]) -> CascadeNet:
+        raise NotImplementedError
+
+    def _stages(self, loss, batches, n_batches: int, evaluate) -> list[Stage]:
+        """One stage of ``train.epochs`` epochs (SyncXML overrides this with a detached warm-up)."""
+        cfg = self.config.train
+        return [Stage(name=self.method, loss=loss, batches=batches, groups=self._groups, epochs=cfg.epochs,
+                      n_batches=n_batches, warmup=cfg.optim.warmup, schedule=cfg.optim.schedule,
+                      clip=cfg.optim.clip, evaluate=evaluate)]
+
+    def _groups(self):
+        o = self.config.train.optim
+        return standard_groups(self.net_.encoder, [self.net_.features, self.net_.heads], o.lr, o.head_lr,
+                               o.weight_decay)
+
+    # -- fitting -----------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return resolve_device(self.config.train.device)
+
+    @property
+    def n_labels_(self) -> int | None:
+        return None if self.chains_ is None else self.chains_[-1].shape[0]
+
+    def fit(self, texts: list[str], Y, *, eval_set: tuple[list[str], sp.csr_matrix] | None = None,
+            checkpoint_dir: str | Path | None = None, resume: bool = False) -> CascadeModel:
+        """Train on ``texts`` and ``Y``; ``eval_set`` (texts, labels) picks the best epoch. With
+        ``checkpoint_dir`` every epoch is checkpointed, and ``resume=True`` continues a killed run."""
+        texts = check_texts(texts, self.method)
+        Y = check_labels(Y, len(texts))
+        cfg, seconds = self.config, {}
+        folder = resolve_encoder(cfg.encoder.name)
+        self.tokenizer_, transformer = load_pretrained(folder, cfg.encoder.n_layers)
+        encoder = TextEncoder(transformer, cfg.encoder.pooling)
+        t0 = time.perf_counter()
+        inputs = {"texts": digest_texts(texts), "labels": digest_matrix(Y), "encoder": digest_folder(folder)}
+        cache = Path(checkpoint_dir) / "tokens.npz" if checkpoint_dir is not None else None
+        tokens = cached_tokens(self.tokenizer_, texts, cfg.encoder.max_seq_len, inputs, cache, resume)
+        seconds["tokenise"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.chains_ = self._label_tree(texts, Y)
+        seconds["clusters"] = time.perf_counter() - t0
+        self.net_ = self._network(encoder, self.chains_)
+        _freeze(encoder, cfg.freeze_layers)
+        Ys = self._level_labels(Y)
+        n_batches = int(np.ceil(len(texts) / cfg.train.batch_size))
+        evaluate = self._evaluator(eval_set) if eval_set is not None and cfg.train.eval_docs else None
+        stages = self._stages(lambda batch: self._loss(tokens, Ys, batch), lambda rng: self._batches(tokens, rng),
+                              n_batches, evaluate)
+        checkpoints = None
+        if checkpoint_dir is not None:
+            checkpoints = RunCheckpoints(checkpoint_dir, self._fingerprint(inputs), resume)
+        t0 = time.perf_counter()
+        logs = Trainer(self.net_, cfg.train, checkpoints).run(stages)
+        seconds["train"] = time.perf_counter() - t0
+        self.net_.eval()
+        self.epoch_logs_ = [dataclasses.asdict(e) for e in logs]
+        self.fit_seconds_ = seconds
+        return self
+
+    def _level_labels(self, Y: sp.csr_matrix) -> list[sp.csr_matrix]:
+        """Y at every level of the chain (a node is positive when one of its labels is)."""
+        Ys = [binarize(Y)]
+        for C in reversed(self.chains_[1:]):
+            Ys.insert(0, binarize(Ys[0] @ C))
+        return Ys
+
+    def _batches(self, tokens: TokenizedTexts, rng: np.random.Generator):
+        for rows in bucketed_batches(tokens.lengths, self.config.train.batch_size, rng):
+            yield {"rows": rows}
+
+    def _loss(self, tokens: TokenizedTexts, Ys: list[sp.csr_matrix], batch):
+        rows = batch["rows"]
+        ids, mask = tokens.batch(rows)
+        return self.net_.loss(ids.to(self.device), mask.to(self.device), [Y[rows] for Y in Ys])
+
+    def _evaluator(self, eval_set):
+        n = min(len(eval_set[0]), self.config.train.eval_docs)
+        texts, Y = list(eval_set[0][:n]), sp.csr_matrix(eval_set[1])[:n]
+        tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc="tokenise dev")
+
+        def evaluate() -> dict[str, float]:
+            scores = self._predict_tokens(tokens, top_k=5)
+            truth = sp.csr_matrix(Y[:, : scores.shape[1]])
+            return {f"P@{k}": 100 * precision_at_k(truth, scores, k) for k in (1, 3, 5)}
+
+        return evaluate
+
+    def _fingerprint(self, inputs: dict[str, str]) -> dict[str, Any]:
+        config = self.config.to_dict()
+        config["encoder"].pop("name")
+        for key in ("device", "threads", "eval_docs"):
+            config["train"].pop(key)
+        config.pop("predict")
+        return {**inputs, "config": config}
+
+    # -- prediction --------------------------------------------------------------------------------
+    def predict(self, texts, *, top_k: int | None = None, beam_size: int | None = None) -> sp.csr_matrix:
+        """``(n_docs, n_labels)`` CSR of each row's ``top_k`` label probabilities; ``beam_size``
+        overrides the number of parents shortlisted at every level."""
+        self._check_fitted()
+        texts = check_texts(texts, self.method)
+        top_k = check_k(top_k, "top_k", self.config.predict.top_k)
+        if self.config.train.threads:
+            torch.set_num_threads(self.config.train.threads)
+        tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len)
+        shortlist = None if beam_size is None else (check_k(beam_size, "beam_size"),) * (len(self.chains_) - 1)
+        return self._predict_tokens(tokens, top_k, shortlist)
+
+    def _predict_tokens(self, tokens: TokenizedTexts, top_k: int, shortlist=None) -> sp.csr_matrix:
+        cfg = self.config.predict
+        shortlist = shortlist or cfg.shortlist or None
+        n = len(tokens)
+        k = min(top_k, self.n_labels_)
+        indices = np.full((n, k), -1, dtype=np.int64)
+        scores = np.zeros((n, k), dtype=np.float32)
+        device = self.device
+        self.net_.to(device).eval()
+        for rows in progress(length_sorted_batches(tokens.lengths, cfg.batch_size), desc="predict", unit="batch"):
+            ids, mask = tokens.batch(rows)
+            with torch.no_grad(), autocast(device, self.config.train.amp):
+                idx, val = self.net_.predict(ids.to(device), mask.to(device), k, shortlist, cfg.scheme)
+            indices[rows, : idx.shape[1]] = idx.cpu().numpy()
+            scores[rows, : val.shape[1]] = val.float().cpu().numpy()
+        return topk_to_csr(indices, scores, self.n_labels_)
+
+    def _check_fitted(self) -> None:
+        check_is_fitted(self, "net_")
+
+    # -- model folders -----------------------------------------------------------------------------
+    def _save_arrays(self, folder: Path) -> dict[str, Any]:
+        save_encoder(folder / "encoder", self.tokenizer_, self.net_.encoder.transformer)
+        save_state_dict(folder / "heads.safetensors", self._head_state())
+        (folder / "levels").mkdir()
+        for t, C in enumerate(self.chains_):
+            save_csr(folder / "levels" / f"level_{t}.npz", C)
+        return {"n_labels": self.n_labels_, "level_sizes": [C.shape[0] for C in self.chains_],
+                "fit_seconds": self.fit_seconds_, "epoch_logs": self.epoch_logs_}
+
+    def _head_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.net_.state_dict().items() if not k.startswith("encoder.")}
+
+    def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None:
+        where = folder / "xmc.json"
+        sizes = int_list(shapes, "level_sizes", where, low=1)
+        if sizes[-1] != manifest_field(shapes, "n_labels", int, where, low=1):
+            raise ModelFormatError(f"{where}: the last level has {sizes[-1]} nodes, not n_labels")
+        self.chains_ = [load_csr(folder / "levels" / f"level_{t}.npz", (n, sizes[t - 1] if t else 1))
+                        for t, n in enumerate(sizes)]
+        for t, C in enumerate(self.chains_):
+            if not (np.all(np.diff(C.indptr) == 1) and np.all(C.data == 1)):
+                raise ModelFormatError(f"{folder / 'levels' / f'level_{t}.npz'}: every node needs one parent")
+        self.tokenizer_, transformer = load_pretrained(folder / "encoder")
+        self.net_ = self._network(TextEncoder(transformer, self.config.encoder.pooling), self.chains_)
+        expected = {k: tuple(v.shape) for k, v in self._head_state().items()}
+        state = load_tensors(folder / "heads.safetensors", expected)
+        self.net_.load_state_dict(state, strict=False)
+        self.net_.eval()
+        self.fit_seconds_ = shapes.get("fit_seconds") if isinstance(shapes.get("fit_seconds"), dict) else {}
+        self.epoch_logs_ = shapes.get("epoch_logs") if isinstance(shapes.get("epoch_logs"), list) else []
+
+
+def _freeze(encoder: TextEncoder, n_layers: int) -> None:
+    """Embeddings and the first ``n_layers`` layers stop learning (no gradient is computed for them)."""
+    if not n_layers:
+        return
+    if n_layers > encoder.n_layers:
+        raise XMCError(f"freeze_layers={n_layers} but the encoder has {encoder.n_layers} layers")
+    encoder.transformer.get_input_embeddings().weight.requires_grad_(False)
+    for p in encoder.transformer.embeddings.parameters():
+        p.requires_grad_(False)
+    for layer in encoder.transformer.encoder.layer[:n_layers]:
+        for p in layer.parameters():
+            p.requires_grad_(False)
+
+
+def pifa_tree(texts: list[str], Y: sp.csr_matrix, tfidf: TfidfConfig, tree: TreeConfig) -> LabelTree:
+    """The PIFA label tree on TF-IDF of the training texts (the methods' clusters come from it)."""
+    X = TfidfFeaturizer(tfidf).fit_transform(texts)
+    return LabelTree.build(pifa(X, Y), tree)
+
+
+def check_texts(texts, method: str) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    if sp.issparse(texts) or isinstance(texts, np.ndarray):
+        raise InvalidInputError(f"{method} takes texts (a list of str), not a feature matrix")
+    texts = list(texts)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise InvalidInputError(f"{method} takes texts (str); item {bad} is a {type(texts[bad]).__name__}")
+    return texts
