@@ -285,3 +285,22 @@ def test_data_info_counts_by_hand(tmp_path):
     assert "head (>= 50 docs) 0   torso (10-49) 0   tail (<= 9) 2" in text
     assert text.endswith("docs per train label, quantiles: q0=1  q25=1.25  q50=1.5  q75=1.75  q90=1.9  q99=1.99  "
                          "q100=2")
+
+
+def test_data_info_of_a_bag_of_words_set_and_an_empty_split(tmp_path):
+    from xmc.data.info import describe, format_stats
+
+    folder, X, _ = _bow_folder(tmp_path)
+    stats = describe(resolve(folder))
+    (split,) = stats.splits
+    assert split.split == "all" and split.tokens_per_doc == pytest.approx(1.0)  # nonzero features per point
+    assert split.empty_docs == 0 and "features/doc" in format_stats(stats)
+    assert stats.n_train_labels == 2  # the 'all' split counts as the training split
+    from xmc.data import write_text_split
+
+    write_text_split(tmp_path / "Toy", "train", ["a b"], [["x"]])
+    write_text_split(tmp_path / "Toy", "dev", [], [])
+    dev = describe(resolve(tmp_path / "Toy")).splits[1]
+    assert (dev.n_docs, dev.labels_per_doc, dev.tokens_per_doc, dev.tokens_median) == (0, 0.0, None, None)
+    one = describe(resolve(tmp_path / "Toy")).splits[0]
+    assert one.empty_docs == 0 and one.tokens_per_doc == 2.0

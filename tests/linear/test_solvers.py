@@ -115,3 +115,35 @@ def test_the_default_iteration_cap_is_100():
     capped = solve_binary(X, y, C=1e4, eps=1e-12)  # a hard problem: stops at the cap, not the tolerance
     np.testing.assert_array_equal(capped, solve_binary(X, y, C=1e4, eps=1e-12, max_iter=100))
     assert not np.array_equal(capped, solve_binary(X, y, C=1e4, eps=1e-12, max_iter=101))
+
+
+def test_every_parent_is_trained_whatever_its_size_and_the_level_keeps_its_shape():
+    """Parent 0 routes no document (its children stay at zero), parent 1 has a single child, parent 2
+    a single routed document; the level keeps all 6 columns and float32 weights."""
+    X, Y = random_problem(n=200, d=40, n_labels=6, density=0.3)
+    C = sp.csr_matrix((np.ones(6), [0, 0, 1, 2, 2, 2], np.arange(7)), shape=(6, 3))
+    M = sp.lil_matrix((200, 3), dtype=np.float32)
+    M[:, 1] = 1
+    M[5, 2] = 1
+    Y = Y.toarray()
+    Y[5, 3] = 1
+    Y = sp.csr_matrix(Y)
+    W = train_level(X, Y, sp.csr_matrix(M), C, LinearConfig(threshold=0.0))
+    assert W.shape == (41, 6) and W.dtype == np.float32
+    dense = W.toarray()
+    assert not dense[:, :2].any()  # nobody routed to parent 0
+    assert np.abs(dense[:, 2]).sum() > 0  # a lone child is still trained
+    assert np.abs(dense[:, 3:]).sum() > 0  # one routed document is still a problem to solve
+
+
+@pytest.mark.parametrize("loss", ["hinge", "logistic"])
+def test_the_level_uses_its_configured_loss(loss):
+    X, Y = random_problem(n=300, n_labels=4)
+    C = sp.csr_matrix((np.ones(4), np.zeros(4, int), np.arange(5)), shape=(4, 1))
+    M = sp.csr_matrix(np.ones((300, 1), np.float32))
+    W = train_level(X, Y, M, C, LinearConfig(loss=loss, threshold=0.0, eps=1e-9, max_iter=100_000))
+    masks = [Y[:, j].toarray().ravel() > 0 for j in range(4)]
+    expected = solve_multi(X, masks, loss=loss, eps=1e-9, max_iter=100_000)
+    np.testing.assert_allclose(W.toarray(), expected, atol=1e-3)  # float32 level weights against float64
+    other = solve_multi(X, masks, loss="squared_hinge", eps=1e-9, max_iter=100_000)
+    assert np.abs(W.toarray() - other).max() > 0.05

@@ -150,3 +150,38 @@ def test_format_report_orders_k_numerically():
 
     header = format_report({"P@10": 1.0, "P@3": 2.0, "P@1": 3.0}).splitlines()[0]
     assert header == f"{'metric':<10}{'@1':>9}{'@3':>9}{'@10':>9}"
+
+
+def test_edge_cases_no_documents_no_labels_one_document():
+    empty_true, empty_score = sp.csr_matrix((0, 4), dtype=np.float32), sp.csr_matrix((0, 4), dtype=np.float32)
+    for fn in (precision_at_k, recall_at_k, ndcg_at_k):
+        assert fn(empty_true, empty_score, 3) == 0.0
+    no_labels = sp.csr_matrix((2, 4), dtype=np.float32)
+    assert psp_at_k(no_labels, Y_SCORE[:2], 3, W) == 0.0 and psndcg_at_k(no_labels, Y_SCORE[:2], 3, W) == 0.0
+    assert coverage_at_k(no_labels, Y_SCORE[:2], 3) == 0.0
+    one = evaluate_scores(Y_TRUE[:1], Y_SCORE[:1], W, ks=(1,), recall_k=2)
+    assert one["P@1"] == 100.0 and one["R@2"] == 50.0 and one["coverage@1"] == 50.0
+    # weights below 1 (tiny training sets give them): the normalisation still applies
+    small = np.full(4, 0.5)
+    assert psp_at_k(Y_TRUE[1:2], Y_SCORE[1:2], 1, small) == 1.0
+    assert psndcg_at_k(Y_TRUE[1:2], Y_SCORE[1:2], 1, small) == 1.0
+    assert coverage_at_k(Y_TRUE[1:2], Y_SCORE[1:2], 1) == 1.0  # one label present, and it is found
+
+
+def test_explicit_zeros_in_the_truth_are_not_labels():
+    truth = sp.csr_matrix((np.array([1.0, 0.0], np.float32), np.array([0, 1]), np.array([0, 2])), shape=(1, 4))
+    scores = sp.csr_matrix(np.array([[0.1, 0.9, 0, 0]], np.float32))
+    assert truth.nnz == 2 and precision_at_k(truth, scores, 1) == 0.0
+
+
+def test_arguments_are_checked_with_messages_that_name_both_shapes():
+    from xmc.exceptions import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="k must be a positive int, got True"):
+        precision_at_k(Y_TRUE, Y_SCORE, True)
+    with pytest.raises(InvalidInputError, match="y_true has 4 rows but y_score has 3"):
+        precision_at_k(Y_TRUE, Y_SCORE[:3], 1)
+    with pytest.raises(InvalidInputError, match="y_score has 5 label columns but y_true only 4"):
+        precision_at_k(Y_TRUE, sp.csr_matrix((4, 5), dtype=np.float32), 1)
+    with pytest.raises(InvalidInputError, match="inv_propensity has 3 entries but y_true has 4 labels"):
+        psp_at_k(Y_TRUE, Y_SCORE, 1, W[:3])

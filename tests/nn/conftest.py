@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -61,3 +63,51 @@ def fitted_tiny(tiny_bert, encoded_docs):
 
     texts, Y, dev_texts, Y_dev, _ = encoded_docs
     return XRTransformer(tiny_config(tiny_bert)).fit(texts, Y, eval_set=(dev_texts, Y_dev))
+
+
+@pytest.fixture(scope="session")
+def keyword_task():
+    """40 labels, each with two keywords; a document holds the keywords of its 1-2 labels among filler
+    words: (train texts, Y, test texts, Y_test). A model that reads text learns it to P@1 near 1."""
+    rng = np.random.default_rng(0)
+    syllables = ["ka", "lo", "mi", "ne", "pu", "ro", "si", "ta", "vu", "ze"]
+    words = sorted({"".join(rng.choice(syllables, 3)) for _ in range(400)})
+    keywords, filler = np.array(words[:80]).reshape(40, 2), words[80:]
+
+    def make(n):
+        texts, rows = [], []
+        for _ in range(n):
+            labels = rng.choice(40, size=int(rng.integers(1, 3)), replace=False)
+            tokens = [w for j in labels for w in keywords[j]] + list(rng.choice(filler, 3))
+            texts.append(" ".join(rng.permutation(tokens)))
+            rows.append(sorted(labels))
+        ptr = np.cumsum([0] + [len(r) for r in rows])
+        Y = sp.csr_matrix((np.ones(ptr[-1], np.float32), np.concatenate(rows), ptr), shape=(n, 40))
+        return texts, Y
+
+    return (*make(600), *make(150))
+
+
+@pytest.fixture(scope="session")
+def keyword_bert(keyword_task, tmp_path_factory) -> Path:
+    from xmc.nn.tiny import build_tiny_bert
+
+    return build_tiny_bert(keyword_task[0], tmp_path_factory.mktemp("keyword_bert"), vocab_size=600)
+
+
+def cascade_config(method: str, encoder, **train):
+    """A LightXML or CascadeXML config for the keyword task (seconds on 2 cores)."""
+    from xmc.models.cascadexml import CascadeXMLConfig
+    from xmc.models.lightxml import LightXMLConfig
+    from xmc.nn.encoders import EncoderConfig
+    from xmc.training.trainer import OptimConfig, TrainConfig
+    from xmc.tree.label_tree import TreeConfig
+
+    options = dict(epochs=8, batch_size=16, device="cpu", eval_docs=0,
+                   optim=OptimConfig(lr=5e-3, head_lr=2e-2, warmup=0.05))
+    options.update(train)
+    common = dict(encoder=EncoderConfig(name=str(encoder), max_seq_len=24), train=TrainConfig(**options))
+    if method == "lightxml":
+        return LightXMLConfig(tree=TreeConfig(max_leaf_size=8), top_k=3, hidden_dim=32, dropout=0.1, **common)
+    return CascadeXMLConfig(tree=TreeConfig(n_splits=2, max_leaf_size=4, min_codes=4), min_level_size=4,
+                            top_k=(3, 4), level_dropout=(0.1,), **common)

@@ -123,3 +123,39 @@ def test_the_beam_keeps_exactly_beam_size_nodes_per_level():
 def exhaustive_top(model: XRLinear, X: sp.csr_matrix) -> np.ndarray:
     Xb = sp.hstack([X, np.full((X.shape[0], 1), model.config.ranker.bias, np.float32)]).tocsr()
     return (Xb @ model.weights_[0]).toarray()
+
+
+def test_chunks_list_each_feature_once_per_parent_in_order():
+    from xmc.search.beam import _chunks
+
+    W = sp.random(50, 12, density=0.4, format="csc", dtype=np.float32, random_state=1)
+    parent_of_pos = np.repeat(np.arange(3), 4)
+    feat_ptr, feats, entry_ptr, entry_child, entry_val = _chunks(W, parent_of_pos, np.tile(np.arange(4), 3)
+                                                                 .astype(np.int32), 3)
+    assert feat_ptr.size == 4 and feat_ptr[-1] == feats.size
+    for p in range(3):
+        chunk = feats[feat_ptr[p]:feat_ptr[p + 1]]
+        assert np.all(np.diff(chunk) > 0)  # strictly increasing: no feature twice in a chunk
+        expected = np.flatnonzero(np.abs(W[:, 4 * p:4 * p + 4].toarray()).sum(1))
+        assert chunk.tolist() == expected.tolist()
+
+
+def test_beam_search_defaults_and_levels_above_the_labels():
+    from xmc.search.beam import beam_search
+
+    X, Y = random_problem(n=120, d=300, n_labels=16, seed=4)  # more features than documents
+    model = XRLinear(XRLinearConfig(tree=TreeConfig(max_leaf_size=4, n_splits=4, min_codes=4))).fit(X, Y)
+    sizes = model.tree_.level_sizes
+    default = beam_search(X, model._levels, sizes, beam_size=2, top_k=3)
+    explicit = beam_search(X, model._levels, sizes, beam_size=2, top_k=3, post_processor="l3-hinge")
+    assert default.shape == (120, 16) and (default != explicit).nnz == 0
+    top = beam_search(X, model._levels, sizes, beam_size=2, top_k=2, stop_level=0)
+    assert top.shape == (120, sizes[0]) and np.all(np.diff(top.indptr) == 2)
+
+
+def test_an_unknown_post_processor_lists_the_choices():
+    from xmc.exceptions import InvalidInputError
+    from xmc.search.postprocess import code
+
+    with pytest.raises(InvalidInputError, match="unknown post-processor 'cubic'; choose from noop, sigmoid, l1-hinge"):
+        code("cubic")

@@ -60,9 +60,12 @@ class CascadeXMLConfig(NeuralConfig):
 
 
 def spread_taps(n_layers: int, n_levels: int) -> list[list[Tap]]:
-    """CascadeXML's layout on any depth: the last level reads the last layer, the levels above read
-    evenly spaced earlier layers, and the first level concatenates its layer with the one below."""
-    layers = [max(1, round(n_layers * (t + 1) / n_levels)) for t in range(n_levels)]
+    """The paper's layout on any depth: the labels read the last layer, each level above reads two
+    layers earlier, and the first level concatenates its layer with the one below (BERT-base, four
+    levels: 5+6, 8, 10, 12). A shallow encoder spreads the levels evenly over its layers instead."""
+    layers = [n_layers - 2 * (n_levels - 1 - t) for t in range(n_levels)]
+    if layers[0] < 1:
+        layers = [max(1, round(n_layers * (t + 1) / n_levels)) for t in range(n_levels)]
     spec = [[Tap("cls", layer)] for layer in layers]
     if layers[0] > 1:
         spec[0] = [Tap("cls", layers[0] - 1), Tap("cls", layers[0])]

@@ -127,6 +127,7 @@ class CascadeModel(XMCModel):
         t0 = time.perf_counter()
         self.chains_ = self._label_tree(texts, Y)
         seconds["clusters"] = time.perf_counter() - t0
+        torch.manual_seed(cfg.train.seed)  # the heads' initialisation
         self.net_ = self._network(encoder, self.chains_)
         _freeze(encoder, cfg.freeze_layers)
         Ys = self._level_labels(Y)

@@ -1,0 +1,127 @@
+"""LightXML and CascadeXML end to end: they learn, save, load, resume and pass the model checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tests.nn.conftest import cascade_config
+
+from xmc.exceptions import NotFittedError
+from xmc.metrics import precision_at_k
+from xmc.models import model_class
+from xmc.models.pipeline import load
+
+METHODS = ["lightxml", "cascadexml"]
+
+
+@pytest.fixture(scope="module", params=METHODS)
+def fitted(request, keyword_task, keyword_bert):
+    texts, Y, test_texts, Y_test = keyword_task
+    cls = model_class(request.param)
+    config = cascade_config(request.param, keyword_bert, eval_docs=150)
+    model = cls(config).fit(texts, Y, eval_set=(test_texts, Y_test))
+    return model, test_texts, Y_test
+
+
+def test_learns_the_keyword_task(fitted):
+    model, texts, Y = fitted
+    scores = model.predict(texts, top_k=5)
+    assert scores.shape == Y.shape and np.all(np.diff(scores.indptr) == 5)
+    assert np.all((scores.data >= 0) & (scores.data <= 1))
+    assert precision_at_k(Y, scores, 1) > 0.85
+    logs = model.epoch_logs_
+    assert len(logs) == 8 and logs[-1]["loss"] < logs[0]["loss"] and "P@5" in logs[0]["dev"]
+
+
+def test_save_load_predict_identical_and_the_folder_holds_no_pickle(fitted, tmp_path):
+    model, texts, _ = fitted
+    model.save(tmp_path / "m")
+    assert not list((tmp_path / "m").glob("**/*.pkl")) and not list((tmp_path / "m").glob("**/*.bin"))
+    again = load(tmp_path / "m")
+    assert type(again) is type(model) and again.config == model.config
+    assert (again.predict(texts) != model.predict(texts)).nnz == 0
+
+
+def test_one_text_scores_like_its_row_in_a_batch(fitted):
+    model, texts, _ = fitted
+    batch = model.predict(texts[:12], top_k=5)
+    for i in (0, 7):
+        single = model.predict(texts[i], top_k=5)
+        assert single.indices.tolist() == batch[i].indices.tolist()
+        np.testing.assert_allclose(single.data, batch[i].data, rtol=1e-4, atol=1e-6)
+
+
+def test_the_shortlist_width_is_a_prediction_setting(fitted):
+    model, texts, Y = fitted
+    narrow = model.predict(texts, top_k=5, beam_size=1)
+    wide = model.predict(texts, top_k=5, beam_size=10**6)
+    assert precision_at_k(Y, wide, 5) >= precision_at_k(Y, narrow, 5) - 0.02
+    assert narrow.nnz <= wide.nnz
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_model_checks(method, keyword_task, keyword_bert):
+    texts, Y, test_texts, _ = keyword_task
+    cls = model_class(method)
+    config = cascade_config(method, keyword_bert, epochs=1)
+    with pytest.raises(NotFittedError):
+        cls(config).predict(["a text"])
+    model = cls(config)
+    assert model.fit(texts[:200], Y[:200]) is model and model.config == config
+    again = cls(config).fit(texts[:200], Y[:200])  # a fixed seed gives the same model
+    assert (model.predict(test_texts[:20]) != again.predict(test_texts[:20])).nnz == 0
+    with pytest.raises(ValueError, match="takes texts"):
+        model.predict(np.zeros((2, 3)))
+
+
+def test_resume_after_a_killed_epoch_gives_the_same_weights(keyword_task, keyword_bert, tmp_path, monkeypatch):
+    import xmc.training.trainer as trainer
+
+    texts, Y, test_texts, _ = keyword_task
+    config = cascade_config("lightxml", keyword_bert, epochs=3, swa_start=2, swa_every=5)
+    cls = model_class("lightxml")
+    texts, Y = texts[:240], Y[:240]
+    straight = cls(config).fit(texts, Y, checkpoint_dir=tmp_path / "a")
+    calls = []
+
+    def killed(name):
+        calls.append(name)
+        if name == "trainer:epoch" and calls.count(name) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "kill_point", killed)
+    with pytest.raises(KeyboardInterrupt):
+        cls(config).fit(texts, Y, checkpoint_dir=tmp_path / "b")
+    monkeypatch.undo()
+    resumed = cls(config).fit(texts, Y, checkpoint_dir=tmp_path / "b", resume=True)
+    for (name, a), (_, b) in zip(straight.net_.state_dict().items(), resumed.net_.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert (straight.predict(test_texts) != resumed.predict(test_texts)).nnz == 0
+
+
+def test_the_flat_variant_has_one_head_over_all_labels(keyword_task, keyword_bert):
+    texts, Y, test_texts, Y_test = keyword_task
+    config = cascade_config("lightxml", keyword_bert).replace(clustered=False)
+    model = model_class("lightxml")(config).fit(texts, Y)
+    assert len(model.net_.heads) == 1 and model.net_.heads[0].n_out == 40
+    assert precision_at_k(Y_test, model.predict(test_texts, top_k=5), 1) > 0.85
+
+
+def test_cascadexml_taps_one_layer_per_level(fitted):
+    from xmc.models.cascadexml import spread_taps
+
+    def names(spec):
+        return [[str(tap) for tap in level] for level in spec]
+
+    assert names(spread_taps(12, 4)) == [["cls@5", "cls@6"], ["cls@8"], ["cls@10"], ["cls@12"]]  # the paper's
+    assert names(spread_taps(12, 3)) == [["cls@7", "cls@8"], ["cls@10"], ["cls@12"]]
+    assert names(spread_taps(6, 3)) == [["cls@1", "cls@2"], ["cls@4"], ["cls@6"]]
+    assert names(spread_taps(3, 3)) == [["cls@1"], ["cls@2"], ["cls@3"]]
+    model, _, _ = fitted
+    if model.method != "cascadexml":
+        return
+    net = model.net_
+    assert len(net.level_specs) == len(model.chains_) >= 3
+    read = [[str(net.taps[i]) for i in spec.taps] for spec in net.feature_specs]
+    assert read == names(spread_taps(2, len(read)))
