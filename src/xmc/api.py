@@ -66,6 +66,28 @@ def method_config(method: str, overrides: list[str] | tuple[str, ...] = ()) -> t
     return default.with_overrides(model_sets), TfidfConfig().with_overrides(tfidf_sets)
 
 
+NEURAL_OPTIONS = ("encoder", "max_seq_len", "device", "threads")
+
+
+def neural_overrides(method: str, **values: Any) -> list[str]:
+    """``--set`` strings for the neural options (``encoder``, ``max_seq_len``, ``device``, ``threads``)
+    of ``method``, wherever its config keeps them; an XMCError when the method has no such setting."""
+    leaf = {"encoder": "name", "max_seq_len": "max_seq_len", "device": "device", "threads": "threads"}
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        return []
+    rows = [name for name, _, _ in model_class(method).default_config().help_rows()]
+    out = []
+    for option, value in given.items():
+        parent = "encoder." if option in ("encoder", "max_seq_len") else ""
+        keys = [r for r in rows if r.endswith("." + leaf[option]) and (not parent or r.startswith(parent))]
+        if not keys:
+            flags = ", ".join("--" + o.replace("_", "-") for o in NEURAL_OPTIONS)
+            raise XMCError(f"{flags} apply to the neural methods, not {method}")
+        out.append(f"{keys[0]}={value}")
+    return out
+
+
 def _default_eval_split(dataset: Dataset, train_split: str) -> str | None:
     for split in ("dev", "valid", "test"):
         if split != train_split and dataset.has_split(split):
@@ -152,7 +174,8 @@ def _build_model(method: str, config: Config, ensemble: int):
 
 def ensemble(models: list[str | os.PathLike], out: str | os.PathLike, combine: str = "softmax_average",
              overwrite: bool = False) -> Pipeline:
-    """One pipeline from several trained ones over the same labels, combined by score."""
+    """One model folder from several trained ones over the same labels, whatever their methods and
+    inputs (each member featurises the raw text itself), combined by score."""
     from xmc.models.ensemble import Ensemble, EnsembleConfig
 
     if len(models) < 2:
@@ -164,12 +187,9 @@ def ensemble(models: list[str | os.PathLike], out: str | os.PathLike, combine: s
         if p.vocab.labels != first.vocab.labels:
             raise XMCError(f"{path} was trained on other labels than {models[0]}; "
                            "ensemble members must share labels.txt")
-        if (p.featurizer is None) != (first.featurizer is None) or p.model.input_kind != first.model.input_kind:
-            raise XMCError(f"{path} reads other inputs than {models[0]}")
-    if first.featurizer is not None:
-        raise XMCError("ensembles of models that share an outside TF-IDF featuriser are not supported yet; "
-                       "train with --ensemble N instead")
-    model = Ensemble(EnsembleConfig(combine=combine), [p.model for p in pipelines])
+        if p.input_kind != first.input_kind:
+            raise XMCError(f"{path} reads {p.input_kind} but {models[0]} reads {first.input_kind}")
+    model = Ensemble(EnsembleConfig(combine=combine), pipelines)
     pipeline = Pipeline(model, first.vocab, None, first.label_freq, first.n_train, first.propensity,
                         dataset=first.dataset)
     pipeline.save(out, overwrite=overwrite)

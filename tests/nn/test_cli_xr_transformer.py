@@ -34,7 +34,7 @@ def test_train_resume_evaluate(eurlex_slice, tiny_bert, tmp_path, capsys):
 def test_neural_flags_are_checked(eurlex_slice, tmp_path, capsys):
     base = ["train", "--data", str(eurlex_slice), "--out", str(tmp_path / "m")]
     assert main([*base, "--method", "xr-linear", "--encoder", "x"]) == 2
-    assert "apply to xr-transformer" in capsys.readouterr().err
+    assert "apply to the neural methods, not xr-linear" in capsys.readouterr().err
     assert main([*base, "--method", "xr-transformer", "--resume"]) == 2
     assert "--resume needs --checkpoint-dir" in capsys.readouterr().err
     assert main([*base, "--method", "xr-transformer", "--encoder", str(tmp_path / "nope")]) == 2

@@ -125,3 +125,27 @@ def test_cascadexml_taps_one_layer_per_level(fitted):
     assert len(net.level_specs) == len(model.chains_) >= 3
     read = [[str(net.taps[i]) for i in spec.taps] for spec in net.feature_specs]
     assert read == names(spread_taps(2, len(read)))
+
+
+def test_cli_trains_lightxml_and_ensembles_it_with_xr_linear(small_data, tiny_bert, tmp_path, capsys):
+    """``xmc ensemble`` combines a TF-IDF XR-Linear and a neural text model: each member featurises
+    the raw text itself, and the combined folder predicts and evaluates like any model."""
+    from xmc import api
+    from xmc.cli.main import main
+    from xmc.models.ensemble import combine_scores
+
+    linear, neural, both = tmp_path / "linear", tmp_path / "neural", tmp_path / "both"
+    assert main(["train", "--method", "xr-linear", "--data", str(small_data), "--out", str(linear),
+                 "--set", "tree.max_leaf_size=16", "--eval-split", "none"]) == 0
+    assert main(["train", "--method", "lightxml", "--data", str(small_data), "--out", str(neural),
+                 "--encoder", str(tiny_bert), "--device", "cpu", "--max-seq-len", "24", "--checkpoint-dir",
+                 str(tmp_path / "ckpt"), "--set", "train.epochs=1", "--set", "train.batch_size=32",
+                 "--set", "encoder.n_layers=0", "--set", "train.eval_docs=40", "--set", "tree.max_leaf_size=32"]) == 0
+    assert "trained lightxml" in capsys.readouterr().out
+    assert main(["ensemble", "--models", str(linear), str(neural), "--out", str(both), "--combine", "average"]) == 0
+    assert main(["evaluate", "--model", str(both), "--data", str(small_data), "--split", "dev", "--json"]) == 0
+    capsys.readouterr()
+    texts = api.resolve(small_data).load("dev").texts[:20]
+    members = [api.load(p).predict(texts=texts, top_k=50) for p in (linear, neural)]
+    expected = combine_scores(members, "average", 5)
+    assert (api.load(both).predict(texts=texts, top_k=5) != expected).nnz == 0

@@ -43,22 +43,17 @@ def _eval_split(value: str) -> str | None:
     return None if value.lower() == "none" else value
 
 
-NEURAL_FLAGS = {"encoder": "encoder.name", "max_seq_len": "encoder.max_seq_len", "device": "finetune.device",
-                "threads": "finetune.threads"}
-
-
 def _neural_options(args) -> tuple[list[str], dict]:
     """The neural flags as config overrides and fit options (an error for methods without them)."""
-    overrides = [f"{key}={getattr(args, flag)}" for flag, key in NEURAL_FLAGS.items()
-                 if getattr(args, flag) is not None]
+    overrides = api.neural_overrides(args.method, encoder=args.encoder, max_seq_len=args.max_seq_len,
+                                     device=args.device, threads=args.threads)
     fit_options = {}
     if args.checkpoint_dir:
+        if args.method in ("xr-linear",):
+            raise XMCError("--checkpoint-dir and --resume apply to the neural methods, not xr-linear")
         fit_options.update(checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     elif args.resume:
         raise XMCError("--resume needs --checkpoint-dir")
-    if (overrides or fit_options) and args.method != "xr-transformer":
-        raise XMCError("--encoder, --max-seq-len, --device, --threads and --checkpoint-dir apply to xr-transformer, "
-                       f"not {args.method}")
     return overrides, fit_options
 
 

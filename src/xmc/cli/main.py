@@ -55,7 +55,7 @@ def _add_model_commands(sub, methods) -> None:
                        help="override a config value, e.g. beam.beam_size=20 or tfidf.min_df=3 (see `xmc config`)")
     train.add_argument("--ensemble", type=int, default=1, metavar="N",
                        help="train N members with shifted seeds and combine their scores (softmax average)")
-    neural = train.add_argument_group("neural methods (xr-transformer)")
+    neural = train.add_argument_group("neural methods (xr-transformer, lightxml, cascadexml)")
     neural.add_argument("--encoder", help="Hugging Face model folder (default: the packaged all-MiniLM-L6-v2)")
     neural.add_argument("--max-seq-len", type=int, help="tokens kept per document")
     neural.add_argument("--device", help="auto (CUDA when present), cpu, cuda or cuda:N")

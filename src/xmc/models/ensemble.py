@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from xmc._config import Config, Interval, Options, option
 from xmc.exceptions import ModelFormatError, NotFittedError
 from xmc.models.base import XMCModel, manifest_field, model_class, read_manifest
+from xmc.models.pipeline import Pipeline
 from xmc.utils.sparse import topk_per_row
 from xmc.utils.validation import check_k
 
@@ -88,7 +89,9 @@ def reseeded(config: Config, offset: int) -> Config:
 
 
 class Ensemble(XMCModel):
-    """Members trained alike (different seeds or encoders) on the same labels, combined by score."""
+    """Models over the same labels, combined by score: members trained alike (``--ensemble N``: other
+    seeds), or whole pipelines of any methods (``xmc ensemble``), each featurising the raw text
+    itself, so an XR-Linear on its own TF-IDF sits next to a neural text model."""
 
     method = "ensemble"
     config_class = EnsembleConfig
@@ -112,7 +115,8 @@ class Ensemble(XMCModel):
     def predict(self, X, *, top_k: int | None = None, beam_size: int | None = None) -> sp.csr_matrix:
         self._check_fitted()
         top_k = check_k(top_k, "top_k", self.config.top_k)
-        scores = [m.predict(X, top_k=max(top_k, self.config.member_top_k), beam_size=beam_size) for m in self.members_]
+        k = max(top_k, self.config.member_top_k)
+        scores = [_member_predict(m, X, k, beam_size) for m in self.members_]
         widths = {P.shape[1] for P in scores}
         if len(widths) != 1:
             raise ValueError(f"ensemble members disagree on the number of labels: {sorted(widths)}")
@@ -144,8 +148,17 @@ class Ensemble(XMCModel):
         members = []
         for i in range(n_members):
             sub = folder / f"member_{i}"
-            members.append(model_class(read_manifest(sub)["method"]).load(sub))
+            manifest = read_manifest(sub)
+            members.append(Pipeline.load(sub) if manifest["kind"] == "pipeline"
+                           else model_class(manifest["method"]).load(sub))
         if any(m.input_kind != input_kind for m in members) or len({m.n_labels_ for m in members}) != 1:
             raise ModelFormatError(f"{folder}: ensemble members disagree on their input or their label count")
         self.members_ = members
         self.input_kind = input_kind
+
+
+def _member_predict(member, X, top_k: int, beam_size: int | None) -> sp.csr_matrix:
+    if isinstance(member, Pipeline):  # a whole pipeline: it featurises the raw text itself
+        inputs = {"texts": X} if member.input_kind == "texts" else {"features": X}
+        return member.predict(**inputs, top_k=top_k, beam_size=beam_size)
+    return member.predict(X, top_k=top_k, beam_size=beam_size)

@@ -55,6 +55,22 @@ class Pipeline:
     def method(self) -> str:
         return self.model.method
 
+    @property
+    def input_kind(self) -> str:
+        """What :meth:`predict` takes: raw texts (a featuriser or a text model), or feature rows."""
+        return "texts" if self.featurizer is not None or self.model.input_kind == "texts" else "features"
+
+    @property
+    def n_labels_(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def n_features_in_(self) -> int | None:
+        return getattr(self.model, "n_features_in_", None) if self.input_kind == "features" else None
+
+    def _check_fitted(self) -> None:
+        self.model._check_fitted()
+
     def inputs(self, texts: list[str] | None = None, features: sp.csr_matrix | None = None):
         """What the model consumes: TF-IDF rows, raw texts, or given features."""
         if self.model.input_kind == "texts":
