@@ -88,6 +88,14 @@ def neural_overrides(method: str, **values: Any) -> list[str]:
     return out
 
 
+def derive_dataset(data: str | os.PathLike, text_field: str, out: str | os.PathLike,
+                   overwrite: bool = False) -> Path:
+    """A text dataset with another field as the text (e.g. EURLEX57K's titles): :mod:`xmc.data.derive`."""
+    from xmc.data.derive import derive
+
+    return derive(resolve(data), text_field, out, overwrite)
+
+
 def _default_eval_split(dataset: Dataset, train_split: str) -> str | None:
     for split in ("dev", "valid", "test"):
         if split != train_split and dataset.has_split(split):

@@ -304,3 +304,36 @@ def test_data_info_of_a_bag_of_words_set_and_an_empty_split(tmp_path):
     assert (dev.n_docs, dev.labels_per_doc, dev.tokens_per_doc, dev.tokens_median) == (0, 0.0, None, None)
     one = describe(resolve(tmp_path / "Toy")).splits[0]
     assert one.empty_docs == 0 and one.tokens_per_doc == 2.0
+
+
+def test_derive_takes_another_text_field_and_keeps_labels_and_names(tmp_path, capsys):
+    import json as json_
+
+    from xmc.cli.main import main
+    from xmc.data import write_text_split
+
+    src = tmp_path / "Src"
+    write_text_split(src, "train", ["long text one", "long text two"], [["a", "b"], ["b"]])
+    write_text_split(src, "dev", ["long text three"], [["a"]])
+    for split, titles in (("train", ["Title  one\n", "Title two"]), ("dev", ["Title three"])):
+        with gzip.open(src / f"{split}_meta.jsonl.gz", "wt", encoding="utf-8") as f:
+            f.writelines(json_.dumps({"id": i, "title": t}) + "\n" for i, t in enumerate(titles))
+    (src / "label_names.tsv").write_text("a\tApple\nb\tBanana\n")
+    assert main(["data", "derive", str(src), "--text-field", "title", "--out", str(tmp_path / "Titles")]) == 0
+    derived = resolve(tmp_path / "Titles")
+    assert derived.load("train").texts == ["Title one", "Title two"] and derived.load("dev").texts == ["Title three"]
+    assert derived.load("train").labels == [["a", "b"], ["b"]] and derived.label_names() == {"a": "Apple", "b": "Banana"}
+    assert oct((tmp_path / "Titles").stat().st_mode & 0o777) == oct(0o777 & ~_umask())
+    capsys.readouterr()
+    assert main(["data", "derive", str(src), "--text-field", "title", "--out", str(tmp_path / "Titles")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["data", "derive", str(src), "--text-field", "nope", "--out", str(tmp_path / "X")]) == 2
+    assert "no text field 'nope'" in capsys.readouterr().err and not (tmp_path / "X").exists()
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

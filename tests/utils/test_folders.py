@@ -118,3 +118,14 @@ def test_the_exchange_swaps_two_folders(tmp_path):
     if not folders._exchange(tmp_path / "a", tmp_path / "b"):
         pytest.skip("renameat2(RENAME_EXCHANGE) is not available here")
     assert (tmp_path / "a" / "x").read_text() == "b" and (tmp_path / "b" / "x").read_text() == "a"
+
+
+def test_a_saved_model_is_as_readable_as_any_file_the_user_writes(model, tmp_path):
+    import os
+
+    fitted, _ = model
+    fitted.save(tmp_path / "m")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "m").stat().st_mode & 0o777 == 0o777 & ~mask
+    assert all(p.stat().st_mode & 0o777 == 0o666 & ~mask for p in (tmp_path / "m").rglob("*") if p.is_file())

@@ -33,6 +33,9 @@ def run(args) -> int:
 def _data(args) -> int:
     if args.data_command == "info":
         print(format_stats(describe(resolve(args.name))))
+    elif args.data_command == "derive":
+        out = api.derive_dataset(args.name, args.text_field, args.out, overwrite=args.overwrite)
+        print(f"wrote {out}")
     else:
         out = fetch(args.name, args.to, archive=args.archive)
         print(f"wrote {out}")

@@ -33,13 +33,18 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="inspect or fetch datasets")
-    dsub = data.add_subparsers(dest="data_command", required=True, metavar="{info,fetch}")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="{info,fetch,derive}")
     info = dsub.add_parser("info", help="documents, labels and label frequencies of a dataset")
     info.add_argument("name", help="dataset name (in XMC_DATA_DIR) or folder")
     fetch = dsub.add_parser("fetch", help="download a public dataset and convert it to xmc's layout")
     fetch.add_argument("name", choices=["eurlex57k", "reuters21578"])
     fetch.add_argument("--to", required=True, help="folder to create the dataset folder in")
     fetch.add_argument("--from", dest="archive", help="convert this already downloaded archive instead")
+    derive = dsub.add_parser("derive", help="the same documents and labels with another text field as the text")
+    derive.add_argument("name", help="dataset name (in XMC_DATA_DIR) or folder")
+    derive.add_argument("--text-field", required=True, help="field of {split}_meta.jsonl[.gz], e.g. title")
+    derive.add_argument("--out", required=True, help="dataset folder to write (e.g. DIR/EURLEX57K-titles)")
+    derive.add_argument("--overwrite", action="store_true", help="replace a dataset folder already at --out")
 
 
 def _add_model_commands(sub, methods) -> None:

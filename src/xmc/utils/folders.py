@@ -32,7 +32,7 @@ from pathlib import Path
 
 from xmc.exceptions import XMCError
 from xmc.utils.faults import kill_point
-from xmc.utils.io import fsync_dir
+from xmc.utils.io import default_mode, fsync_dir
 
 MARKER = ".xmc-partial"  # written into every temporary folder; never present in a finished one
 _TMP_INFIX = ".xmc-tmp-"
@@ -83,6 +83,7 @@ def atomic_folder(target: str | os.PathLike, overwrite: bool = False,
     _recover(target, owned)
     check_target(target, overwrite, owned)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}{_TMP_INFIX}", dir=target.parent))
+    tmp.chmod(default_mode(folder=True))
     (tmp / MARKER).touch()
     try:
         yield tmp

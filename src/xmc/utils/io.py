@@ -33,6 +33,14 @@ def open_text(path: str | os.PathLike, mode: str = "rt") -> IO[str]:
     return open(path, mode, encoding="utf-8", newline="\n")
 
 
+def default_mode(folder: bool = False) -> int:
+    """The permissions a plain ``open``/``mkdir`` would give under the current umask (temporary files
+    and folders start private; a saved model must be as readable as any file the user writes)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if folder else 0o666) & ~mask
+
+
 def fsync_dir(folder: str | os.PathLike) -> None:
     """Make a rename inside ``folder`` durable (a no-op where directories cannot be opened)."""
     with contextlib.suppress(OSError):
@@ -50,6 +58,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".xmc-tmp", dir=path.parent)
     try:
+        os.fchmod(fd, default_mode())
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"})) as f:
             yield f
             f.flush()
