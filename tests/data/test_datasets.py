@@ -322,7 +322,8 @@ def test_derive_takes_another_text_field_and_keeps_labels_and_names(tmp_path, ca
     assert main(["data", "derive", str(src), "--text-field", "title", "--out", str(tmp_path / "Titles")]) == 0
     derived = resolve(tmp_path / "Titles")
     assert derived.load("train").texts == ["Title one", "Title two"] and derived.load("dev").texts == ["Title three"]
-    assert derived.load("train").labels == [["a", "b"], ["b"]] and derived.label_names() == {"a": "Apple", "b": "Banana"}
+    assert derived.load("train").labels == [["a", "b"], ["b"]]
+    assert derived.label_names() == {"a": "Apple", "b": "Banana"}
     assert oct((tmp_path / "Titles").stat().st_mode & 0o777) == oct(0o777 & ~_umask())
     capsys.readouterr()
     assert main(["data", "derive", str(src), "--text-field", "title", "--out", str(tmp_path / "Titles")]) == 2
