@@ -77,9 +77,10 @@ def score_predictions(P: sp.csr_matrix, vocab, train_labels, dev_labels) -> dict
     return evaluate_scores(truth, P, inv_propensity(Y, n_labels=truth.shape[1]), ks=(1, 3, 5))
 
 
-def write_result(name: str, command: str, body: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.md"
+def write_result(name: str, command: str, body: str, folder: Path | None = None) -> Path:
+    folder = folder or RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.md"
     path.write_text(f"# {name}\n\n- command: `{command}`\n- machine: {machine()}\n- date: {today()}\n\n{body}\n")
     return path
 

@@ -48,10 +48,10 @@ class LightXMLConfig(NeuralConfig):
 
     @classmethod
     def for_gpu(cls) -> LightXMLConfig:
-        """The paper's recipe on all-MiniLM-L6-v2: 5 taps, 128 tokens, batch 16, lr 1e-4, SWA from
-        epoch 10 of 20 (the paper's Eurlex schedule)."""
+        """The paper's recipe on all-MiniLM-L6-v2 (5 taps, 128 tokens, lr 1e-4, constant rate, SWA in
+        the second half), on a budget of minutes: 6 epochs of 32 where the paper runs 20 of 16."""
         return cls(encoder=EncoderConfig(max_seq_len=128),
-                   train=TrainConfig(epochs=20, batch_size=16, swa_start=10, swa_every=200,
+                   train=TrainConfig(epochs=6, batch_size=32, swa_start=4, swa_every=100,
                                      optim=OptimConfig(lr=1e-4, head_lr=1e-3, warmup=0.0, schedule="constant")))
 
 

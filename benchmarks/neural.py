@@ -1,0 +1,212 @@
+"""XR-Linear, XR-Transformer, LightXML and CascadeXML side by side, in one run, on EURLEX57K and its
+short-text variant EURLEX57K-titles (train -> dev), each in its own process; then the score-level
+ensemble of each neural model with XR-Linear (``xmc ensemble``).
+
+    python benchmarks/neural.py [--data EURLEX57K] [--methods xr-linear,xr-transformer,lightxml,cascadexml]
+                                [--datasets full,titles] [--config cpu|gpu] [--name neural] [--dry-run]
+
+Every method runs with the config ``xmc train`` picks on this machine (``--config gpu`` forces the
+GPU configs, which benchmarks/gpu.sh uses). Per system: P@1/3/5, PSP@5, nDCG@5 on dev (unseen dev
+labels kept as misses), training wall time by stage, prediction ms per document (a batch of all
+dev documents, and one text at a time), peak RSS. ``--dry-run`` runs every step on a tiny slice
+with tiny budgets, to check the script (and gpu.sh) end to end on a CPU. Results:
+benchmarks/results/<name>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+METHODS = ("xr-linear", "xr-transformer", "lightxml", "cascadexml")
+NEURAL = ("xr-transformer", "lightxml", "cascadexml")
+METRICS = ("P@1", "P@3", "P@5", "PSP@5", "nDCG@5")
+N_SINGLE = 200
+DRY_RUN_SETS = {"xr-transformer": ["finetune.steps=[2]", "finetune.eval_docs=20", "encoder.max_seq_len=16"],
+                "lightxml": ["train.epochs=1", "train.eval_docs=20", "encoder.max_seq_len=16"],
+                "cascadexml": ["train.epochs=1", "train.eval_docs=20", "encoder.max_seq_len=16"],
+                "xr-linear": []}
+
+
+def config_overrides(method: str, config: str, dry_run: bool) -> list[str]:
+    """``--set`` strings that turn the machine's default config into the asked one."""
+    sets = list(DRY_RUN_SETS[method]) if dry_run else []
+    if config == "gpu" and method in NEURAL:
+        sets.insert(0, f"__gpu__={method}")
+    return sets
+
+
+def train_one(method: str, data: str, out: Path, sets: list[str]) -> None:
+    """Child process: ``xmc train`` (the Python API it calls), then prediction timings."""
+    from xmc import api
+    from xmc.models import model_class
+
+    gpu = [s for s in sets if s.startswith("__gpu__=")]
+    sets = [s for s in sets if not s.startswith("__gpu__=")]
+    config = None
+    if gpu:
+        cls = model_class(method)
+        config = cls.config_class.for_gpu().with_overrides(sets)
+    t0 = time.perf_counter()
+    result = api.train(method, data, out / "model", overrides=sets, config=config, overwrite=True)
+    wall = time.perf_counter() - t0
+    model = result.pipeline.model
+    stages = dict(getattr(model, "fit_seconds_", {}) or {})
+    dev = api.resolve(data).load("dev")
+    pipeline = api.load(out / "model")
+    pipeline.predict(texts=dev.texts[:20], top_k=10)  # warm-up: numba caches, torch threads
+    t0 = time.perf_counter()
+    pipeline.predict(texts=dev.texts, top_k=10)
+    batch_ms = 1000 * (time.perf_counter() - t0) / len(dev.texts)
+    single_ms = common.median_latency_ms(lambda i: pipeline.predict(texts=[dev.texts[i]], top_k=10), N_SINGLE,
+                                         len(dev.texts))
+    json.dump({"method": method, "metrics": result.metrics, "wall_s": wall, "seconds": result.seconds,
+               "stages": stages, "batch_ms_per_doc": batch_ms, "single_ms": single_ms,
+               "peak_rss_mb": common.peak_rss_mb(), "config": model.config.to_dict()},
+              open(out / "result.json", "w"), indent=1, default=str)
+
+
+def ensemble_one(linear: Path, neural: Path, data: str, out: Path, combine: str) -> None:
+    """Child process: ``xmc ensemble`` of two trained models, evaluated on dev."""
+    from xmc import api
+
+    api.ensemble([linear, neural], out / "model", combine=combine, overwrite=True)
+    t0 = time.perf_counter()
+    metrics = api.evaluate(out / "model", data, "dev")
+    json.dump({"metrics": metrics, "evaluate_s": time.perf_counter() - t0, "peak_rss_mb": common.peak_rss_mb()},
+              open(out / "result.json", "w"), indent=1)
+
+
+def child(args: list[str]) -> None:
+    subprocess.run([sys.executable, __file__, *args], check=True)
+
+
+def prepare_titles(data: str, dry_run: bool) -> str:
+    """EURLEX57K-titles (``xmc data derive``), built once in benchmarks/.work/data."""
+    from xmc import api
+
+    out = common.WORK / "data" / f"{Path(str(api.resolve(data).path)).name}-titles"
+    if not out.is_dir():
+        api.derive_dataset(data, "title", out)
+    return str(out)
+
+
+def slice_dataset(data: str, name: str, n_train: int = 300, n_dev: int = 80) -> str:
+    from xmc import api
+    from xmc.data import write_text_split
+
+    src = api.resolve(data)
+    out = common.WORK / "dry-run" / name
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        part = src.load(split)
+        write_text_split(out, split, part.texts[:n], part.labels[:n])
+    return str(out)
+
+
+def row(name: str, r: dict) -> str:
+    m = r["metrics"]
+    stages = " + ".join(f"{k} {v:.0f}" for k, v in r.get("stages", {}).items()) or "-"
+    return (f"| {name} | " + " | ".join(f"{m[k]:.2f}" for k in METRICS)
+            + f" | {r.get('wall_s', float('nan')):.0f} ({stages}) | {r.get('batch_ms_per_doc', float('nan')):.2f} "
+              f"| {r.get('single_ms', float('nan')):.1f} | {r['peak_rss_mb']:,.0f} |")
+
+
+def report(results: dict, args, seconds: float) -> str:
+    lines = []
+    targets = []
+    for ds, systems in results.items():
+        lines += [f"## {ds}", "", "| system | " + " | ".join(METRICS) + " | train s (stages) | predict ms/doc "
+                  "(batch) | predict ms (one text) | peak RSS MB |", "|---|" + "---|" * (len(METRICS) + 4)]
+        for name, r in systems.items():
+            lines.append(row(name, r))
+        lines.append("")
+        linear = systems.get("xr-linear")
+        for method in NEURAL:
+            r = systems.get(method)
+            if r is None:
+                continue
+            under = r["wall_s"] <= 20 * 60
+            targets.append(f"- {ds}, {method} trains within 20 minutes: {'met' if under else 'MISSED'} "
+                           f"({r['wall_s']:.0f} s)")
+            if linear is not None and "titles" in ds:
+                gap = linear["metrics"]["P@1"] - r["metrics"]["P@1"]
+                targets.append(f"- {ds}, {method} within 3 P@1 of XR-Linear: {'met' if gap <= 3 else 'MISSED'} "
+                               f"({r['metrics']['P@1']:.2f} vs {linear['metrics']['P@1']:.2f}, gap {gap:.2f})")
+            best = max((v for k, v in systems.items() if k.startswith(f"ensemble {method} +")),
+                       key=lambda v: v["metrics"]["P@5"], default=None)
+            if linear is not None and best is not None:
+                d1 = best["metrics"]["P@1"] - linear["metrics"]["P@1"]
+                d5 = best["metrics"]["P@5"] - linear["metrics"]["P@5"]
+                ok = d1 >= 1 and d5 >= 1
+                targets.append(f"- {ds}, ensemble of {method} with XR-Linear beats XR-Linear by 1 P@1 and 1 P@5: "
+                               f"{'met' if ok else 'MISSED'} (P@1 {d1:+.2f}, P@5 {d5:+.2f})")
+    lines += ["## Targets", "", *targets, "", f"Total {seconds / 60:.0f} minutes; config {args.config}"
+              + (" (DRY RUN: a tiny slice and tiny budgets; the figures mean nothing)" if args.dry_run else "") + "."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="EURLEX57K")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--datasets", default="full,titles")
+    parser.add_argument("--config", default="auto", choices=["auto", "cpu", "gpu"])
+    parser.add_argument("--name", default="neural", help="results file name (benchmarks/results/NAME.md)")
+    parser.add_argument("--combine", default="average,softmax_average")
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "train":
+            method, data, out, sets = rest[0], rest[1], Path(rest[2]), json.loads(rest[3])
+            train_one(method, data, out, sets)
+        else:
+            ensemble_one(Path(rest[0]), Path(rest[1]), rest[2], Path(rest[3]), rest[4])
+        return
+    start = time.perf_counter()
+    methods = args.methods.split(",")
+    datasets = {}
+    for ds in args.datasets.split(","):
+        data = args.data if ds == "full" else prepare_titles(args.data, args.dry_run)
+        if args.dry_run:
+            data = slice_dataset(data, f"{ds}")
+        datasets[f"EURLEX57K{'' if ds == 'full' else '-titles'}"] = data
+    results: dict[str, dict] = {}
+    for name, data in datasets.items():
+        results[name] = {}
+        for method in methods:
+            out = common.WORK / args.name / name / method
+            out.mkdir(parents=True, exist_ok=True)
+            sets = config_overrides(method, args.config, args.dry_run)
+            print(f"{name}: training {method}", flush=True)
+            child(["--child", "train", method, data, str(out), json.dumps(sets)])
+            results[name][method] = json.load(open(out / "result.json"))
+        linear = common.WORK / args.name / name / "xr-linear" / "model"
+        for method in [m for m in methods if m in NEURAL] if "xr-linear" in methods else []:
+            for combine in args.combine.split(","):
+                out = common.WORK / args.name / name / f"ensemble-{method}-{combine}"
+                out.mkdir(parents=True, exist_ok=True)
+                print(f"{name}: ensemble {method} + xr-linear ({combine})", flush=True)
+                child(["--child", "ensemble", str(linear), str(common.WORK / args.name / name / method / "model"),
+                       data, str(out), combine])
+                results[name][f"ensemble {method} + xr-linear ({combine})"] = json.load(open(out / "result.json"))
+    body = report(results, args, time.perf_counter() - start)
+    command = "python benchmarks/neural.py " + " ".join(sys.argv[1:])
+    # a dry run checks the script; its figures mean nothing and stay out of benchmarks/results
+    print(common.write_result(args.name, command.strip(), body, folder=common.WORK if args.dry_run else None))
+    json.dump(results, open(common.WORK / args.name / "results.json", "w"), indent=1, default=str)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
