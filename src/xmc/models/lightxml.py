@@ -20,10 +20,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from xmc._config import Interval, option
+from xmc._config import Interval, Options, option
 from xmc.models.neural import CascadeModel, NeuralConfig, pifa_tree
 from xmc.nn.cascade import CascadeNet, FeatureSpec, LevelSpec
-from xmc.nn.encoders import EncoderConfig, Tap, TextEncoder
+from xmc.nn.encoders import POOLINGS, EncoderConfig, Tap, TextEncoder
 from xmc.training.trainer import OptimConfig, TrainConfig
 from xmc.tree.label_tree import TreeConfig
 
@@ -32,7 +32,9 @@ from xmc.tree.label_tree import TreeConfig
 class LightXMLConfig(NeuralConfig):
     tree: TreeConfig = field(default_factory=lambda: TreeConfig(max_leaf_size=100))
     clustered: bool = option(True, "recall head over label clusters + rank head (False: one head over all labels)")
-    n_taps: int = option(5, "last layers whose [CLS] vectors are concatenated", Interval(int, 1, None))
+    n_taps: int = option(5, "last layers whose pooled vectors are concatenated", Interval(int, 1, None))
+    pooling: str = option("cls", "cls (the paper's [CLS]) or mean (the native pooling of sentence encoders)",
+                          Options(POOLINGS))
     dropout: float = option(0.5, "dropout on the concatenated feature", Interval(float, 0, 1, "left"))
     hidden_dim: int = option(300, "bottleneck width of the rank head", Interval(int, 1, None))
     top_k: int = option(10, "clusters shortlisted per document", Interval(int, 1, None))
@@ -40,11 +42,15 @@ class LightXMLConfig(NeuralConfig):
 
     @classmethod
     def for_cpu(cls) -> LightXMLConfig:
-        """Sized for all of EURLEX57K within 20 minutes on 2 cores: MiniLM's first 3 layers, 32 tokens,
-        3 taps, 2 epochs of 64 documents. Depth, context and epochs are what it gives up."""
-        return cls(encoder=EncoderConfig(max_seq_len=32, n_layers=3), n_taps=3,
-                   train=TrainConfig(epochs=2, batch_size=64, eval_docs=1000,
-                                     optim=OptimConfig(lr=2e-4, head_lr=2e-3, warmup=0.05)))
+        """Sized for all of EURLEX57K within 20 minutes on 2 cores (about 100 documents a second): MiniLM's
+        first 3 layers, 32 tokens, word embeddings frozen, 2 epochs of 32 documents. Depth, context and
+        epochs are what it gives up; in return for so few steps the heads learn at 3e-2, dropout is 0.1,
+        and the 3 taps are mean-pooled (MiniLM is a mean-pooling sentence encoder: its [CLS] starts
+        uninformative, and on EURLEX57K 10k documents reach dev P@1 48 mean-pooled against 6 with [CLS])."""
+        return cls(encoder=EncoderConfig(max_seq_len=32, n_layers=3), n_taps=3, pooling="mean", dropout=0.1,
+                   freeze_embeddings=True,
+                   train=TrainConfig(epochs=2, batch_size=32, eval_docs=1000,
+                                     optim=OptimConfig(lr=2e-4, head_lr=3e-2, warmup=0.05)))
 
     @classmethod
     def for_gpu(cls) -> LightXMLConfig:
@@ -81,7 +87,7 @@ class LightXML(CascadeModel):
     def _network(self, encoder: TextEncoder, chains: list[sp.csr_matrix]) -> CascadeNet:
         cfg = self.config
         n_taps = min(cfg.n_taps, encoder.n_layers)
-        taps = tuple(Tap("cls", -1 - i) for i in range(n_taps))
+        taps = tuple(Tap(cfg.pooling, -1 - i) for i in range(n_taps))
         levels = [LevelSpec(chains[0].shape[0])]
         if len(chains) > 1:
             levels.append(LevelSpec(chains[1].shape[0], dim=cfg.hidden_dim, top_k=cfg.top_k, sparse=cfg.sparse))

@@ -61,8 +61,8 @@ class NeuralConfig(Config):
     tree: TreeConfig = field(default_factory=TreeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
-    freeze_layers: int = option(0, "keep the embeddings and the first n transformer layers fixed (cheaper steps)",
-                                Interval(int, 0, None))
+    freeze_embeddings: bool = option(False, "keep the word-embedding table fixed (much cheaper steps on a CPU)")
+    freeze_layers: int = option(0, "also keep the first n transformer layers fixed", Interval(int, 0, None))
 
 
 class CascadeModel(XMCModel):
@@ -129,7 +129,7 @@ class CascadeModel(XMCModel):
         seconds["clusters"] = time.perf_counter() - t0
         torch.manual_seed(cfg.train.seed)  # the heads' initialisation
         self.net_ = self._network(encoder, self.chains_)
-        _freeze(encoder, cfg.freeze_layers)
+        _freeze(encoder, cfg.freeze_embeddings, cfg.freeze_layers)
         Ys = self._level_labels(Y)
         n_batches = int(np.ceil(len(texts) / cfg.train.batch_size))
         evaluate = self._evaluator(eval_set) if eval_set is not None and cfg.train.eval_docs else None
@@ -248,13 +248,15 @@ class CascadeModel(XMCModel):
         self.epoch_logs_ = shapes.get("epoch_logs") if isinstance(shapes.get("epoch_logs"), list) else []
 
 
-def _freeze(encoder: TextEncoder, n_layers: int) -> None:
-    """Embeddings and the first ``n_layers`` layers stop learning (no gradient is computed for them)."""
+def _freeze(encoder: TextEncoder, embeddings: bool, n_layers: int) -> None:
+    """The word-embedding table (and with ``n_layers``, the whole embedding block and the first layers)
+    stop learning: no gradient is computed for them."""
+    if embeddings or n_layers:
+        encoder.transformer.get_input_embeddings().weight.requires_grad_(False)
     if not n_layers:
         return
     if n_layers > encoder.n_layers:
         raise XMCError(f"freeze_layers={n_layers} but the encoder has {encoder.n_layers} layers")
-    encoder.transformer.get_input_embeddings().weight.requires_grad_(False)
     for p in encoder.transformer.embeddings.parameters():
         p.requires_grad_(False)
     for layer in encoder.transformer.encoder.layer[:n_layers]:
