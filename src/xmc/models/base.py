@@ -29,6 +29,8 @@ _REGISTRY: dict[str, str] = {
     "xr-transformer": "xmc.models.xr_transformer:XRTransformer",
     "lightxml": "xmc.models.lightxml:LightXML",
     "cascadexml": "xmc.models.cascadexml:CascadeXML",
+    "inceptionxml": "xmc.models.inceptionxml:InceptionXML",
+    "syncxml": "xmc.models.inceptionxml:SyncXML",
 }
 # Loadable from a folder but not trained by name (built from other models).
 _COMPOSITES: dict[str, str] = {"ensemble": "xmc.models.ensemble:Ensemble"}

@@ -100,6 +100,27 @@ class CascadeModel(XMCModel):
         return standard_groups(self.net_.encoder, [self.net_.features, self.net_.heads], o.lr, o.head_lr,
                                o.weight_decay)
 
+    # -- the encoder and its inputs (a Hugging Face transformer here; InceptionXML brings a CNN) ---------
+    def _prepare_encoder(self, texts: list[str]) -> tuple[torch.nn.Module, str]:
+        """The encoder to train, and a digest of what it starts from (for checkpoint fingerprints)."""
+        folder = resolve_encoder(self.config.encoder.name)
+        self.tokenizer_, transformer = load_pretrained(folder, self.config.encoder.n_layers)
+        return TextEncoder(transformer, self.config.encoder.pooling), digest_folder(folder)
+
+    def _train_tokens(self, texts: list[str], inputs: dict[str, str], cache: Path | None,
+                      resume: bool) -> TokenizedTexts:
+        return cached_tokens(self.tokenizer_, texts, self.config.encoder.max_seq_len, inputs, cache, resume)
+
+    def _tokenize(self, texts: list[str], desc: str = "tokenise") -> TokenizedTexts:
+        return tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc=desc)
+
+    def _save_encoder(self, folder: Path) -> None:
+        save_encoder(folder / "encoder", self.tokenizer_, self.net_.encoder.transformer)
+
+    def _load_encoder(self, folder: Path, shapes: dict[str, Any]) -> torch.nn.Module:
+        self.tokenizer_, transformer = load_pretrained(folder / "encoder")
+        return TextEncoder(transformer, self.config.encoder.pooling)
+
     # -- fitting -----------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
@@ -116,13 +137,11 @@ class CascadeModel(XMCModel):
         texts = check_texts(texts, self.method)
         Y = check_labels(Y, len(texts))
         cfg, seconds = self.config, {}
-        folder = resolve_encoder(cfg.encoder.name)
-        self.tokenizer_, transformer = load_pretrained(folder, cfg.encoder.n_layers)
-        encoder = TextEncoder(transformer, cfg.encoder.pooling)
         t0 = time.perf_counter()
-        inputs = {"texts": digest_texts(texts), "labels": digest_matrix(Y), "encoder": digest_folder(folder)}
+        inputs = {"texts": digest_texts(texts), "labels": digest_matrix(Y)}
+        encoder, inputs["encoder"] = self._prepare_encoder(texts)
         cache = Path(checkpoint_dir) / "tokens.npz" if checkpoint_dir is not None else None
-        tokens = cached_tokens(self.tokenizer_, texts, cfg.encoder.max_seq_len, inputs, cache, resume)
+        tokens = self._train_tokens(texts, inputs, cache, resume)
         seconds["tokenise"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         self.chains_ = self._label_tree(texts, Y)
@@ -155,7 +174,8 @@ class CascadeModel(XMCModel):
 
     def _batches(self, tokens: TokenizedTexts, rng: np.random.Generator):
         for rows in bucketed_batches(tokens.lengths, self.config.train.batch_size, rng):
-            yield {"rows": rows}
+            if rows.size > 1:  # a lone document is skipped: BatchNorm (InceptionXML's CNN) needs two
+                yield {"rows": rows}
 
     def _loss(self, tokens: TokenizedTexts, Ys: list[sp.csr_matrix], batch):
         rows = batch["rows"]
@@ -165,7 +185,7 @@ class CascadeModel(XMCModel):
     def _evaluator(self, eval_set):
         n = min(len(eval_set[0]), self.config.train.eval_docs)
         texts, Y = list(eval_set[0][:n]), sp.csr_matrix(eval_set[1])[:n]
-        tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc="tokenise dev")
+        tokens = self._tokenize(texts, desc="tokenise dev")
 
         def evaluate() -> dict[str, float]:
             scores = self._predict_tokens(tokens, top_k=5)
@@ -191,7 +211,7 @@ class CascadeModel(XMCModel):
         top_k = check_k(top_k, "top_k", self.config.predict.top_k)
         if self.config.train.threads:
             torch.set_num_threads(self.config.train.threads)
-        tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len)
+        tokens = self._tokenize(texts)
         shortlist = None if beam_size is None else (check_k(beam_size, "beam_size"),) * (len(self.chains_) - 1)
         return self._predict_tokens(tokens, top_k, shortlist)
 
@@ -217,13 +237,16 @@ class CascadeModel(XMCModel):
 
     # -- model folders -----------------------------------------------------------------------------
     def _save_arrays(self, folder: Path) -> dict[str, Any]:
-        save_encoder(folder / "encoder", self.tokenizer_, self.net_.encoder.transformer)
+        self._save_encoder(folder)
         save_state_dict(folder / "heads.safetensors", self._head_state())
         (folder / "levels").mkdir()
         for t, C in enumerate(self.chains_):
             save_csr(folder / "levels" / f"level_{t}.npz", C)
         return {"n_labels": self.n_labels_, "level_sizes": [C.shape[0] for C in self.chains_],
-                "fit_seconds": self.fit_seconds_, "epoch_logs": self.epoch_logs_}
+                "fit_seconds": self.fit_seconds_, "epoch_logs": self.epoch_logs_, **self._encoder_shapes()}
+
+    def _encoder_shapes(self) -> dict[str, Any]:
+        return {}
 
     def _head_state(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.net_.state_dict().items() if not k.startswith("encoder.")}
@@ -238,8 +261,7 @@ class CascadeModel(XMCModel):
         for t, C in enumerate(self.chains_):
             if not (np.all(np.diff(C.indptr) == 1) and np.all(C.data == 1)):
                 raise ModelFormatError(f"{folder / 'levels' / f'level_{t}.npz'}: every node needs one parent")
-        self.tokenizer_, transformer = load_pretrained(folder / "encoder")
-        self.net_ = self._network(TextEncoder(transformer, self.config.encoder.pooling), self.chains_)
+        self.net_ = self._network(self._load_encoder(folder, shapes), self.chains_)
         expected = {k: tuple(v.shape) for k, v in self._head_state().items()}
         state = load_tensors(folder / "heads.safetensors", expected)
         self.net_.load_state_dict(state, strict=False)
@@ -251,6 +273,10 @@ class CascadeModel(XMCModel):
 def _freeze(encoder: TextEncoder, embeddings: bool, n_layers: int) -> None:
     """The word-embedding table (and with ``n_layers``, the whole embedding block and the first layers)
     stop learning: no gradient is computed for them."""
+    if not hasattr(encoder, "transformer"):  # a CNN: only its word table can be frozen
+        if embeddings:
+            encoder.embedding.weight.requires_grad_(False)
+        return
     if embeddings or n_layers:
         encoder.transformer.get_input_embeddings().weight.requires_grad_(False)
     if not n_layers:

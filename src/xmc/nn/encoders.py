@@ -167,7 +167,7 @@ def load_pretrained(folder: str | os.PathLike, n_layers: int = 0):
     return tokenizer, model
 
 
-def save_encoder(folder: Path, tokenizer, transformer: nn.Module) -> None:
+def save_encoder(folder: Path, tokenizer, transformer: nn.Module | None) -> None:
     """``save_pretrained`` of both, minus the tokenizer's transient state: a fast tokenizer records the
     truncation of its last call in ``tokenizer.json``, which would make a saved model depend on
     whether its texts were tokenised in this process or read from a cache."""
@@ -176,7 +176,8 @@ def save_encoder(folder: Path, tokenizer, transformer: nn.Module) -> None:
         backend.no_truncation()
         backend.no_padding()
     with quiet_transformers():
-        transformer.save_pretrained(folder)
+        if transformer is not None:
+            transformer.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 
 

@@ -160,8 +160,8 @@ def load_tensors(path: Path, expect: dict[str, tuple[int, ...]], device: torch.d
         raise ModelFormatError(f"{path}: missing tensors {missing}, unexpected tensors {extra[:5]}")
     for name, shape in expect.items():
         t = tensors[name]
-        if tuple(t.shape) != tuple(shape) or not t.is_floating_point() or not bool(torch.isfinite(t).all()):
-            raise ModelFormatError(f"{path}: tensor {name!r} is {t.dtype} {tuple(t.shape)}, expected finite floats "
+        if tuple(t.shape) != tuple(shape) or (t.is_floating_point() and not bool(torch.isfinite(t).all())):
+            raise ModelFormatError(f"{path}: tensor {name!r} is {t.dtype} {tuple(t.shape)}, expected finite values "
                                    f"of shape {tuple(shape)}")
     return tensors
 
