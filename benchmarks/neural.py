@@ -45,7 +45,7 @@ def config_overrides(method: str, config: str, dry_run: bool) -> list[str]:
     return sets
 
 
-def train_one(method: str, data: str, out: Path, sets: list[str]) -> None:
+def train_one(method: str, data: str, out: Path, sets: list[str], batch_docs: int = 0) -> None:
     """Child process: ``xmc train`` (the Python API it calls), then prediction timings."""
     from xmc import api
     from xmc.models import model_class
@@ -64,9 +64,10 @@ def train_one(method: str, data: str, out: Path, sets: list[str]) -> None:
     dev = api.resolve(data).load("dev")
     pipeline = api.load(out / "model")
     pipeline.predict(texts=dev.texts[:20], top_k=10)  # warm-up: numba caches, torch threads
+    batch = dev.texts[:batch_docs] if batch_docs else dev.texts
     t0 = time.perf_counter()
-    pipeline.predict(texts=dev.texts, top_k=10)
-    batch_ms = 1000 * (time.perf_counter() - t0) / len(dev.texts)
+    pipeline.predict(texts=batch, top_k=10)
+    batch_ms = 1000 * (time.perf_counter() - t0) / len(batch)
     single_ms = common.median_latency_ms(lambda i: pipeline.predict(texts=[dev.texts[i]], top_k=10), N_SINGLE,
                                          len(dev.texts))
     json.dump({"method": method, "metrics": result.metrics, "wall_s": wall, "seconds": result.seconds,
@@ -169,7 +170,7 @@ def main() -> None:
         kind, *rest = args.child
         if kind == "train":
             method, data, out, sets = rest[0], rest[1], Path(rest[2]), json.loads(rest[3])
-            train_one(method, data, out, sets)
+            train_one(method, data, out, sets, int(rest[4]) if len(rest) > 4 else 0)
         else:
             ensemble_one(Path(rest[0]), Path(rest[1]), rest[2], Path(rest[3]), rest[4])
         return

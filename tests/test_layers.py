@@ -54,3 +54,19 @@ def test_torch_only_in_neural_layers():
                                                           "elias", "neural"}
         if top not in allowed and not neural_model:
             assert "torch" not in _imports(path), f"{path} imports torch"
+
+
+def test_the_command_and_the_server_reach_the_library_through_api_only():
+    """One code path: cli/ and serve/ import xmc.api and xmc.exceptions, nothing below them."""
+    allowed = ("xmc.api", "xmc.exceptions", "xmc.cli", "xmc.serve")
+    bad = []
+    for layer in ("cli", "serve"):
+        for path in (SRC / layer).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                for name in names:
+                    ours = name.startswith("xmc.")
+                    if ours and not any(name == a or name.startswith(a + ".") for a in allowed):
+                        bad.append(f"{path.relative_to(SRC)} imports {name}")
+    assert not bad, "\n".join(bad)

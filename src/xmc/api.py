@@ -22,15 +22,17 @@ import scipy.sparse as sp
 from xmc._config import Config
 from xmc.data.datasets import Dataset, Split, resolve
 from xmc.data.vocab import LabelVocab
-from xmc.exceptions import XMCError
+from xmc.exceptions import InvalidInputError, XMCError
 from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
+from xmc.metrics.calibration import fit_calibration
 from xmc.metrics.report import RECALL_K, evaluate_scores
 from xmc.models.base import model_class
-from xmc.models.pipeline import Pipeline
+from xmc.models.pipeline import Pipeline, ranked_labels
 from xmc.models.pipeline import load as load_any
 from xmc.utils.faults import kill_point
 from xmc.utils.folders import OutputExistsError, check_target
 from xmc.utils.io import atomic_file, save_csr
+from xmc.utils.validation import check_k
 
 log = logging.getLogger(__name__)
 DEFAULT_METHOD = "xr-transformer"
@@ -88,6 +90,43 @@ def neural_overrides(method: str, **values: Any) -> list[str]:
     return out
 
 
+def dataset_info(data: str | os.PathLike) -> str:
+    """The table ``xmc data info`` prints: documents, labels, tokens and label frequencies per split."""
+    from xmc.data.info import describe, format_stats
+
+    return format_stats(describe(resolve(data)))
+
+
+def fetch_dataset(name: str, to: str | os.PathLike, archive: str | os.PathLike | None = None) -> Path:
+    """Download (or convert ``archive``) a public dataset into ``to`` (:mod:`xmc.data.fetch`)."""
+    from xmc.data.fetch import fetch
+
+    return fetch(name, to, archive=archive)
+
+
+def datasets() -> list[str]:
+    """The dataset names found in ``XMC_DATA_DIR``."""
+    from xmc.data.datasets import available
+
+    return available()
+
+
+def dataset(data: str | os.PathLike) -> Dataset:
+    return resolve(data)
+
+
+def format_metrics(metrics: dict[str, Any], title: str = "") -> str:
+    from xmc.metrics.report import format_report
+
+    return format_report(metrics, title)
+
+
+def default_config(method: str) -> dict[str, Any]:
+    """``xmc config METHOD``: every setting with its default (the TF-IDF ones under ``tfidf``)."""
+    model_cfg, tfidf_cfg = method_config(method)
+    return {"tfidf": tfidf_cfg.to_dict(), **model_cfg.to_dict()}
+
+
 def derive_dataset(data: str | os.PathLike, text_field: str, out: str | os.PathLike,
                    overwrite: bool = False) -> Path:
     """A text dataset with another field as the text (e.g. EURLEX57K's titles): :mod:`xmc.data.derive`."""
@@ -130,6 +169,7 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     if train_split.n_labels is not None:  # bag-of-words: the header's full label list, in index order
         vocab = LabelVocab(dataset.bow_label_names(train_split.n_labels))
     Y = vocab.encode(train_split.labels).Y
+    names = dataset.label_names()  # read before training: a broken names file must not cost a training
     seconds["load"] = time.perf_counter() - t0
     model = _build_model(method, model_cfg, ensemble)
     featurizer = None
@@ -154,19 +194,31 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     model.fit(inputs, Y, **fit_options)
     seconds["fit"] = time.perf_counter() - t0
     freq = np.diff(sp.csc_matrix(Y).indptr)
-    pipeline = Pipeline(model, vocab, featurizer, freq, Y.shape[0], dataset=dataset.name)
+    pipeline = Pipeline(model, vocab, featurizer, freq, Y.shape[0], dataset=dataset.name,
+                        label_names=names)
     result = TrainResult(pipeline, seconds)
+    if eval_split is not None:
+        t0 = time.perf_counter()
+        scores = predict_split(pipeline, held_out, top_k=RECALL_K)
+        result.metrics = evaluate_split(pipeline, held_out, scores)
+        result.eval_split = eval_split
+        _calibrate(pipeline, held_out, scores, f"{dataset.name}/{eval_split}")
+        result.metrics.update({k: v for k, v in pipeline.calibration_info.items() if k.startswith("ECE")})
+        pipeline.metrics = {f"{dataset.name}/{eval_split}": result.metrics}
+        seconds["evaluate"] = time.perf_counter() - t0
     if out is not None:
         result.path = pipeline.save(out, overwrite=overwrite)
-    if eval_split is not None:
         kill_point("train:saved")
-        t0 = time.perf_counter()
-        result.metrics = evaluate_split(pipeline, held_out)
-        result.eval_split = eval_split
-        seconds["evaluate"] = time.perf_counter() - t0
-        if out is not None:
-            pipeline.update_metrics(out, f"{dataset.name}/{eval_split}", result.metrics)
     return result
+
+
+def _calibrate(pipeline: Pipeline, split: Split, scores: sp.csr_matrix, where: str) -> None:
+    """Fit the map from raw scores to probabilities on the held-out split's predictions."""
+    truth = pipeline.vocab.encode(split.labels).Y
+    if scores.nnz < 20 or truth.nnz == 0:
+        return
+    pipeline.calibration, info = fit_calibration(scores, truth)
+    pipeline.calibration_info = {**info, "fitted_on": where}
 
 
 def _build_model(method: str, config: Config, ensemble: int):
@@ -178,6 +230,18 @@ def _build_model(method: str, config: Config, ensemble: int):
     from xmc.models.ensemble import Ensemble, reseeded
 
     return Ensemble(None, [cls(reseeded(config, i)) for i in range(ensemble)])
+
+
+def methods() -> tuple[str, ...]:
+    from xmc.models.base import method_names
+
+    return method_names()
+
+
+def combiners() -> tuple[str, ...]:
+    from xmc.models.ensemble import COMBINERS
+
+    return COMBINERS
 
 
 def ensemble(models: list[str | os.PathLike], out: str | os.PathLike, combine: str = "softmax_average",
@@ -254,13 +318,40 @@ def write_predictions(scores: sp.csr_matrix, vocab: LabelVocab, out: str | os.Pa
 
 
 def ranked_rows(scores: sp.csr_matrix, vocab: LabelVocab) -> list[list[tuple[str, float]]]:
-    scores = sp.csr_matrix(scores)
-    rows = []
-    for i in range(scores.shape[0]):
-        lo, hi = scores.indptr[i], scores.indptr[i + 1]
-        order = np.argsort(-scores.data[lo:hi], kind="stable")
-        rows.append([(vocab.labels[scores.indices[lo + j]], float(scores.data[lo + j])) for j in order])
-    return rows
+    """Each row's ``(label, score)`` pairs, best first."""
+    return ranked_labels(scores, vocab.labels)
+
+
+def predict_texts(model: Pipeline | str | os.PathLike, texts: list[str] | None = None, *,
+                  features: sp.csr_matrix | None = None, top_k: int | None = 5, min_score: float = 0.0,
+                  beam_size: int | None = None) -> list[list[tuple[str, float, str | None]]]:
+    """Labels of new texts (or feature rows), best first, as ``(label, score, name)``: the same path
+    ``xmc predict --text`` and ``xmc serve`` take. Scores are calibrated probabilities when the model
+    has a calibration (fitted on its evaluation split at training time)."""
+    pipeline = _pipeline(model)
+    if texts is not None:
+        texts = check_texts(texts)
+    if not isinstance(min_score, (int, float)) or isinstance(min_score, bool) or not 0 <= min_score <= 1:
+        raise InvalidInputError(f"min_score must be a number in [0, 1], got {min_score!r}")
+    return pipeline.predict_rows(texts, features, top_k=check_k(top_k, "top_k"), min_score=float(min_score),
+                                 beam_size=beam_size)
+
+
+def load_features(path: str | os.PathLike) -> sp.csr_matrix:
+    """Feature rows from a ``.npz`` CSR file (SciPy's layout), checked like a model's arrays."""
+    from xmc.utils.io import load_csr
+
+    return load_csr(path)
+
+
+def check_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise InvalidInputError(f"texts must be strings; item {bad} is a {type(texts[bad]).__name__}")
+    return texts
 
 
 def evaluate_split(pipeline: Pipeline, split: Split, scores: sp.csr_matrix | None = None) -> dict[str, Any]:

@@ -129,3 +129,37 @@ def test_evaluate_records_its_metrics_unless_the_folder_refuses(eurlex_slice, tm
     monkeypatch.undo()
     assert main(["evaluate", "--model", str(model), "--data", str(eurlex_slice), "--split", "dev"]) == 0
     assert f"{eurlex_slice.name}/dev" in json.loads((model / "xmc.json").read_text())["metrics"]
+
+
+def test_predict_new_texts_from_the_command_line(eurlex_slice, tmp_path, capsys, monkeypatch):
+    import io
+
+    model = tmp_path / "model"
+    (tmp_path / "data").mkdir()
+    assert main(["train", "--method", "xr-linear", "--data", str(eurlex_slice), "--out", str(model)]) == 0
+    capsys.readouterr()
+    texts = ["Council regulation on fishing quotas in the North Sea", "Decision on imports of bananas"]
+    assert main(["predict", "--model", str(model), "--text", texts[0], "--text", texts[1], "--top-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    rows = [json.loads(line)["labels"] for line in lines]
+    assert all(len(r) == 3 and all(len(item) == 3 and 0 <= item[1] <= 1 for item in r) for r in rows)
+    assert rows[0][0][1] >= rows[0][1][1] >= rows[0][2][1]
+    (tmp_path / "in.txt").write_text("\ufeff" + "\n".join(texts) + "\n")
+    assert main(["predict", "--model", str(model), "--input", str(tmp_path / "in.txt"), "--top-k", "3"]) == 0
+    assert [json.loads(line)["labels"] for line in capsys.readouterr().out.splitlines()] == rows
+    monkeypatch.setattr("sys.stdin", io.StringIO(texts[1] + "\n"))
+    assert main(["predict", "--model", str(model), "--input", "-", "--top-k", "3", "--min-score", "0.2"]) == 0
+    kept = json.loads(capsys.readouterr().out)["labels"]
+    assert kept == [item for item in rows[1] if item[1] >= 0.2]
+    assert main(["predict", "--model", str(model), "--text", texts[0], "--format", "table", "--top-k", "2"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == texts[0] and len(table) == 3 and table[1].split()[1] == rows[0][0][0]
+    assert main(["predict", "--model", str(model), "--input", str(tmp_path / "nope.txt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["predict", "--model", str(model), "--text", "x", "--min-score", "1.5"]) == 2
+    assert "min_score must be a number in [0, 1]" in capsys.readouterr().err
+    assert main(["predict", "--model", str(model), "--data", str(eurlex_slice)]) == 2
+    assert "--data needs --out" in capsys.readouterr().err
+    manifest = json.loads((model / "xmc.json").read_text())
+    assert manifest["calibration"]["fitted_on"].endswith("/dev") and 0 <= manifest["calibration"]["ECE"] <= 100

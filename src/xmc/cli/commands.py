@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 from xmc import api
-from xmc.data import available, resolve
-from xmc.data.fetch import fetch
-from xmc.data.info import describe, format_stats
 from xmc.exceptions import XMCError
-from xmc.metrics.report import format_report
 
 JSON_KEYS = ("P@1", "P@3", "P@5", "nDCG@1", "nDCG@3", "nDCG@5", "PSP@1", "PSP@3", "PSP@5", "R@10")
 
@@ -25,6 +22,7 @@ def run(args) -> int:
         "evaluate": _evaluate,
         "config": _config,
         "ensemble": _ensemble,
+        "serve": _serve,
         "demo": _demo,
     }[args.command]
     return handler(args) or 0
@@ -32,12 +30,12 @@ def run(args) -> int:
 
 def _data(args) -> int:
     if args.data_command == "info":
-        print(format_stats(describe(resolve(args.name))))
+        print(api.dataset_info(args.name))
     elif args.data_command == "derive":
         out = api.derive_dataset(args.name, args.text_field, args.out, overwrite=args.overwrite)
         print(f"wrote {out}")
     else:
-        out = fetch(args.name, args.to, archive=args.archive)
+        out = api.fetch_dataset(args.name, args.to, archive=args.archive)
         print(f"wrote {out}")
     return 0
 
@@ -81,18 +79,78 @@ def _print_train(result: api.TrainResult) -> None:
 
 def _metrics_table(metrics: dict, title: str) -> str:
     scores = {k: v for k, v in metrics.items() if "@" in k}
-    table = format_report(scores, title)
+    table = api.format_metrics(scores, title)
     return (f"{table}\n{metrics['n_docs']:,} documents; {metrics['unseen_labels']} labels never seen in "
             f"training kept as misses ({metrics['unseen_assignments']} assignments); propensity "
             f"A={metrics['propensity_a']}, B={metrics['propensity_b']}")
 
 
 def _predict(args) -> int:
+    if args.data is None:
+        return _predict_texts(args)
+    if not args.out:
+        raise XMCError("--data needs --out (where OUT.npz and OUT.jsonl go)")
     scores = api.predict(args.model, args.data, args.split, top_k=args.top_k, beam_size=args.beam_size, out=args.out,
                          overwrite=args.overwrite)
     base = Path(args.out).with_suffix("") if Path(args.out).suffix in (".npz", ".jsonl") else Path(args.out)
     print(f"wrote {scores.shape[0]:,} rows to {base}.npz and {base}.jsonl")
     return 0
+
+
+CHUNK = 1000  # texts read and tagged at a time from --input: memory stays bounded on any input size
+
+
+def _predict_texts(args) -> int:
+    model = api.load(args.model)
+    options = dict(top_k=args.top_k or 5, min_score=args.min_score, beam_size=args.beam_size)
+    if args.features:
+        _print_rows(api.predict_texts(model, features=api.load_features(args.features), **options), args.format)
+        return 0
+    for chunk in _text_chunks(args):
+        _print_rows(api.predict_texts(model, chunk, **options), args.format, chunk)
+    return 0
+
+
+def _text_chunks(args):
+    if args.text:
+        yield args.text
+        return
+    stream = sys.stdin if args.input == "-" else _open_input(args.input)
+    try:
+        chunk = []
+        for line in stream:
+            chunk.append(line.rstrip("\r\n"))
+            if len(chunk) == CHUNK:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+    except UnicodeDecodeError as exc:
+        raise XMCError(f"{args.input}: not UTF-8 text ({exc.reason})") from None
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+def _open_input(path: str):
+    try:
+        return open(path, encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise XMCError(f"input file {path} does not exist") from None
+    except IsADirectoryError:
+        raise XMCError(f"{path} is a folder; --input takes a file with one text per line") from None
+
+
+def _print_rows(rows, fmt: str, texts: list[str] | None = None) -> None:
+    for i, row in enumerate(rows):
+        if fmt == "jsonl":
+            print(json.dumps({"labels": [[label, round(score, 6), name] for label, score, name in row]},
+                             ensure_ascii=False))
+            continue
+        head = texts[i] if texts else f"row {i}"
+        print(head if len(head) <= 100 else head[:97] + "...")
+        for label, score, name in row:
+            print(f"  {score:6.3f}  {label:<12} {name or ''}")
 
 
 def _evaluate(args) -> int:
@@ -112,19 +170,31 @@ def _ensemble(args) -> int:
     return 0
 
 
-def _config(args) -> int:
-    from xmc.features.tfidf import TfidfConfig
-    from xmc.models.base import model_class
+def _serve(args) -> int:
+    try:
+        from xmc.serve.app import ServeSettings, run
+    except ModuleNotFoundError as exc:
+        raise XMCError(f"xmc serve needs {exc.name}: pip install 'xmc[serve]'") from None
+    for flag in ("max_batch", "max_texts", "max_chars", "max_body"):
+        if getattr(args, flag) < 1:
+            raise XMCError(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.batch_wait_ms < 0 or args.threads < 0 or not 0 < args.port < 65536:
+        raise XMCError("--batch-wait-ms and --threads must be >= 0, --port in 1..65535")
+    settings = ServeSettings(max_texts=args.max_texts, max_chars=args.max_chars, max_body=args.max_body,
+                             batch_wait_ms=args.batch_wait_ms, max_batch=args.max_batch, threads=args.threads)
+    run(args.model, args.host, args.port, settings)
+    return 0
 
-    cfg = model_class(args.method).default_config()
-    print(json.dumps({"tfidf": TfidfConfig().to_dict(), **cfg.to_dict()}, indent=2))
+
+def _config(args) -> int:
+    print(json.dumps(api.default_config(args.method), indent=2))
     return 0
 
 
 def _demo_dataset(name: str | None) -> str:
     if name:
         return name
-    names = available()
+    names = api.datasets()
     if api.DEFAULT_DATASET.lower() in (n.lower() for n in names):
         return api.DEFAULT_DATASET
     text_sets = [n for n in names if _is_text(n)]
@@ -135,14 +205,14 @@ def _demo_dataset(name: str | None) -> str:
 
 def _is_text(name: str) -> bool:
     try:
-        return resolve(name).kind == "text"
+        return api.dataset(name).kind == "text"
     except XMCError:
         return False
 
 
 def _demo(args) -> int:
     name = _demo_dataset(args.data)
-    dataset = resolve(name)
+    dataset = api.dataset(name)
     out = args.out or os.path.join("models", f"demo-{dataset.name}")
     took = ("about 15 minutes on 2 CPU cores (XR-Linear: --method xr-linear, about 3)"
             if args.method == "xr-transformer" else "a few minutes on 2 cores")
@@ -160,19 +230,16 @@ def _demo(args) -> int:
 
 def _show_examples(result: api.TrainResult, dataset, n: int) -> None:
     split = dataset.load(result.eval_split)
-    names = dataset.label_names()
     rows = range(min(n, len(split)))
-    from xmc.data.datasets import Split
-
-    subset = Split(split.name, [split.labels[i] for i in rows],
-                   texts=[split.texts[i] for i in rows] if split.texts else None,
-                   features=split.features[list(rows)] if split.features is not None else None)
-    scores = api.predict_split(result.pipeline, subset, top_k=5)
-    print(f"\nexample predictions on {result.eval_split} (top 5; * = correct):")
-    for i, ranked in zip(rows, api.ranked_rows(scores, result.pipeline.vocab), strict=True):
+    texts = [split.texts[i] for i in rows] if split.texts else None
+    features = split.features[list(rows)] if split.features is not None else None
+    predicted = api.predict_texts(result.pipeline, texts, features=features, top_k=5)
+    names = result.pipeline.label_names
+    print(f"\nexample predictions on {result.eval_split} (top 5, probability; * = correct):")
+    for i, ranked in zip(rows, predicted, strict=True):
         truth = set(split.labels[i])
         text = (split.texts[i][:110] + "...") if split.texts else f"document {i}"
         print(f"\n  [{i}] {text}")
-        marked = (f"{'*' if lab in truth else ''}{names.get(lab, lab)} ({s:.2f})" for lab, s in ranked)
+        marked = (f"{'*' if lab in truth else ''}{name or lab} ({s:.2f})" for lab, s, name in ranked)
         print("    predicted: " + "; ".join(marked))
         print("    true:      " + "; ".join(names.get(lab, lab) for lab in split.labels[i]))

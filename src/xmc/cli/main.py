@@ -12,7 +12,6 @@ import sys
 
 from xmc import api
 from xmc.exceptions import XMCError
-from xmc.models.ensemble import COMBINERS
 
 EPILOG = """examples:
   xmc data info EURLEX57K
@@ -70,13 +69,21 @@ def _add_model_commands(sub, methods) -> None:
                         help="continue from the last level saved in --checkpoint-dir (and replace the xmc model "
                              "an earlier attempt may have left in --out)")
 
-    predict = sub.add_parser("predict", help="write top-k predictions as CSR .npz and JSON lines")
+    predict = sub.add_parser("predict", help="labels of new texts, or of a dataset split (to .npz and JSON lines)")
     predict.add_argument("--model", required=True)
-    predict.add_argument("--data", required=True)
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", action="append", help="a text to tag (repeat for several)")
+    source.add_argument("--input", help="a file with one text per line ('-' reads standard input)")
+    source.add_argument("--features", help="a .npz CSR matrix of feature rows (models trained on features)")
+    source.add_argument("--data", help="a dataset: predict its --split and write --out")
     predict.add_argument("--split", default="test")
-    predict.add_argument("--top-k", type=int, default=None)
+    predict.add_argument("--top-k", type=int, default=None, help="labels per text (default 5; for --data the model's)")
+    predict.add_argument("--min-score", type=float, default=0.0,
+                         help="drop labels scoring below this (scores are calibrated probabilities when the model "
+                              "has a calibration)")
+    predict.add_argument("--format", choices=["jsonl", "table"], default="jsonl", help="output of text predictions")
     predict.add_argument("--beam-size", type=int, default=None)
-    predict.add_argument("--out", required=True, help="OUT: writes OUT.npz and OUT.jsonl")
+    predict.add_argument("--out", help="with --data: writes OUT.npz and OUT.jsonl")
     predict.add_argument("--overwrite", action="store_true", help="replace existing OUT.npz / OUT.jsonl")
 
     evaluate = sub.add_parser("evaluate", help="P@k, nDCG@k, PSP@k and R@10 of a model on a split")
@@ -89,7 +96,18 @@ def _add_model_commands(sub, methods) -> None:
     ens.add_argument("--models", nargs="+", required=True, help="model folders written by `xmc train`")
     ens.add_argument("--out", required=True)
     ens.add_argument("--overwrite", action="store_true", help="replace an existing xmc model in --out")
-    ens.add_argument("--combine", default="softmax_average", choices=COMBINERS)
+    ens.add_argument("--combine", default="softmax_average", choices=api.combiners())
+
+    serve = sub.add_parser("serve", help="serve a trained model over HTTP (FastAPI; a page to try it at /)")
+    serve.add_argument("--model", required=True)
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-batch", type=int, default=64, help="texts scored together")
+    serve.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a request waits for others")
+    serve.add_argument("--max-texts", type=int, default=64, help="texts in one request")
+    serve.add_argument("--max-chars", type=int, default=20_000, help="characters in one text")
+    serve.add_argument("--max-body", type=int, default=2_000_000, help="bytes in one request body")
+    serve.add_argument("--threads", type=int, default=0, help="torch CPU threads of a neural model")
 
     config = sub.add_parser("config", help="print a method's default configuration as JSON")
     config.add_argument("method", choices=methods)
@@ -102,8 +120,6 @@ def _add_model_commands(sub, methods) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from xmc.models.base import method_names
-
     parser = _Parser(
         prog="xmc", description="Extreme multi-label text classification: train, predict, evaluate.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -111,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_commands(sub)
-    _add_model_commands(sub, list(method_names()))
+    _add_model_commands(sub, list(api.methods()))
     return parser
 
 

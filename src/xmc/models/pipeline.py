@@ -8,6 +8,8 @@ Layout::
       label_stats.npz   training label frequencies (for propensity-scored metrics)
       tfidf/            the featuriser (text datasets and feature-based methods only)
       model/            the model folder (its own xmc.json + arrays)
+      label_names.tsv   readable names of the labels, when the dataset had them
+      calibration.npz   the map from raw scores to probabilities, fitted on the evaluation split
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from xmc.data.label_names import read_label_tsv
 from xmc.data.vocab import LabelVocab
 from xmc.exceptions import ModelFormatError, XMCError
 from xmc.features.tfidf import TfidfFeaturizer
+from xmc.metrics.calibration import ScoreCalibration
 from xmc.metrics.propensity import DEFAULT_A, DEFAULT_B, inv_propensity_from_counts
 from xmc.models.base import (
     MANIFEST,
@@ -34,7 +38,7 @@ from xmc.models.base import (
     write_manifest,
 )
 from xmc.utils.folders import atomic_folder
-from xmc.utils.io import load_arrays, save_arrays, write_json
+from xmc.utils.io import load_arrays, save_arrays, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +48,16 @@ class Pipeline:
 
     def __init__(self, model: XMCModel, vocab: LabelVocab, featurizer: TfidfFeaturizer | None,
                  label_freq: np.ndarray, n_train: int, propensity: tuple[float, float] = (DEFAULT_A, DEFAULT_B),
-                 metrics: dict[str, Any] | None = None, dataset: str | None = None):
+                 metrics: dict[str, Any] | None = None, dataset: str | None = None,
+                 label_names: dict[str, str] | None = None, calibration: ScoreCalibration | None = None,
+                 calibration_info: dict[str, Any] | None = None):
         self.model, self.vocab, self.featurizer = model, vocab, featurizer
         self.label_freq, self.n_train = np.asarray(label_freq, np.int64), int(n_train)
         self.propensity = tuple(propensity)
         self.metrics = metrics or {}
         self.dataset = dataset
+        self.label_names = {k: v for k, v in (label_names or {}).items() if k in vocab.index}
+        self.calibration, self.calibration_info = calibration, calibration_info or {}
 
     @property
     def method(self) -> str:
@@ -103,10 +111,28 @@ class Pipeline:
             if self.featurizer is not None:
                 self.featurizer.save(tmp / "tfidf")
             self.model.save(tmp / "model")
+            if self.label_names:
+                write_text(tmp / "label_names.tsv", "".join(f"{k}\t{' '.join(self.label_names[k].split())}\n"
+                                                            for k in self.vocab.labels if k in self.label_names))
+            if self.calibration is not None:
+                self.calibration.save(tmp / "calibration.npz")
             write_manifest(tmp, "pipeline", self.method, None, featurizer="tfidf" if self.featurizer else None,
                            n_labels=len(self.vocab), propensity=list(self.propensity), metrics=self.metrics,
-                           dataset=self.dataset)
+                           dataset=self.dataset, label_names=bool(self.label_names),
+                           calibration=self.calibration_info if self.calibration is not None else None)
         return Path(folder)
+
+    def predict_rows(self, texts: list[str] | None = None, features: sp.csr_matrix | None = None, *,
+                     top_k: int | None = None, min_score: float = 0.0, beam_size: int | None = None,
+                     calibrated: bool = True) -> list[list[tuple[str, float, str | None]]]:
+        """Each document's labels, best first, as ``(label, score, name)``: the score is the calibrated
+        probability when the pipeline has a calibration (and ``calibrated``), else the raw score;
+        labels below ``min_score`` are dropped."""
+        scores = self.predict(texts, features, top_k=top_k, beam_size=beam_size)
+        if calibrated and self.calibration is not None:
+            scores = self.calibration.apply(scores)
+        return [[(label, score, self.label_names.get(label)) for label, score in row if score >= min_score]
+                for row in ranked_labels(scores, self.vocab.labels)]
 
     def update_metrics(self, folder: str | os.PathLike, key: str, metrics: dict[str, Any]) -> bool:
         """Record an evaluation in the folder's manifest (an atomic rewrite of ``xmc.json``).
@@ -138,6 +164,8 @@ class Pipeline:
             raise ModelFormatError(f"{where}: 'propensity' must be two positive numbers (A, B)")
         metrics = manifest_field(manifest, "metrics", (dict, type(None)), where, optional=True)
         dataset = manifest_field(manifest, "dataset", (str, type(None)), where, optional=True)
+        has_names = manifest_field(manifest, "label_names", bool, where, optional=True)
+        calibration_info = manifest_field(manifest, "calibration", (dict, type(None)), where, optional=True)
         check_no_links(folder)
         model = _load_model(folder / "model")
         vocab = LabelVocab.load(folder / "labels.txt")
@@ -153,8 +181,23 @@ class Pipeline:
                                    f"reads {model.n_features_in_}")
         if np.any(stats["label_freq"] < 0) or int(stats["n_train"]) < 1:
             raise ModelFormatError(f"{folder / 'label_stats.npz'}: negative label counts or no training documents")
+        names = read_label_tsv(folder / "label_names.tsv") if has_names else {}
+        if set(names) - set(vocab.index):
+            raise ModelFormatError(f"{folder / 'label_names.tsv'} names labels the model does not have")
+        calibration = ScoreCalibration.load(folder / "calibration.npz") if calibration_info is not None else None
         return cls(model, vocab, featurizer, stats["label_freq"], int(stats["n_train"]), tuple(propensity),
-                   metrics, dataset)
+                   metrics, dataset, names, calibration, calibration_info)
+
+
+def ranked_labels(scores: sp.csr_matrix, labels: list[str]) -> list[list[tuple[str, float]]]:
+    """Each row's stored ``(label, score)`` pairs, best first (ties: lower column first)."""
+    scores = sp.csr_matrix(scores)
+    rows = []
+    for i in range(scores.shape[0]):
+        lo, hi = scores.indptr[i], scores.indptr[i + 1]
+        order = np.lexsort((scores.indices[lo:hi], -scores.data[lo:hi]))
+        rows.append([(labels[scores.indices[lo + j]], float(scores.data[lo + j])) for j in order])
+    return rows
 
 
 def _load_model(folder: Path) -> XMCModel:
