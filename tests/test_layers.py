@@ -10,7 +10,7 @@ LAYER = {
     "exceptions": 0, "types": 0, "_config": 0, "utils": 0,
     "data": 1, "features": 1, "metrics": 1,
     "tree": 2, "linear": 2, "search": 2, "nn": 2,
-    "training": 3, "models": 4, "api": 5, "cli": 6, "serve": 6,
+    "training": 3, "models": 4, "api": 5, "evaluation": 5, "report": 5, "cli": 6, "serve": 6,
 }
 
 

@@ -22,10 +22,11 @@ import scipy.sparse as sp
 from xmc._config import Config
 from xmc.data.datasets import Dataset, Split, resolve
 from xmc.data.vocab import LabelVocab
+from xmc.evaluation import DEFAULT_KS, load_predictions, metrics_of, scored, train_frequencies
 from xmc.exceptions import InvalidInputError, XMCError
 from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
 from xmc.metrics.calibration import fit_calibration
-from xmc.metrics.report import RECALL_K, evaluate_scores
+from xmc.metrics.report import RECALL_K
 from xmc.models.base import model_class
 from xmc.models.pipeline import Pipeline, ranked_labels
 from xmc.models.pipeline import load as load_any
@@ -306,11 +307,12 @@ def _prediction_paths(out: str | os.PathLike, overwrite: bool) -> tuple[Path, Pa
 
 def write_predictions(scores: sp.csr_matrix, vocab: LabelVocab, out: str | os.PathLike,
                       overwrite: bool = False) -> tuple[Path, Path]:
-    """``OUT.npz`` (CSR scores, columns in ``labels.txt`` order) and ``OUT.jsonl``
+    """``OUT.npz`` (CSR scores), ``OUT.labels.txt`` (its columns' labels) and ``OUT.jsonl``
     (``{"id": row, "labels": [[label, score], ...]}`` best first), each written atomically."""
     npz, jsonl = _prediction_paths(out, overwrite)
     npz.parent.mkdir(parents=True, exist_ok=True)
     save_csr(npz, sp.csr_matrix(scores, dtype=np.float32))
+    vocab.save(npz.with_name(npz.stem + ".labels.txt"))  # the columns, for `xmc evaluate --pred`
     with atomic_file(jsonl, "w") as f:
         for i, row in enumerate(ranked_rows(scores, vocab)):
             f.write(json.dumps({"id": i, "labels": [[lab, round(s, 6)] for lab, s in row]}, ensure_ascii=False) + "\n")
@@ -354,27 +356,32 @@ def check_texts(texts) -> list[str]:
     return texts
 
 
-def evaluate_split(pipeline: Pipeline, split: Split, scores: sp.csr_matrix | None = None) -> dict[str, Any]:
-    """Metrics in percent, plus ``n_docs``, ``unseen_labels`` (distinct labels absent from the training
-    vocabulary, kept in the truth as misses) and the propensity constants."""
+def evaluate_split(pipeline: Pipeline, split: Split, scores: sp.csr_matrix | None = None, *,
+                   ks=DEFAULT_KS, groups: bool = False) -> dict[str, Any]:
+    """Metrics in percent (:func:`xmc.evaluation.metrics_of`), plus ``n_docs``, ``unseen_labels``
+    (distinct labels absent from the training vocabulary, kept in the truth as misses) and the
+    propensity constants; with ``groups``, per label group."""
     if scores is None:
-        scores = predict_split(pipeline, split, top_k=RECALL_K)  # enough for P@5 and R@10
-    encoded = pipeline.vocab.encode(split.labels, keep_unseen=True)
-    width = encoded.Y.shape[1]
-    scores = sp.csr_matrix((scores.data, scores.indices, scores.indptr), shape=(scores.shape[0], width))
-    metrics: dict[str, Any] = evaluate_scores(encoded.Y, scores, pipeline.inv_propensity(width))
-    metrics.update(n_docs=len(split), unseen_labels=len(encoded.unseen_labels),
-                   unseen_assignments=encoded.unseen_assignments, propensity_a=pipeline.propensity[0],
-                   propensity_b=pipeline.propensity[1])
-    return metrics
+        scores = predict_split(pipeline, split, top_k=max(RECALL_K, *ks))
+    s = scored(scores, pipeline.vocab.labels, split, pipeline.label_freq, pipeline.n_train, pipeline.propensity)
+    return metrics_of(s, ks, groups)
 
 
-def evaluate(model: Pipeline | str | os.PathLike, data: str | os.PathLike, split: str = "test",
-             *, record: bool = True) -> dict[str, Any]:
-    """Metrics of a saved model on one split; recorded in the model's manifest when a folder is given."""
-    pipeline = _pipeline(model)
+def evaluate(model: Pipeline | str | os.PathLike | None, data: str | os.PathLike, split: str = "test", *,
+             record: bool = True, ks=DEFAULT_KS, groups: bool = False,
+             pred: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Metrics of a saved model on one split (recorded in the model's manifest, best effort, when a
+    folder is given), or of a prediction file ``pred`` written by ``xmc predict --out`` (its columns
+    follow the ``labels.txt`` beside it; propensities come from the dataset's training split)."""
+    ks = tuple(check_k(k, "k") for k in ks)
     dataset = resolve(data)
-    metrics = evaluate_split(pipeline, dataset.load(split))
+    part = dataset.load(split)
+    if pred is not None:
+        scores, labels = load_predictions(pred)
+        freq, n_train = train_frequencies(data, labels)
+        return metrics_of(scored(scores, labels, part, freq, n_train), ks, groups)
+    pipeline = _pipeline(model)
+    metrics = evaluate_split(pipeline, part, ks=ks, groups=groups)
     if record and not isinstance(model, Pipeline):
         pipeline.update_metrics(model, f"{dataset.name}/{split}", metrics)
     return metrics

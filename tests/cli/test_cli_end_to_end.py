@@ -163,3 +163,31 @@ def test_predict_new_texts_from_the_command_line(eurlex_slice, tmp_path, capsys,
     assert "--data needs --out" in capsys.readouterr().err
     manifest = json.loads((model / "xmc.json").read_text())
     assert manifest["calibration"]["fitted_on"].endswith("/dev") and 0 <= manifest["calibration"]["ECE"] <= 100
+
+
+def test_evaluate_groups_ks_and_a_prediction_file(eurlex_slice, tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["train", "--method", "xr-linear", "--data", str(eurlex_slice), "--out", str(model),
+                 "--eval-split", "none"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model), "--data", str(eurlex_slice), "--split", "dev", "--k", "1,5,10",
+                 "--groups", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"P@10", "RP@5", "nDCG@5", "R@10", "PSP@5"} <= set(metrics)
+    groups = metrics["groups"]
+    assert set(groups) == {"frequent", "few", "zero"}
+    assert groups["zero"]["n_labels"] == metrics["unseen_labels"] and groups["zero"].get("RP@5", 0.0) == 0.0
+    assert groups["frequent"]["n_docs"] > 0 and "RP@5" in groups["frequent"]
+    assert main(["predict", "--model", str(model), "--data", str(eurlex_slice), "--split", "dev", "--top-k", "10",
+                 "--out", str(tmp_path / "p")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--pred", str(tmp_path / "p.npz"), "--data", str(eurlex_slice), "--split", "dev",
+                 "--k", "1,5,10", "--groups", "--json"]) == 0
+    from_file = json.loads(capsys.readouterr().out)
+    for key in ("P@1", "RP@5", "nDCG@5", "PSP@5", "R@10"):
+        assert from_file[key] == pytest.approx(metrics[key], abs=1e-3)  # the file holds the same predictions
+    assert from_file["groups"]["frequent"]["RP@5"] == pytest.approx(groups["frequent"]["RP@5"], abs=1e-3)
+    assert main(["evaluate", "--pred", str(tmp_path / "p.npz"), "--data", str(eurlex_slice), "--k", "0"]) == 2
+    (tmp_path / "p.labels.txt").unlink()
+    assert main(["evaluate", "--pred", str(tmp_path / "p.npz"), "--data", str(eurlex_slice), "--split", "dev"]) == 2
+    assert "columns are unknown" in capsys.readouterr().err

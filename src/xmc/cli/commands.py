@@ -11,8 +11,6 @@ from pathlib import Path
 from xmc import api
 from xmc.exceptions import XMCError
 
-JSON_KEYS = ("P@1", "P@3", "P@5", "nDCG@1", "nDCG@3", "nDCG@5", "PSP@1", "PSP@3", "PSP@5", "R@10")
-
 
 def run(args) -> int:
     handler = {
@@ -154,14 +152,27 @@ def _print_rows(rows, fmt: str, texts: list[str] | None = None) -> None:
 
 
 def _evaluate(args) -> int:
-    metrics = api.evaluate(args.model, args.data, args.split)
+    ks = _ks(args.k)
+    metrics = api.evaluate(args.model, args.data, args.split, ks=ks, groups=args.groups, pred=args.pred)
     if args.json:
-        out = {k: metrics[k] for k in JSON_KEYS}
-        out.update(n_docs=metrics["n_docs"], unseen_labels=metrics["unseen_labels"])
-        print(json.dumps(out))
-    else:
-        print(_metrics_table(metrics, f"{args.data} / {args.split}"))
+        print(json.dumps(metrics))
+        return 0
+    print(_metrics_table(metrics, f"{args.data} / {args.split}"))
+    for name, group in metrics.get("groups", {}).items():
+        print()
+        scores = {k: v for k, v in group.items() if "@" in k}
+        print(api.format_metrics(scores, f"{name}: {group['n_labels']:,} labels, {group['n_docs']:,} documents"))
     return 0
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise XMCError(f"--k takes cut-offs like 1,3,5; got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise XMCError(f"--k takes positive cut-offs like 1,3,5; got {text!r}")
+    return ks
 
 
 def _ensemble(args) -> int:

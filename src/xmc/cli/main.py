@@ -86,10 +86,15 @@ def _add_model_commands(sub, methods) -> None:
     predict.add_argument("--out", help="with --data: writes OUT.npz and OUT.jsonl")
     predict.add_argument("--overwrite", action="store_true", help="replace existing OUT.npz / OUT.jsonl")
 
-    evaluate = sub.add_parser("evaluate", help="P@k, nDCG@k, PSP@k and R@10 of a model on a split")
-    evaluate.add_argument("--model", required=True)
+    evaluate = sub.add_parser("evaluate", help="P@k, RP@k, nDCG@k, PSP@k, R@k of a model (or a prediction file)")
+    what = evaluate.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", help="a model folder")
+    what.add_argument("--pred", help="a prediction file of `xmc predict --out` (OUT.npz)")
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--k", default="1,3,5", help="cut-offs, e.g. 1,3,5,10")
+    evaluate.add_argument("--groups", action="store_true",
+                          help="also per label group: frequent (>50 training docs), few-shot (1-50), zero-shot")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
     ens = sub.add_parser("ensemble", help="combine trained models over the same labels into one model folder")
