@@ -385,3 +385,18 @@ def evaluate(model: Pipeline | str | os.PathLike | None, data: str | os.PathLike
     if record and not isinstance(model, Pipeline):
         pipeline.update_metrics(model, f"{dataset.name}/{split}", metrics)
     return metrics
+
+
+def report(models: list[str | os.PathLike], data: str | os.PathLike, split: str = "dev",
+           out: str | os.PathLike = "report", overwrite: bool = False) -> Path:
+    """``xmc report``: an HTML page with plots, the PNGs and ``metrics.json`` (:mod:`xmc.report`)."""
+    from xmc.report import build
+
+    if not models:
+        raise XMCError("a report needs at least one --model")
+    dataset = resolve(data)
+    pipelines = [(Path(m).name or str(m), load(m)) for m in models]
+    names = [n for n, _ in pipelines]
+    if len(set(names)) != len(names):
+        pipelines = [(f"{i + 1}: {n}", p) for i, (n, p) in enumerate(pipelines)]
+    return build(pipelines, dataset.load(split), dataset.name, split, out, overwrite)

@@ -21,6 +21,7 @@ def run(args) -> int:
         "config": _config,
         "ensemble": _ensemble,
         "serve": _serve,
+        "report": _report,
         "demo": _demo,
     }[args.command]
     return handler(args) or 0
@@ -178,6 +179,15 @@ def _ks(text: str) -> tuple[int, ...]:
 def _ensemble(args) -> int:
     api.ensemble(args.models, args.out, args.combine, overwrite=args.overwrite)
     print(f"saved an ensemble of {len(args.models)} models to {args.out}")
+    return 0
+
+
+def _report(args) -> int:
+    try:
+        out = api.report(args.model, args.data, args.split, args.out, overwrite=args.overwrite)
+    except ModuleNotFoundError as exc:
+        raise XMCError(f"xmc report needs {exc.name}: pip install 'xmc[report]'") from None
+    print(f"wrote {out / 'index.html'}")
     return 0
 
 

@@ -103,6 +103,13 @@ def _add_model_commands(sub, methods) -> None:
     ens.add_argument("--overwrite", action="store_true", help="replace an existing xmc model in --out")
     ens.add_argument("--combine", default="softmax_average", choices=api.combiners())
 
+    report = sub.add_parser("report", help="an HTML page of plots and tables (and metrics.json) for models on a split")
+    report.add_argument("--model", action="append", required=True, help="a model folder (repeat to compare models)")
+    report.add_argument("--data", required=True)
+    report.add_argument("--split", default="dev")
+    report.add_argument("--out", required=True, help="report folder to write (index.html, *.png, metrics.json)")
+    report.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out")
+
     serve = sub.add_parser("serve", help="serve a trained model over HTTP (FastAPI; a page to try it at /)")
     serve.add_argument("--model", required=True)
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")

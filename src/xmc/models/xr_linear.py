@@ -126,7 +126,8 @@ class XRLinear(XMCModel):
         for t, W in enumerate(self.weights_):
             save_csr(folder / "ranker" / f"level_{t}.npz", W)
         return {"n_features": self.n_features_in_, "n_labels": self.tree_.n_labels,
-                "level_sizes": self.tree_.level_sizes, "nnz_per_level": [int(W.nnz) for W in self.weights_]}
+                "level_sizes": self.tree_.level_sizes, "nnz_per_level": [int(W.nnz) for W in self.weights_],
+                "fit_seconds": self.fit_seconds_}
 
     def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None:
         where = folder / "xmc.json"
@@ -139,5 +140,6 @@ class XRLinear(XMCModel):
         self.weights_ = [load_csr(folder / "ranker" / f"level_{t}.npz", (n_features + 1, n), fmt="csc")
                          for t, n in enumerate(sizes)]
         self.n_features_in_ = n_features
+        self.fit_seconds_ = shapes.get("fit_seconds") if isinstance(shapes.get("fit_seconds"), dict) else {}
         self._levels = [ChunkedLevel.build(W, C, self.config.ranker.bias)
                         for W, C in zip(self.weights_, self.tree_.chain, strict=True)]
