@@ -175,7 +175,8 @@ def report(results: dict, args) -> str:
         flat = rss[-1] <= rss[0] * 1.05 + 20
         clean = s["errors"] == 0 and flat and all(lv["errors"] == 0 for lv in r["levels"])
         targets.append(f"- {name}: 0 errors and flat memory over the {args.soak:.0f} s soak: "
-                       f"{'met' if clean else 'MISSED'} ({s['errors']} errors, RSS {rss[0]:,.0f} -> {rss[-1]:,.0f} MB)")
+                       f"{'met' if clean else 'MISSED'} ({s['errors']} errors, "
+                       f"RSS {rss[0]:,.0f} -> {rss[-1]:,.0f} MB)")
     return "\n".join(lines + ["", "## Targets", "", *targets])
 
 
