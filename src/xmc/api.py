@@ -24,6 +24,7 @@ from xmc.data.datasets import Dataset, Split, resolve
 from xmc.data.vocab import LabelVocab
 from xmc.evaluation import DEFAULT_KS, load_predictions, metrics_of, scored, train_frequencies
 from xmc.exceptions import InvalidInputError, XMCError
+from xmc.features.normalize import FeaturesConfig, normalize_rows
 from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
 from xmc.metrics.calibration import fit_calibration
 from xmc.metrics.report import RECALL_K
@@ -59,14 +60,20 @@ def load(folder: str | os.PathLike) -> Pipeline:
 
 def method_config(method: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Config, TfidfConfig]:
     """The method's default config and the TF-IDF config, with ``a.b=value`` overrides applied
-    (keys starting with ``tfidf.`` go to the featuriser)."""
+    (keys starting with ``tfidf.`` go to the featuriser, ``features.`` to :func:`features_config`)."""
     cls = model_class(method)
     default = cls.default_config()
+    overrides = [s for s in overrides if not s.startswith("features.")]
     if any(f.name == "tfidf" for f in dataclasses.fields(default)):  # the model owns its featuriser
         return default.with_overrides(overrides), TfidfConfig()
     tfidf_sets = [s[len("tfidf."):] for s in overrides if s.startswith("tfidf.")]
     model_sets = [s for s in overrides if not s.startswith("tfidf.")]
     return default.with_overrides(model_sets), TfidfConfig().with_overrides(tfidf_sets)
+
+
+def features_config(overrides: list[str] | tuple[str, ...] = ()) -> FeaturesConfig:
+    """How given feature rows (bag-of-words data) are normalised: ``features.norm=l2|l1|none``."""
+    return FeaturesConfig().with_overrides([s[len("features."):] for s in overrides if s.startswith("features.")])
 
 
 NEURAL_OPTIONS = ("encoder", "max_seq_len", "device", "threads")
@@ -125,7 +132,29 @@ def format_metrics(metrics: dict[str, Any], title: str = "") -> str:
 def default_config(method: str) -> dict[str, Any]:
     """``xmc config METHOD``: every setting with its default (the TF-IDF ones under ``tfidf``)."""
     model_cfg, tfidf_cfg = method_config(method)
-    return {"tfidf": tfidf_cfg.to_dict(), **model_cfg.to_dict()}
+    return {"tfidf": tfidf_cfg.to_dict(), "features": FeaturesConfig().to_dict(), **model_cfg.to_dict()}
+
+
+def synth_dataset(out: str | os.PathLike, *, preset: str | None = None, n_train: int | None = None,
+                  n_test: int | None = None, n_features: int | None = None, n_labels: int | None = None,
+                  seed: int = 0, overwrite: bool = False) -> Path:
+    """A synthetic XC bag-of-words set (:mod:`xmc.data.synth`): a preset's sizes, or given ones."""
+    import dataclasses as dc
+
+    from xmc.data.synth import PRESETS, SynthSpec, generate
+
+    given = {k: v for k, v in dict(n_train=n_train, n_test=n_test, n_features=n_features,
+                                   n_labels=n_labels).items() if v is not None}
+    if preset is None:
+        missing = [k for k in ("n_train", "n_features", "n_labels") if k not in given]
+        if missing:
+            flags = {"n_train": "--docs", "n_features": "--features", "n_labels": "--labels"}
+            raise XMCError(f"give --preset or {', '.join(flags[k] for k in missing)}")
+        given.setdefault("n_test", given["n_train"] // 4)
+        spec = SynthSpec(**given, seed=seed)
+    else:
+        spec = dc.replace(PRESETS[preset], **given, seed=seed)
+    return generate(spec, out, overwrite)
 
 
 def derive_dataset(data: str | os.PathLike, text_field: str, out: str | os.PathLike,
@@ -161,6 +190,7 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
         check_target(out, overwrite)
     dataset = resolve(data)
     model_cfg, tfidf_cfg = method_config(method, overrides)
+    feature_norm = features_config(overrides).norm
     if config is not None:
         model_cfg = config
     seconds: dict[str, float] = {}
@@ -183,7 +213,7 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
         featurizer = TfidfFeaturizer(tfidf_cfg)
         inputs = featurizer.fit_transform(train_split.texts)
     else:
-        inputs = train_split.features
+        inputs = normalize_rows(train_split.features, feature_norm)
     seconds["features"] = time.perf_counter() - t0
     if eval_split == "auto":
         eval_split = _default_eval_split(dataset, split)
@@ -196,7 +226,7 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     seconds["fit"] = time.perf_counter() - t0
     freq = np.diff(sp.csc_matrix(Y).indptr)
     pipeline = Pipeline(model, vocab, featurizer, freq, Y.shape[0], dataset=dataset.name,
-                        label_names=names)
+                        label_names=names, feature_norm=feature_norm if train_split.features is not None else "none")
     result = TrainResult(pipeline, seconds)
     if eval_split is not None:
         t0 = time.perf_counter()

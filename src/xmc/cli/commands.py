@@ -30,6 +30,10 @@ def run(args) -> int:
 def _data(args) -> int:
     if args.data_command == "info":
         print(api.dataset_info(args.name))
+    elif args.data_command == "synth":
+        sizes = {"n_train": args.docs, "n_features": args.features, "n_labels": args.labels, "n_test": args.test_docs}
+        out = api.synth_dataset(args.out, preset=args.preset, seed=args.seed, overwrite=args.overwrite, **sizes)
+        print(f"wrote {out}")
     elif args.data_command == "derive":
         out = api.derive_dataset(args.name, args.text_field, args.out, overwrite=args.overwrite)
         print(f"wrote {out}")

@@ -32,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="inspect or fetch datasets")
-    dsub = data.add_subparsers(dest="data_command", required=True, metavar="{info,fetch,derive}")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="{info,fetch,derive,synth}")
     info = dsub.add_parser("info", help="documents, labels and label frequencies of a dataset")
     info.add_argument("name", help="dataset name (in XMC_DATA_DIR) or folder")
     fetch = dsub.add_parser("fetch", help="download a public dataset and convert it to xmc's layout")
@@ -44,6 +44,15 @@ def _add_data_commands(sub) -> None:
     derive.add_argument("--text-field", required=True, help="field of {split}_meta.jsonl[.gz], e.g. title")
     derive.add_argument("--out", required=True, help="dataset folder to write (e.g. DIR/EURLEX57K-titles)")
     derive.add_argument("--overwrite", action="store_true", help="replace a dataset folder already at --out")
+    synth = dsub.add_parser("synth", help="a synthetic bag-of-words set shaped like the large XC sets")
+    synth.add_argument("--preset", choices=["amazon-670k", "1m", "100k", "10k"], help="sizes of a known set")
+    synth.add_argument("--docs", type=int, help="training documents")
+    synth.add_argument("--test-docs", type=int, help="test documents (default: a quarter of --docs)")
+    synth.add_argument("--features", type=int, help="features (vocabulary size)")
+    synth.add_argument("--labels", type=int, help="labels")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", required=True, help="dataset folder to write")
+    synth.add_argument("--overwrite", action="store_true", help="replace a synthetic set already at --out")
 
 
 def _add_model_commands(sub, methods) -> None:

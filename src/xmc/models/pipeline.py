@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from xmc.data.label_names import read_label_tsv
 from xmc.data.vocab import LabelVocab
 from xmc.exceptions import ModelFormatError, XMCError
+from xmc.features.normalize import NORMS, normalize_rows
 from xmc.features.tfidf import TfidfFeaturizer
 from xmc.metrics.calibration import ScoreCalibration
 from xmc.metrics.propensity import DEFAULT_A, DEFAULT_B, inv_propensity_from_counts
@@ -39,6 +40,7 @@ from xmc.models.base import (
 )
 from xmc.utils.folders import atomic_folder
 from xmc.utils.io import load_arrays, save_arrays, write_json, write_text
+from xmc.utils.validation import check_features
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ class Pipeline:
                  label_freq: np.ndarray, n_train: int, propensity: tuple[float, float] = (DEFAULT_A, DEFAULT_B),
                  metrics: dict[str, Any] | None = None, dataset: str | None = None,
                  label_names: dict[str, str] | None = None, calibration: ScoreCalibration | None = None,
-                 calibration_info: dict[str, Any] | None = None):
+                 calibration_info: dict[str, Any] | None = None, feature_norm: str = "none"):
         self.model, self.vocab, self.featurizer = model, vocab, featurizer
         self.label_freq, self.n_train = np.asarray(label_freq, np.int64), int(n_train)
         self.propensity = tuple(propensity)
@@ -58,6 +60,7 @@ class Pipeline:
         self.dataset = dataset
         self.label_names = {k: v for k, v in (label_names or {}).items() if k in vocab.index}
         self.calibration, self.calibration_info = calibration, calibration_info or {}
+        self.feature_norm = feature_norm  # applied to given feature rows, as at training time
 
     @property
     def method(self) -> str:
@@ -91,7 +94,7 @@ class Pipeline:
             return self.featurizer.transform(texts)
         if features is None:
             raise XMCError("this model was trained on bag-of-words features; give features, not texts")
-        return features
+        return normalize_rows(check_features(features), self.feature_norm)
 
     def predict(self, texts: list[str] | None = None, features: sp.csr_matrix | None = None,
                 **kwargs) -> sp.csr_matrix:
@@ -119,7 +122,8 @@ class Pipeline:
             write_manifest(tmp, "pipeline", self.method, None, featurizer="tfidf" if self.featurizer else None,
                            n_labels=len(self.vocab), propensity=list(self.propensity), metrics=self.metrics,
                            dataset=self.dataset, label_names=bool(self.label_names),
-                           calibration=self.calibration_info if self.calibration is not None else None)
+                           calibration=self.calibration_info if self.calibration is not None else None,
+                           feature_norm=self.feature_norm)
         return Path(folder)
 
     def predict_rows(self, texts: list[str] | None = None, features: sp.csr_matrix | None = None, *,
@@ -165,6 +169,7 @@ class Pipeline:
         metrics = manifest_field(manifest, "metrics", (dict, type(None)), where, optional=True)
         dataset = manifest_field(manifest, "dataset", (str, type(None)), where, optional=True)
         has_names = manifest_field(manifest, "label_names", bool, where, optional=True)
+        feature_norm = manifest_field(manifest, "feature_norm", str, where, optional=True, choices=NORMS) or "none"
         calibration_info = manifest_field(manifest, "calibration", (dict, type(None)), where, optional=True)
         check_no_links(folder)
         model = _load_model(folder / "model")
@@ -186,7 +191,7 @@ class Pipeline:
             raise ModelFormatError(f"{folder / 'label_names.tsv'} names labels the model does not have")
         calibration = ScoreCalibration.load(folder / "calibration.npz") if calibration_info is not None else None
         return cls(model, vocab, featurizer, stats["label_freq"], int(stats["n_train"]), tuple(propensity),
-                   metrics, dataset, names, calibration, calibration_info)
+                   metrics, dataset, names, calibration, calibration_info, feature_norm)
 
 
 def ranked_labels(scores: sp.csr_matrix, labels: list[str]) -> list[list[tuple[str, float]]]:

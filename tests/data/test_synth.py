@@ -1,0 +1,68 @@
+"""Synthetic XC data has the shape of the real sets, is learnable, and is deterministic; given
+feature rows are L2-normalised by default and the norm goes along with the model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from xmc import api
+from xmc.data import read_bow, resolve
+from xmc.metrics import precision_at_k
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "Synth"
+    api.synth_dataset(out, n_train=3000, n_test=600, n_features=800, n_labels=400, seed=3)
+    return out
+
+
+def test_shape_of_the_real_sets(synth):
+    X, Y = read_bow(synth / "train_data.txt.gz")
+    assert X.shape == (3000, 800) and Y.shape == (3000, 400)
+    assert 4.0 <= Y.sum(1).mean() <= 6.0  # about 5 labels a document
+    assert 40 <= np.diff(X.indptr).mean() <= 75  # about 75 words, fewer distinct ones
+    freq = np.sort(np.asarray(Y.sum(0)).ravel())[::-1]
+    assert freq[0] > 10 * np.median(freq) and (freq <= 5).sum() > 40  # a head and a long tail
+    assert np.all(X.data >= 1) and np.all(X.data == np.round(X.data))  # counts
+    assert resolve(synth).splits == ["train", "test"]
+
+
+def test_deterministic_from_the_seed(synth, tmp_path):
+    again = tmp_path / "again"
+    api.synth_dataset(again, n_train=3000, n_test=600, n_features=800, n_labels=400, seed=3)
+    assert (again / "train_data.txt.gz").exists()
+    a, b = read_bow(synth / "train_data.txt.gz"), read_bow(again / "train_data.txt.gz")
+    assert (a[0] != b[0]).nnz == 0 and (a[1] != b[1]).nnz == 0
+    other = tmp_path / "other"
+    api.synth_dataset(other, n_train=3000, n_test=0, n_features=800, n_labels=400, seed=4)
+    assert (read_bow(other / "train_data.txt.gz")[1] != a[1]).nnz > 0
+
+
+def test_learnable_far_above_chance_and_normalised_by_default(synth, tmp_path):
+    result = api.train("xr-linear", synth, tmp_path / "m", overrides=["tree.max_leaf_size=16"], eval_split="test")
+    assert result.metrics["P@1"] > 50.0
+    X, Y = read_bow(synth / "test_data.txt.gz")
+    popular = np.argsort(-np.asarray(read_bow(synth / "train_data.txt.gz")[1].sum(0)).ravel())[:1]
+    assert 100 * Y[:, popular].mean() < result.metrics["P@1"] / 3  # the most frequent label alone
+    assert json.loads((tmp_path / "m" / "xmc.json").read_text())["feature_norm"] == "l2"
+    raw = api.train("xr-linear", synth, None, overrides=["tree.max_leaf_size=16", "features.norm=none"],
+                    eval_split="test")
+    assert raw.pipeline.feature_norm == "none"
+    model = api.load(tmp_path / "m")
+    scaled = model.predict(features=X * 7.0, top_k=5)  # the stored norm makes the scale of the rows irrelevant
+    assert (scaled != model.predict(features=X, top_k=5)).nnz == 0
+    assert precision_at_k(Y, model.predict(features=X, top_k=5), 1) == pytest.approx(result.metrics["P@1"] / 100,
+                                                                                   abs=1e-6)
+
+
+def test_sizes_are_checked(tmp_path):
+    from xmc.exceptions import XMCError
+
+    with pytest.raises(XMCError, match="--labels"):
+        api.synth_dataset(tmp_path / "x", n_train=10, n_features=10)
+    with pytest.raises(XMCError, match="at least 1"):
+        api.synth_dataset(tmp_path / "x", n_train=10, n_features=0, n_labels=5)
