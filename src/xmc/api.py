@@ -304,21 +304,23 @@ def _pipeline(model: Pipeline | str | os.PathLike) -> Pipeline:
 
 
 def predict_split(model: Pipeline | str | os.PathLike, split: Split, *, top_k: int | None = None,
-                  beam_size: int | None = None) -> sp.csr_matrix:
+                  beam_size: int | None = None, **backend: Any) -> sp.csr_matrix:
     pipeline = _pipeline(model)
-    return pipeline.predict(split.texts, split.features, top_k=top_k, beam_size=beam_size)
+    return pipeline.predict(split.texts, split.features, top_k=top_k, beam_size=beam_size, **backend)
 
 
 def predict(model: Pipeline | str | os.PathLike, data: str | os.PathLike, split: str = "test", *,
             top_k: int | None = None, beam_size: int | None = None,
-            out: str | os.PathLike | None = None, overwrite: bool = False) -> sp.csr_matrix:
+            out: str | os.PathLike | None = None, overwrite: bool = False, backend: str = "local", workers: int = 2,
+            address: str | None = None) -> sp.csr_matrix:
     """Scores ``(n_docs, n_labels)`` for one split; with ``out``, also written as ``.npz`` and ``.jsonl``
     (existing files there are replaced only with ``overwrite``)."""
     if out is not None:
         _prediction_paths(out, overwrite)
     pipeline = _pipeline(model)
     data_split = resolve(data).load(split)
-    scores = predict_split(pipeline, data_split, top_k=top_k, beam_size=beam_size)
+    scores = predict_split(pipeline, data_split, top_k=top_k, beam_size=beam_size, backend=backend, workers=workers,
+                           address=address)
     if out is not None:
         write_predictions(scores, pipeline.vocab, out, overwrite=overwrite)
     return scores

@@ -58,6 +58,12 @@ def _neural_options(args) -> tuple[list[str], dict]:
         fit_options.update(checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     elif args.resume:
         raise XMCError("--resume needs --checkpoint-dir")
+    if args.backend != "local" or args.address:
+        if args.method != "xr-linear":
+            raise XMCError(f"--backend ray trains xr-linear; {args.method} scales with torchrun (see the README)")
+        if args.workers < 1:
+            raise XMCError("--workers must be at least 1")
+        fit_options.update(backend=args.backend, workers=args.workers, address=args.address)
     return overrides, fit_options
 
 
@@ -93,8 +99,10 @@ def _predict(args) -> int:
         return _predict_texts(args)
     if not args.out:
         raise XMCError("--data needs --out (where OUT.npz and OUT.jsonl go)")
+    if args.workers < 1:
+        raise XMCError("--workers must be at least 1")
     scores = api.predict(args.model, args.data, args.split, top_k=args.top_k, beam_size=args.beam_size, out=args.out,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, backend=args.backend, workers=args.workers, address=args.address)
     base = Path(args.out).with_suffix("") if Path(args.out).suffix in (".npz", ".jsonl") else Path(args.out)
     print(f"wrote {scores.shape[0]:,} rows to {base}.npz and {base}.jsonl")
     return 0

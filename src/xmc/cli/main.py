@@ -66,6 +66,10 @@ def _add_model_commands(sub, methods) -> None:
     train.add_argument("--eval-split", default="auto", help="split to evaluate after training (auto: dev/test; none)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. beam.beam_size=20 or tfidf.min_df=3 (see `xmc config`)")
+    train.add_argument("--backend", choices=["local", "ray"], default="local",
+                       help="ray: XR-Linear's rankers train as Ray tasks (same model as local)")
+    train.add_argument("--workers", type=int, default=2, help="Ray tasks per level (--backend ray)")
+    train.add_argument("--address", default=None, help="Ray cluster to join: auto, or ray://host:port")
     train.add_argument("--ensemble", type=int, default=1, metavar="N",
                        help="train N members with shifted seeds and combine their scores (softmax average)")
     neural = train.add_argument_group("neural methods (xr-transformer, lightxml, cascadexml)")
@@ -92,6 +96,10 @@ def _add_model_commands(sub, methods) -> None:
                               "has a calibration)")
     predict.add_argument("--format", choices=["jsonl", "table"], default="jsonl", help="output of text predictions")
     predict.add_argument("--beam-size", type=int, default=None)
+    predict.add_argument("--backend", choices=["local", "ray"], default="local",
+                         help="ray: cut the rows of --data into Ray tasks")
+    predict.add_argument("--workers", type=int, default=2, help="Ray tasks (--backend ray)")
+    predict.add_argument("--address", default=None, help="Ray cluster to join: auto, or ray://host:port")
     predict.add_argument("--out", help="with --data: writes OUT.npz and OUT.jsonl")
     predict.add_argument("--overwrite", action="store_true", help="replace existing OUT.npz / OUT.jsonl")
 

@@ -122,7 +122,7 @@ def _concatenate_and_clear(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def train_level(X: sp.csr_matrix, Y_level: sp.csr_matrix, M: sp.csr_matrix, C: sp.csr_matrix,
-                config: LinearConfig, desc: str = "") -> sp.csc_matrix:
+                config: LinearConfig, desc: str = "", parents: np.ndarray | None = None) -> sp.csc_matrix:
     """Weights ``(n_features + 1, n_nodes)`` of one level (last row: bias weight).
 
     Parameters
@@ -131,6 +131,8 @@ def train_level(X: sp.csr_matrix, Y_level: sp.csr_matrix, M: sp.csr_matrix, C: s
     Y_level : (n_docs, n_nodes) which nodes of this level each doc is positive for.
     M : (n_docs, n_parents) matching: which parents route each doc (its negatives' pool).
     C : (n_nodes, n_parents) the level's cluster matrix.
+    parents : train only the children of these parents (a shard of a distributed run); the other
+        columns stay empty. The weights of a child never depend on which shard trained it.
 
     Uses ``numba.get_num_threads()`` threads.
     """
@@ -138,10 +140,14 @@ def train_level(X: sp.csr_matrix, Y_level: sp.csr_matrix, M: sp.csr_matrix, C: s
     children_of = sp.csc_matrix(C)
     routed = sp.csc_matrix(M)
     Y_level = sp.csr_matrix(Y_level)
-    with progress(total=C.shape[0], desc=desc or "train level", unit="node") as bar:
+    width = _group_width(np.diff(children_of.indptr))  # from the whole level, so shards group alike
+    if parents is None:
+        parents = np.arange(children_of.shape[1])
+    n_children = int(np.diff(children_of.indptr)[parents].sum())
+    with progress(total=n_children, desc=desc or "train level", unit="node") as bar:
         trainer = _LevelTrainer(config, n_features, nb.get_num_threads(), bar)
         try:
-            _submit_blocks(X, Y_level, children_of, routed, config, trainer)
+            _submit_blocks(X, Y_level, children_of, routed, config, trainer, parents, width)
         except BaseException:
             trainer.abandon()
             raise
@@ -151,11 +157,10 @@ def train_level(X: sp.csr_matrix, Y_level: sp.csr_matrix, M: sp.csr_matrix, C: s
     return W
 
 
-def _submit_blocks(X, Y_level, children_of, routed, config, trainer) -> None:
+def _submit_blocks(X, Y_level, children_of, routed, config, trainer, parents, width) -> None:
     """Prepare each parent's block and hand its groups of children to the trainer."""
-    width = _group_width(np.diff(children_of.indptr))
     local = np.full(X.shape[1], -1, dtype=np.int32)
-    for p in range(children_of.shape[1]):
+    for p in parents:
         children = children_of.indices[children_of.indptr[p] : children_of.indptr[p + 1]]
         inst = np.sort(routed.indices[routed.indptr[p] : routed.indptr[p + 1]])
         if children.size == 0 or inst.size == 0:

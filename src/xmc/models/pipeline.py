@@ -96,8 +96,14 @@ class Pipeline:
             raise XMCError("this model was trained on bag-of-words features; give features, not texts")
         return normalize_rows(check_features(features), self.feature_norm)
 
-    def predict(self, texts: list[str] | None = None, features: sp.csr_matrix | None = None,
-                **kwargs) -> sp.csr_matrix:
+    def predict(self, texts: list[str] | None = None, features: sp.csr_matrix | None = None, *,
+                backend: str = "local", workers: int = 2, address: str | None = None, **kwargs) -> sp.csr_matrix:
+        """Scores of the texts or feature rows; ``backend="ray"`` cuts the rows into ``workers`` Ray
+        tasks (:func:`xmc.linear.distributed.predict_ray`)."""
+        if backend == "ray":
+            from xmc.linear.distributed import predict_ray
+
+            return predict_ray(self.model, self.inputs(texts, features), workers, address, **kwargs)
         return self.model.predict(self.inputs(texts, features), **kwargs)
 
     def inv_propensity(self, n_labels: int) -> np.ndarray:

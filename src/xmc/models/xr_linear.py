@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmc._config import Config
-from xmc.exceptions import ModelFormatError
+from xmc.exceptions import InvalidInputError, ModelFormatError
 from xmc.linear.ranker import LinearConfig, train_level
 from xmc.models.base import XMCModel, int_list, manifest_field
 from xmc.search.beam import BeamConfig, ChunkedLevel, beam_search
@@ -66,8 +66,13 @@ class XRLinear(XMCModel):
     def _test_config(cls) -> XRLinearConfig:
         return XRLinearConfig(tree=TreeConfig(max_leaf_size=4, n_splits=4), beam=BeamConfig(beam_size=4, top_k=5))
 
-    def fit(self, X, Y, *, label_embeddings: sp.csr_matrix | None = None, tree: LabelTree | None = None) -> XRLinear:
-        """Build the label tree (unless given) and train every level's rankers."""
+    def fit(self, X, Y, *, label_embeddings: sp.csr_matrix | None = None, tree: LabelTree | None = None,
+            backend: str = "local", workers: int = 2, address: str | None = None) -> XRLinear:
+        """Build the label tree (unless given) and train every level's rankers; ``backend="ray"``
+        trains each level's parents in ``workers`` Ray tasks (:mod:`xmc.linear.distributed`), with the
+        same weights as one process."""
+        if backend not in ("local", "ray"):
+            raise InvalidInputError(f"backend must be local or ray, got {backend!r}")
         X = check_features(X)
         Y = check_labels(Y, X.shape[0])
         t0 = time.perf_counter()
@@ -83,7 +88,12 @@ class XRLinear(XMCModel):
         for t in range(tree.depth):
             Y_t = binarize(tree.project_labels(Y, t))
             M = self._matching(X, Y, t)
-            W = train_level(X, Y_t, M, tree.chain[t], self.config.ranker, desc=f"level {t + 1}/{tree.depth}")
+            if backend == "ray":
+                from xmc.linear.distributed import train_level_ray
+
+                W = train_level_ray(X, Y_t, M, tree.chain[t], self.config.ranker, workers, address)
+            else:
+                W = train_level(X, Y_t, M, tree.chain[t], self.config.ranker, desc=f"level {t + 1}/{tree.depth}")
             self.weights_.append(W)
             self._levels.append(ChunkedLevel.build(W, tree.chain[t], self.config.ranker.bias))
             kill_point("xr-linear:level")
