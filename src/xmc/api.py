@@ -228,6 +228,8 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     pipeline = Pipeline(model, vocab, featurizer, freq, Y.shape[0], dataset=dataset.name,
                         label_names=names, feature_norm=feature_norm if train_split.features is not None else "none")
     result = TrainResult(pipeline, seconds)
+    if _secondary_process():  # under torchrun, the first process evaluates and saves; the others stop here
+        return result
     if eval_split is not None:
         t0 = time.perf_counter()
         scores = predict_split(pipeline, held_out, top_k=RECALL_K)
@@ -241,6 +243,12 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
         result.path = pipeline.save(out, overwrite=overwrite)
         kill_point("train:saved")
     return result
+
+
+def _secondary_process() -> bool:
+    """True in every process of a torchrun group but the first (read from torchrun's environment, so
+    this module never imports torch)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0
 
 
 def _calibrate(pipeline: Pipeline, split: Split, scores: sp.csr_matrix, where: str) -> None:

@@ -72,6 +72,8 @@ def _train(args) -> int:
     result = api.train(args.method, args.data, args.out, split=args.split, overrides=overrides + args.set,
                        eval_split=_eval_split(args.eval_split), fit_options=fit_options, ensemble=args.ensemble,
                        overwrite=args.overwrite or args.resume)
+    if result.path is None and args.out:
+        return 0  # a secondary process of a torchrun group: the first one reports and saves
     _print_train(result)
     print(f"saved {result.path}")
     return 0

@@ -27,6 +27,7 @@ from torch import nn
 
 from xmc._config import Config, Interval, Options, option
 from xmc.nn.device import autocast, resolve_device
+from xmc.training import distributed
 from xmc.utils.faults import kill_point
 from xmc.utils.progress import progress
 
@@ -210,6 +211,7 @@ class Trainer:
 
     def __init__(self, net: nn.Module, config: TrainConfig, checkpoints=None):
         self.net, self.config, self.checkpoints = net, config, checkpoints
+        self.distributed, self.rank, self.world = False, 0, 1
         self.device = resolve_device(config.device)
         self.logs: list[EpochLog] = []
         self.best: dict[str, Any] = {}
@@ -218,6 +220,10 @@ class Trainer:
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
         self.net.to(self.device)
+        self.distributed = distributed.init(self.device)
+        self.rank, self.world = distributed.world() if self.distributed else (0, 1)
+        if self.distributed and self.checkpoints is not None and self.rank != 0:
+            self.checkpoints = _ReadOnly(self.checkpoints)  # every process resumes; only the first writes
         resume = self.checkpoints.restore_point() if self.checkpoints is not None else None
         for s, stage in enumerate(stages):
             rng = epoch_seed(self.config.seed, s, 0)  # before setup: a new head's initialisation is seeded too
@@ -291,6 +297,7 @@ class Trainer:
                 batch = next(batches, None)
                 if batch is None:
                     break
+                batch = distributed.shard_rows(batch, self.rank, self.world)
                 with autocast(self.device, cfg.amp):
                     loss, _ = stage.loss(batch)
                 (loss / cfg.grad_accum).backward()
@@ -299,6 +306,8 @@ class Trainer:
                 n_micro += 1
             if n_micro == 0:
                 break
+            if self.distributed:
+                distributed.average_gradients(optim.params)
             if stage.clip:
                 clip_grad_norm(optim.params, stage.clip)
             optim.step()
@@ -360,6 +369,22 @@ class Trainer:
         dev = "  ".join(f"dev {k} {v:.2f}" for k, v in entry.dev.items())
         log.info("%s epoch %d: %d steps in %.0fs, %.1f docs/s, loss %.4f  %s", entry.stage, entry.epoch + 1,
                  entry.steps, entry.seconds, entry.items_per_second, entry.loss, dev)
+
+
+class _ReadOnly:
+    """Checkpoints seen by every process but the first: they resume from them and never write."""
+
+    def __init__(self, checkpoints):
+        self.inner = checkpoints
+
+    def restore_point(self):
+        return self.inner.restore_point()
+
+    def load(self, net, device):
+        return self.inner.load(net, device)
+
+    def save(self, *args, **kwargs) -> None:
+        return None
 
 
 def _batch_size(batch: Any) -> int:
