@@ -103,6 +103,7 @@ def main():
     runner = {"pecos": run_pecos, "omikuji": run_omikuji, "napkinxc": run_napkinxc}[peer]
     with tempfile.TemporaryDirectory() as tmp:
         train_s, predict, one = runner(X, Y, Xt, tmp, seed)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak while training
         predict(Xt[:50])  # warm-up
         t0 = time.perf_counter()
         P = sp.csr_matrix(predict(Xt))
@@ -112,10 +113,10 @@ def main():
             t0 = time.perf_counter()
             one(i % Xt.shape[0])
             lat.append(1000 * (time.perf_counter() - t0))
+        model_mb = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file()) / 2**20  # what it saved
     sp.save_npz(out / f"{peer}{tag}.npz", P)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     json.dump({"train_s": train_s, "batch_ms_per_doc": batch_ms, "latency_ms_median": float(np.median(lat)),
-               "peak_rss_mb": rss}, open(out / f"{peer}{tag}.json", "w"))
+               "peak_rss_mb": rss, "model_mb": model_mb}, open(out / f"{peer}{tag}.json", "w"))
 
 
 if __name__ == "__main__":
