@@ -87,6 +87,18 @@ def ensemble_one(linear: Path, neural: Path, data: str, out: Path, combine: str)
               open(out / "result.json", "w"), indent=1)
 
 
+def reused(out: Path, reuse: bool) -> bool:
+    """With ``--reuse``, an earlier run's result stands (its date goes into the result, and the table)."""
+    path = out / "result.json"
+    if not (reuse and path.exists()):
+        return False
+    result = json.load(open(path))
+    result.setdefault("ran_at", time.strftime("%Y-%m-%d %H:%M", time.gmtime(path.stat().st_mtime)))
+    json.dump(result, open(path, "w"), indent=1, default=str)
+    print(f"reusing {path} ({result['ran_at']} UTC)", flush=True)
+    return True
+
+
 def child(args: list[str]) -> None:
     subprocess.run([sys.executable, __file__, *args], check=True)
 
@@ -116,6 +128,7 @@ def slice_dataset(data: str, name: str, n_train: int = 300, n_dev: int = 80) -> 
 def row(name: str, r: dict) -> str:
     m = r["metrics"]
     stages = " + ".join(f"{k} {v:.0f}" for k, v in r.get("stages", {}).items()) or "-"
+    name += f" (run {r['ran_at']} UTC)" if "ran_at" in r else ""
     return (f"| {name} | " + " | ".join(f"{m[k]:.2f}" for k in METRICS)
             + f" | {r.get('wall_s', float('nan')):.0f} ({stages}) | {r.get('batch_ms_per_doc', float('nan')):.2f} "
               f"| {r.get('single_ms', float('nan')):.1f} | {r['peak_rss_mb']:,.0f} |")
@@ -164,6 +177,10 @@ def main() -> None:
     parser.add_argument("--name", default="neural", help="results file name (benchmarks/results/NAME.md)")
     parser.add_argument("--combine", default="average,softmax_average")
     parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a system's result.json from an earlier run of the same --name (dated in the table)")
+    parser.add_argument("--skip", default="",
+                        help="DATASET/METHOD pairs not to run, e.g. EURLEX57K-titles/xr-transformer")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -189,14 +206,20 @@ def main() -> None:
             out = common.WORK / args.name / name / method
             out.mkdir(parents=True, exist_ok=True)
             sets = config_overrides(method, args.config, args.dry_run)
-            print(f"{name}: training {method}", flush=True)
-            child(["--child", "train", method, data, str(out), json.dumps(sets)])
+            if f"{name}/{method}" in args.skip.split(","):
+                continue
+            if not reused(out, args.reuse):
+                print(f"{name}: training {method}", flush=True)
+                child(["--child", "train", method, data, str(out), json.dumps(sets)])
             results[name][method] = json.load(open(out / "result.json"))
         linear = common.WORK / args.name / name / "xr-linear" / "model"
-        for method in [m for m in methods if m in NEURAL] if "xr-linear" in methods else []:
+        for method in [m for m in results[name] if m in NEURAL] if "xr-linear" in results[name] else []:
             for combine in args.combine.split(","):
                 out = common.WORK / args.name / name / f"ensemble-{method}-{combine}"
                 out.mkdir(parents=True, exist_ok=True)
+                if reused(out, args.reuse):
+                    results[name][f"ensemble {method} + xr-linear ({combine})"] = json.load(open(out / "result.json"))
+                    continue
                 print(f"{name}: ensemble {method} + xr-linear ({combine})", flush=True)
                 child(["--child", "ensemble", str(linear), str(common.WORK / args.name / name / method / "model"),
                        data, str(out), combine])

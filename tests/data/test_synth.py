@@ -26,7 +26,10 @@ def test_shape_of_the_real_sets(synth):
     assert 4.0 <= Y.sum(1).mean() <= 6.0  # about 5 labels a document
     assert 40 <= np.diff(X.indptr).mean() <= 75  # about 75 words, fewer distinct ones
     freq = np.sort(np.asarray(Y.sum(0)).ravel())[::-1]
-    assert freq[0] > 10 * np.median(freq) and (freq <= 5).sum() > 40  # a head and a long tail
+    share = freq / freq.sum()
+    assert freq[0] > 10 * np.median(freq)  # a head ...
+    assert share[:40].sum() > 0.4 and share[200:].sum() < 0.25  # ... the top tenth of labels carries most assignments
+    assert freq[-40] < np.median(freq) / 1.5  # ... and a tail well below the median
     assert np.all(X.data >= 1) and np.all(X.data == np.round(X.data))  # counts
     assert resolve(synth).splits == ["train", "test"]
 
@@ -47,14 +50,15 @@ def test_learnable_far_above_chance_and_normalised_by_default(synth, tmp_path):
     assert result.metrics["P@1"] > 50.0
     X, Y = read_bow(synth / "test_data.txt.gz")
     popular = np.argsort(-np.asarray(read_bow(synth / "train_data.txt.gz")[1].sum(0)).ravel())[:1]
-    assert 100 * Y[:, popular].mean() < result.metrics["P@1"] / 3  # the most frequent label alone
+    assert result.metrics["P@1"] > 100 * Y[:, popular].mean() + 30  # far above always answering the head label
     assert json.loads((tmp_path / "m" / "xmc.json").read_text())["feature_norm"] == "l2"
     raw = api.train("xr-linear", synth, None, overrides=["tree.max_leaf_size=16", "features.norm=none"],
                     eval_split="test")
     assert raw.pipeline.feature_norm == "none"
     model = api.load(tmp_path / "m")
     scaled = model.predict(features=X * 7.0, top_k=5)  # the stored norm makes the scale of the rows irrelevant
-    assert (scaled != model.predict(features=X, top_k=5)).nnz == 0
+    plain = model.predict(features=X, top_k=5)
+    assert abs(scaled - plain).max() < 1e-5 and (scaled.indices == plain.indices).mean() > 0.99  # ties may swap
     assert precision_at_k(Y, model.predict(features=X, top_k=5), 1) == pytest.approx(result.metrics["P@1"] / 100,
                                                                                    abs=1e-6)
 

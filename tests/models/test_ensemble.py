@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from tests.conftest import random_problem
 
 from xmc.cli.main import main
+from xmc.data.datasets import resolve
 from xmc.models.ensemble import Ensemble, EnsembleConfig, combine_scores, reseeded
 from xmc.models.pipeline import load
 from xmc.models.xr_linear import XRLinear, XRLinearConfig
@@ -51,7 +54,18 @@ def test_cli_trains_an_ensemble_and_combines_saved_models(eurlex_slice, tmp_path
     seeds = [m.config.tree.seed for m in pipeline.model.members_]
     assert seeds == [0, 1]
     capsys.readouterr()
-    assert main(["ensemble", "--models", str(tmp_path / "e"), str(tmp_path / "e"), "--out", str(tmp_path / "x")]) == 2
-    assert "TF-IDF" in capsys.readouterr().err
+    assert main(["ensemble", "--models", str(tmp_path / "e"), str(tmp_path / "e"), "--out", str(tmp_path / "x"),
+                 "--combine", "average"]) == 0
+    twice, once = load(tmp_path / "x"), pipeline  # averaging a model with itself changes no ranking
+    texts = resolve(eurlex_slice).load("dev").texts[:20]
+    assert (twice.predict(texts, top_k=5).indices != once.predict(texts, top_k=5).indices).sum() == 0
+    assert main(["ensemble", "--models", str(tmp_path / "e"), "--out", str(tmp_path / "y")]) == 2
+    assert "at least two" in capsys.readouterr().err
+    relabelled = tmp_path / "relabelled"
+    shutil.copytree(tmp_path / "e", relabelled)
+    labels = relabelled / "labels.txt"
+    labels.write_text(labels.read_text().replace("\n", "\nx-", 1))
+    assert main(["ensemble", "--models", str(tmp_path / "e"), str(relabelled), "--out", str(tmp_path / "z")]) == 2
+    assert "other labels" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["ensemble", "--models", str(tmp_path / "e"), "--out", str(tmp_path / "x"), "--combine", "vote"])

@@ -19,7 +19,7 @@ def _config(method: str, **changes):
     from xmc.training.trainer import OptimConfig, TrainConfig
     from xmc.tree.label_tree import TreeConfig
 
-    train = TrainConfig(epochs=12, batch_size=32, device="cpu", eval_docs=0,
+    train = TrainConfig(epochs=20, batch_size=32, device="cpu", eval_docs=0,
                         optim=OptimConfig(lr=5e-3, head_lr=5e-3, weight_decay=0.0, schedule="one_cycle",
                                           warmup=0.3, clip=0.0))
     common = dict(embeddings="random", embedding_dim=64, hidden=128, train=train, min_count=1, channels=16)
@@ -106,3 +106,14 @@ def test_syncxml_shortlist_and_detached_warm_up(keyword_task):
         loss.backward()
         grad = net.encoder.final.conv.weight.grad
         assert (grad is None or float(grad.abs().sum()) == 0.0) == detached
+
+
+def test_fit_is_reproducible_from_the_seed(keyword_task):
+    """The CNN is built from scratch, so its initialisation must come from the config's seed too."""
+    texts, Y, test_texts, _ = keyword_task
+    config = _config("inceptionxml", train=_config("inceptionxml").train.__class__(epochs=1, batch_size=64,
+                                                                               device="cpu", eval_docs=0))
+    a = model_class("inceptionxml")(config).fit(texts[:200], Y[:200])
+    b = model_class("inceptionxml")(config).fit(texts[:200], Y[:200])
+    for (name, x), (_, y) in zip(a.net_.state_dict().items(), b.net_.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name

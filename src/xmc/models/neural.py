@@ -139,6 +139,7 @@ class CascadeModel(XMCModel):
         cfg, seconds = self.config, {}
         t0 = time.perf_counter()
         inputs = {"texts": digest_texts(texts), "labels": digest_matrix(Y)}
+        torch.manual_seed(cfg.train.seed)  # an encoder built from scratch (InceptionXML's CNN) is seeded too
         encoder, inputs["encoder"] = self._prepare_encoder(texts)
         cache = Path(checkpoint_dir) / "tokens.npz" if checkpoint_dir is not None else None
         tokens = self._train_tokens(texts, inputs, cache, resume)
