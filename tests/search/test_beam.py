@@ -159,3 +159,19 @@ def test_an_unknown_post_processor_lists_the_choices():
 
     with pytest.raises(InvalidInputError, match="unknown post-processor 'cubic'; choose from noop, sigmoid, l1-hinge"):
         code("cubic")
+
+
+def test_a_few_documents_score_on_the_calling_thread_as_a_batch_does(fitted):
+    """Below SERIAL_BELOW documents the kernels run without threads; every row must equal its row in
+    a batch large enough for the threaded kernels."""
+    from xmc.search import beam as beam_module
+
+    model, X = fitted
+    assert X.shape[0] >= beam_module.SERIAL_BELOW
+    batch = model.predict(X, top_k=5, beam_size=3)
+    for i in (0, 7, 150):
+        single = model.predict(X[i], top_k=5, beam_size=3)
+        assert single.indices.tolist() == batch[i].indices.tolist()
+        np.testing.assert_array_equal(single.data, batch[i].data)
+    few = model.predict(X[:beam_module.SERIAL_BELOW - 1], top_k=5, beam_size=3)
+    assert (few != batch[:beam_module.SERIAL_BELOW - 1]).nnz == 0

@@ -205,10 +205,17 @@ def _score_level(x_ptr, x_idx, x_val, b_ptr, b_idx, b_val, child_ptr, child_ids,
     return out_ptr, out_idx, out_val
 
 
+# The same kernel compiled without threads (prange runs as range): waking numba's thread pool costs
+# milliseconds, and far more when the cores are busy, which swamps the work of a handful of documents.
+_score_level_serial = nb.njit(cache=True)(_score_level.py_func)
+SERIAL_BELOW = 16  # documents; below this a call runs on the calling thread
+
+
 def score_level(X: sp.csr_matrix, beam: sp.csr_matrix, level: ChunkedLevel, n_nodes: int,
                 post_processor: str) -> sp.csr_matrix:
     """Scores of every child of every parent in ``beam`` (``(n_docs, n_parents)``), as CSR."""
-    ptr, idx, val = _score_level(
+    kernel = _score_level_serial if X.shape[0] < SERIAL_BELOW else _score_level
+    ptr, idx, val = kernel(
         X.indptr.astype(np.int64), X.indices, X.data, beam.indptr.astype(np.int64), beam.indices, beam.data,
         level.child_ptr, level.child_ids, level.feat_ptr, level.feats, level.entry_ptr, level.entry_child,
         level.entry_val, level.bias, level.row_ptr, level.row_pos, level.row_val, level.parent_of_pos,

@@ -54,11 +54,16 @@ def _topk_rows(indptr, indices, data, k):
     return out_ptr, out_idx, out_val
 
 
+_topk_rows_serial = nb.njit(cache=True)(_topk_rows.py_func)  # for a few rows: no thread-pool wake-up
+SERIAL_BELOW = 16
+
+
 def topk_per_row(scores: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """Keep each row's ``k`` largest entries; rows come back sorted by descending score."""
     scores = sp.csr_matrix(scores, dtype=np.float32)
     if not scores.has_sorted_indices:
         scores.sort_indices()
-    ptr, idx, val = _topk_rows(scores.indptr.astype(np.int64), scores.indices, scores.data, int(k))
+    kernel = _topk_rows_serial if scores.shape[0] < SERIAL_BELOW else _topk_rows
+    ptr, idx, val = kernel(scores.indptr.astype(np.int64), scores.indices, scores.data, int(k))
     return sp.csr_matrix((val, idx, ptr), shape=scores.shape)
 
