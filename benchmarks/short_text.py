@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import neural  # noqa: E402
@@ -51,7 +53,7 @@ def cost(folder: Path, out: Path) -> None:
     model = api.load(folder).model
     tokens = model._tokenize(["council regulation on the common organisation of the market in bananas and "
                               "the import of fresh fruit from third countries"])
-    ids, mask = tokens.batch([0])
+    ids, mask = tokens.batch(np.array([0]))
     net = model.net_.eval()
     ours = flops(lambda: net.predict(ids, mask, top_k=10))
     params = sum(p.numel() for p in net.parameters())
