@@ -177,6 +177,13 @@ def report(results: dict, args) -> str:
         targets.append(f"- {name}: 0 errors and flat memory over the {args.soak:.0f} s soak: "
                        f"{'met' if clean else 'MISSED'} ({s['errors']} errors, "
                        f"RSS {rss[0]:,.0f} -> {rss[-1]:,.0f} MB)")
+    lines += ["", "Scores the server returns are calibrated probabilities where the model has a calibration "
+              "(fitted at training time on dev; ECE in percent, two-fold on dev, so each half is scored by "
+              "a calibration fitted on the other):", "",
+              "| model | ECE raw scores | ECE calibrated |", "|---|---|---|"]
+    for name, r in results.items():
+        cal = r.get("calibration") or {}
+        lines.append(f"| {name} | {cal.get('ECE_raw', 'no calibration')} | {cal.get('ECE', 'no calibration')} |")
     return "\n".join(lines + ["", "## Targets", "", *targets])
 
 
@@ -208,6 +215,7 @@ def main() -> None:
         print(f"serving {name}", flush=True)
         results[name] = serve_model(name, Path(path), texts_file, args)
         results[name]["in_process_ms"] = in_process_ms(Path(path), texts)
+        results[name]["calibration"] = json.loads((Path(path) / "xmc.json").read_text()).get("calibration")
     command = "python benchmarks/serve.py " + " ".join(sys.argv[1:])
     print(common.write_result("serve", command.strip(), report(results, args)))
 

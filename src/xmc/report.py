@@ -153,7 +153,10 @@ def _figures(reports: list[ModelReport]) -> dict[str, bytes]:
     ax.set_title("calibration: share right vs calibrated score", fontsize=9)
     ax.set_xlabel("score")
     ax.set_ylabel("right")
-    ax.legend(fontsize=8)
+    if any(r.reliability for r in reports):
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no model here has a calibration", ha="center", va="center", fontsize=9)
     save(fig, "calibration")
     return out
 
