@@ -47,6 +47,8 @@ def _reuters_tar(path):
         "<TEXT><TITLE>GRAIN</TITLE><BODY>Fell.\n Reuter\n\x03</BODY></TEXT></REUTERS>\n"
         '<REUTERS TOPICS="NO" LEWISSPLIT="TRAIN" NEWID="3"><TOPICS><D>grain</D></TOPICS>'
         "<TEXT><TITLE>SKIP</TITLE><BODY>x</BODY></TEXT></REUTERS>\n"
+        '<REUTERS TOPICS="YES" LEWISSPLIT="TEST" NEWID="5"><TOPICS><D>grain</D></TOPICS>'
+        "<TEXT><TITLE>AFTER</TITLE><BODY>A skipped document does not end the file.</BODY></TEXT></REUTERS>\n"
         '<REUTERS TOPICS="YES" LEWISSPLIT="TEST" NEWID="4"><TOPICS><D>rare2</D></TOPICS>'
         "<TEXT><TITLE>DROP</TITLE><BODY>y</BODY></TEXT></REUTERS>\n"
     ).encode("latin-1")
@@ -61,7 +63,8 @@ def test_reuters_conversion_applies_modapte_and_category_filter(tmp_path):
     out = fetch("reuters21578", tmp_path, archive=tmp_path / "r.tar.gz")
     train, test = resolve(out).load("train"), resolve(out).load("test")
     assert train.texts == ["WHEAT & CORN Prices rose."] and train.labels == [["grain"]]
-    assert test.texts == ["GRAIN Fell."] and test.labels == [["grain"]]
+    assert test.texts == ["GRAIN Fell.", "AFTER A skipped document does not end the file."]
+    assert test.labels == [["grain"], ["grain"]]
 
 
 def test_fetch_without_network_fails_clearly(tmp_path, monkeypatch, capsys):
@@ -87,7 +90,7 @@ def test_conversions_write_meta_and_categories(tmp_path):
     out = fetch("reuters_21578", tmp_path, archive=tmp_path / "r.tar.gz")
     assert (out / "categories.txt").read_text() == "grain\n"
     meta = [json.loads(line) for line in gzip.open(out / "test_meta.jsonl.gz", "rt", encoding="utf-8")]
-    assert meta == [{"newid": "2", "oldid": None}]
+    assert meta == [{"newid": "2", "oldid": None}, {"newid": "5", "oldid": None}]
 
 
 def test_a_document_missing_its_header_or_recitals_still_converts(tmp_path):

@@ -16,10 +16,6 @@ from xmc.exceptions import InvalidInputError
 POST_PROCESSORS = {"noop": 0, "sigmoid": 1, "l1-hinge": 2, "l2-hinge": 3, "l3-hinge": 4}
 
 
-def names() -> tuple[str, ...]:
-    return tuple(POST_PROCESSORS)
-
-
 def code(name: str) -> int:
     try:
         return POST_PROCESSORS[name]
