@@ -109,6 +109,33 @@ def test_micro_batching_groups_concurrent_requests_and_keeps_each_ones_settings(
         assert rows == [[(f"t{i}-{j}", 1.0 - j / 10, None) for j in range(1 + i % 3) if 1.0 - j / 10 >= 0.85]]
 
 
+def test_without_a_wait_a_lone_request_goes_at_once_and_the_queue_forms_the_next_batch():
+    """max_wait=0: the first request is scored alone and immediately; the ones that arrive while it
+    is scored wait in the queue and go together in the next call, up to max_batch texts."""
+    calls = []
+
+    def predict(texts, k):
+        calls.append(list(texts))
+        time.sleep(0.2)
+        return [[(t, 1.0, None)] for t in texts]
+
+    async def scenario():
+        batcher = MicroBatcher(predict, max_wait=0.0, max_batch=4)
+        batcher.start()
+        started = time.monotonic()
+        first = asyncio.ensure_future(batcher.submit(["a"], 1, 0.0))
+        await asyncio.sleep(0.05)  # "a" is being scored now
+        rest = [asyncio.ensure_future(batcher.submit([t], 1, 0.0)) for t in "bcdef"]
+        done = await asyncio.gather(first, *rest)
+        await batcher.stop()
+        return done, time.monotonic() - started
+
+    done, seconds = asyncio.run(scenario())
+    assert calls == [["a"], ["b", "c", "d", "e"], ["f"]]
+    assert [rows[0][0][0] for rows in done] == list("abcdef")
+    assert seconds < 0.2 * 3 + 0.15  # three calls of 0.2 s and no waiting besides
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

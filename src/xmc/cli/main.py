@@ -132,7 +132,8 @@ def _add_model_commands(sub, methods) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-batch", type=int, default=64, help="texts scored together")
-    serve.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a request waits for others")
+    serve.add_argument("--batch-wait-ms", type=float, default=0.0,
+                       help="extra wait for more requests to join a batch (default 0: batches form from the queue)")
     serve.add_argument("--max-texts", type=int, default=64, help="texts in one request")
     serve.add_argument("--max-chars", type=int, default=20_000, help="characters in one text")
     serve.add_argument("--max-body", type=int, default=2_000_000, help="bytes in one request body")

@@ -35,7 +35,7 @@ class ServeSettings:
     max_texts: int = 64  # texts in one request
     max_chars: int = 20_000  # characters in one text
     max_body: int = 2_000_000  # bytes of one request body
-    batch_wait_ms: float = 5.0  # how long a request may wait for others to join its batch
+    batch_wait_ms: float = 0.0  # extra wait for others to join a batch (0: batches form from the queue alone)
     max_batch: int = 64  # texts scored together
     threads: int = 0  # torch CPU threads of a neural model (0 = torch's default)
 

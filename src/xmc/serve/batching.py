@@ -1,6 +1,11 @@
-"""Micro-batching: concurrent requests are gathered for at most a few milliseconds and scored as one
-batch, off the event loop, so throughput rises with concurrency instead of queueing one text at a
-time behind a single thread."""
+"""Micro-batching: concurrent requests are scored as one batch, off the event loop, so throughput
+rises with concurrency instead of queueing one text at a time behind a single thread.
+
+Batches form by themselves under load: while one batch is scored, new requests queue up, and the
+next batch takes all of them at once. A request that finds the scorer idle is scored at once
+(``max_wait=0``, the default), so a lone request never waits for company; ``max_wait`` > 0 also
+waits that long for more requests after the first, which only pays when scoring a batch costs
+much less per text than scoring texts one by one and requests arrive in bursts."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 Rows = list[list[tuple[str, float, str | None]]]
+_NOTHING = object()
 
 
 @dataclass
@@ -22,11 +28,12 @@ class _Pending:
 
 
 class MicroBatcher:
-    """``await submit(texts, top_k, min_score)`` returns one row per text; the rows of requests that
-    arrive within ``max_wait`` seconds of each other (up to ``max_batch`` texts) are predicted by one
-    call of ``predict(texts, top_k)`` in a worker thread. ``on_batch(n_texts)`` observes batch sizes."""
+    """``await submit(texts, top_k, min_score)`` returns one row per text; the requests waiting when
+    the scorer turns to them (and those arriving within ``max_wait`` seconds after the first), up to
+    ``max_batch`` texts, are predicted by one call of ``predict(texts, top_k)`` in a worker thread.
+    ``on_batch(n_texts)`` observes batch sizes."""
 
-    def __init__(self, predict: Callable[[list[str], int], Rows], max_wait: float = 0.005, max_batch: int = 64,
+    def __init__(self, predict: Callable[[list[str], int], Rows], max_wait: float = 0.0, max_batch: int = 64,
                  on_batch: Callable[[int], None] | None = None):
         self.predict, self.max_wait, self.max_batch, self.on_batch = predict, max_wait, max_batch, on_batch
         self.queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
@@ -58,12 +65,8 @@ class MicroBatcher:
             batch, size = [first], len(first.texts)
             deadline = time.monotonic() + self.max_wait
             while size < self.max_batch:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self.queue.get(), timeout)
-                except asyncio.TimeoutError:
+                item = await self._next(deadline)
+                if item is _NOTHING:
                     break
                 if item is None:
                     stopping = True
@@ -71,6 +74,20 @@ class MicroBatcher:
                 batch.append(item)
                 size += len(item.texts)
             await self._score(loop, batch)
+
+    async def _next(self, deadline: float):
+        """A request already queued, else one arriving before ``deadline``, else ``_NOTHING``."""
+        try:
+            return self.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            return _NOTHING
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except asyncio.TimeoutError:
+            return _NOTHING
 
     async def _score(self, loop, batch: list[_Pending]) -> None:
         texts = [t for item in batch for t in item.texts]
