@@ -97,7 +97,7 @@ def precision(work: Path, P: sp.csr_matrix) -> dict[str, float]:
     truth = sp.load_npz(work / "Y.dev.npz").tocsr()
     P = sp.csr_matrix(P)
     P = sp.csr_matrix((P.data, P.indices, P.indptr), shape=truth.shape)
-    return evaluate_scores(truth, P, ks=(1, 3, 5))
+    return evaluate_scores(truth, P, np.ones(truth.shape[1]), ks=(1, 3, 5))  # unit weights: PSP is not reported
 
 
 def loglog_slope(xs, ys) -> float:
