@@ -404,8 +404,10 @@ def report(inputs, cli, children, failures, kills, users, args, seconds) -> str:
     lines += ["", f"{total} malformed inputs, {bad} ended in anything but a result or one clean line.", "",
               f"The same commands in child processes ({sum(children.values())} runs): "
               + ", ".join(f"{v} {k}" for k, v in sorted(children.items())) + "."]
-    if failures:
-        lines += ["", "Failures:", ""] + [f"- `{f}`" for f in failures[:30]]
+    reader_failures = [f"{name}: {kind} (x{n})" for name, counts in inputs.items() for kind, n in counts.items()
+                       if kind.startswith("FAIL")]
+    if failures or reader_failures:
+        lines += ["", "Failures:", ""] + [f"- `{f}`" for f in (reader_failures + failures)[:30]]
     lines += ["", "## 2. Kill and resume", "",
               "| method | killed at | killed | second run | model identical to an uninterrupted run "
               "| old model broken meanwhile |", "|---|---|---|---|---|---|"]

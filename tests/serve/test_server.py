@@ -199,3 +199,16 @@ def test_the_server_stops_gracefully(server):
     proc.wait(timeout=30)  # uvicorn finishes the requests under way, then re-raises SIGTERM for its exit code
     log = proc.stdout.read()
     assert "Application shutdown complete" in log and "Traceback" not in log
+
+
+def test_a_model_folder_missing_its_label_names_is_a_model_format_error(model, tmp_path):
+    """Found by benchmarks/robustness.py: the manifest promised names, the file was gone."""
+    import shutil
+
+    from xmc.exceptions import ModelFormatError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model, broken)
+    (broken / "label_names.tsv").unlink()
+    with pytest.raises(ModelFormatError, match="label_names.tsv is missing"):
+        api.load(broken)

@@ -192,6 +192,8 @@ class Pipeline:
                                    f"reads {model.n_features_in_}")
         if np.any(stats["label_freq"] < 0) or int(stats["n_train"]) < 1:
             raise ModelFormatError(f"{folder / 'label_stats.npz'}: negative label counts or no training documents")
+        if has_names and not (folder / "label_names.tsv").is_file():
+            raise ModelFormatError(f"{folder / 'label_names.tsv'} is missing (xmc.json says the model has names)")
         names = read_label_tsv(folder / "label_names.tsv") if has_names else {}
         if set(names) - set(vocab.index):
             raise ModelFormatError(f"{folder / 'label_names.tsv'} names labels the model does not have")
