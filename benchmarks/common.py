@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,23 @@ WORK = HERE / ".work"
 RESULTS = HERE / "results"
 PEERS_VENV = WORK / "peers-venv"
 PEER_PACKAGES = ["numpy<2", "scipy<1.14", "libpecos==1.2.8", "omikuji==0.5.2", "napkinxc==0.7.2"]
+
+
+def neural_models_spec() -> str:
+    """``--models`` default of the scripts that reuse the EURLEX57K models benchmarks/neural.py trained."""
+    folder = WORK / "neural" / "EURLEX57K"
+    return f"xr-linear={folder / 'xr-linear' / 'model'},xr-transformer={folder / 'xr-transformer' / 'model'}"
+
+
+def timed_predictions(model, Xt, top_k: int, n_latency: int) -> tuple:
+    """Scores of ``Xt`` after a warm-up (numba kernels compile or load from cache), the batch time
+    per document in ms, and the median latency of one-document calls."""
+    model.predict(Xt[:50], top_k=top_k)
+    t0 = time.perf_counter()
+    P = model.predict(Xt, top_k=top_k)
+    batch_ms = 1000 * (time.perf_counter() - t0) / Xt.shape[0]
+    latency = median_latency_ms(lambda i: model.predict(Xt[i], top_k=top_k), n_latency, Xt.shape[0])
+    return P, batch_ms, latency
 
 
 def machine() -> str:

@@ -27,9 +27,7 @@ PAPER = {"P@5": 68.7, "RP@5": 79.6, "nDCG@5": 82.3, "micro-F1": 73.2}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = common.WORK / "neural" / "EURLEX57K"
-    parser.add_argument("--models", default=f"xr-linear={default / 'xr-linear' / 'model'},"
-                                            f"xr-transformer={default / 'xr-transformer' / 'model'}")
+    parser.add_argument("--models", default=common.neural_models_spec())
     parser.add_argument("--data", default="EURLEX57K")
     args = parser.parse_args()
     from xmc import api

@@ -80,11 +80,7 @@ def run_xmc(work: Path, out: Path, backend: str, workers: int) -> None:
         t0 = time.perf_counter()
         model = XRLinear.load(Path(tmp) / "model")
         load_s = time.perf_counter() - t0
-        model.predict(Xt[:50], top_k=TOP_K)  # warm-up (numba kernels compile or load from cache)
-        t0 = time.perf_counter()
-        P = model.predict(Xt, top_k=TOP_K)
-        batch_ms = 1000 * (time.perf_counter() - t0) / Xt.shape[0]
-        latency = common.median_latency_ms(lambda i: model.predict(Xt[i], top_k=TOP_K), N_LATENCY, Xt.shape[0])
+        P, batch_ms, latency = common.timed_predictions(model, Xt, TOP_K, N_LATENCY)
     sp.save_npz(out / f"{name}.npz", P)
     json.dump({"train_s": train_s, "batch_ms_per_doc": batch_ms, "latency_ms_median": latency,
                "peak_rss_mb": fit_rss, "model_mb": model_mb, "load_s": load_s, "stages": model.fit_seconds_,

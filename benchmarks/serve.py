@@ -189,9 +189,7 @@ def report(results: dict, args) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = common.WORK / "neural" / "EURLEX57K"
-    parser.add_argument("--models", default=f"xr-linear={default / 'xr-linear' / 'model'},"
-                                            f"xr-transformer={default / 'xr-transformer' / 'model'}")
+    parser.add_argument("--models", default=common.neural_models_spec())
     parser.add_argument("--data", default="EURLEX57K")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=30)

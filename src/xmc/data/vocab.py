@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmc.exceptions import InvalidInputError, ModelFormatError
-from xmc.utils.io import write_text
+from xmc.utils.io import read_model_text, write_text
 
 
 @dataclass(frozen=True)
@@ -84,12 +84,7 @@ class LabelVocab:
     @classmethod
     def load(cls, path: str | os.PathLike) -> LabelVocab:
         path = Path(path)
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except FileNotFoundError:
-            raise ModelFormatError(f"missing label vocabulary {path}") from None
-        except UnicodeDecodeError as exc:
-            raise ModelFormatError(f"{path} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        text = read_model_text(path, "label vocabulary ")
         labels = text.split("\n")
         if labels[-1] != "":
             raise ModelFormatError(f"{path} is truncated (its last line has no line end)")

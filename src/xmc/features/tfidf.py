@@ -12,7 +12,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from xmc._config import Config, Interval, option
 from xmc.exceptions import InvalidConfigError, InvalidInputError, ModelFormatError
-from xmc.utils.io import load_arrays, read_json, save_arrays, write_json, write_text
+from xmc.utils.io import load_arrays, read_json, read_model_text, save_arrays, write_json, write_text
 from xmc.utils.sparse import as_csr_f32
 from xmc.utils.validation import check_is_fitted
 
@@ -118,12 +118,7 @@ class TfidfFeaturizer:
 
 
 def _read_terms(path: Path) -> list[str]:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ModelFormatError(f"missing {path}") from None
-    except UnicodeDecodeError as exc:
-        raise ModelFormatError(f"{path} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    text = read_model_text(path)
     if text and not text.endswith("\n"):
         raise ModelFormatError(f"{path} is truncated (its last line has no line end)")
     return text.split("\n")[:-1]

@@ -20,7 +20,7 @@ import numpy as np
 
 from xmc.exceptions import ModelFormatError, XMCError
 from xmc.nn.tokens import TokenizedTexts
-from xmc.utils.io import write_text
+from xmc.utils.io import read_model_text, write_text
 
 PAD, UNK = 0, 1
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -63,12 +63,7 @@ class WordVocab:
     @classmethod
     def load(cls, path: str | os.PathLike) -> WordVocab:
         path = Path(path)
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except FileNotFoundError:
-            raise ModelFormatError(f"missing word vocabulary {path}") from None
-        except UnicodeDecodeError as exc:
-            raise ModelFormatError(f"{path} is not UTF-8 ({exc.reason})") from None
+        text = read_model_text(path, "word vocabulary ")
         words = text.split("\n")
         if words[-1] != "" or any(not w or not _WORD.fullmatch(w) for w in words[:-1]):
             raise ModelFormatError(f"{path}: a word vocabulary holds one cleaned word per line")

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from xmc._config import Config, Interval, Options, option
 from xmc.search.postprocess import POST_PROCESSORS, code, combine
-from xmc.utils.sparse import topk_per_row
+from xmc.utils.sparse import SERIAL_BELOW, topk_per_row
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,7 +208,6 @@ def _score_level(x_ptr, x_idx, x_val, b_ptr, b_idx, b_val, child_ptr, child_ids,
 # The same kernel compiled without threads (prange runs as range): waking numba's thread pool costs
 # milliseconds, and far more when the cores are busy, which swamps the work of a handful of documents.
 _score_level_serial = nb.njit(cache=True)(_score_level.py_func)
-SERIAL_BELOW = 64  # documents; below this a call runs on the calling thread (server-sized batches)
 
 
 def score_level(X: sp.csr_matrix, beam: sp.csr_matrix, level: ChunkedLevel, n_nodes: int,

@@ -72,6 +72,18 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     fsync_dir(path.parent)
 
 
+def read_model_text(path: str | os.PathLike, what: str = "") -> str:
+    """A UTF-8 text file of a model folder; a missing or mis-encoded file is a ModelFormatError naming it
+    (``what``, e.g. ``"label vocabulary "``, says which file it is)."""
+    path = Path(path)
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ModelFormatError(f"missing {what}{path}") from None
+    except UnicodeDecodeError as exc:
+        raise ModelFormatError(f"{path} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_file(path, "w") as f:
         f.write(text)

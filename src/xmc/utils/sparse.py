@@ -55,7 +55,7 @@ def _topk_rows(indptr, indices, data, k):
 
 
 _topk_rows_serial = nb.njit(cache=True)(_topk_rows.py_func)  # for a few rows: no thread-pool wake-up
-SERIAL_BELOW = 64
+SERIAL_BELOW = 64  # rows; below this the kernels here and in search/beam.py run on the calling thread
 
 
 def topk_per_row(scores: sp.csr_matrix, k: int) -> sp.csr_matrix:
