@@ -45,11 +45,13 @@ class InceptionConfig(NeuralConfig):
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(max_seq_len=32))
     tree: TreeConfig = field(default_factory=lambda: TreeConfig(max_leaf_size=8))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=15, batch_size=128, eval_docs=2000,
+        epochs=10, batch_size=256, eval_docs=2000,
         optim=OptimConfig(lr=5e-3, head_lr=5e-3, weight_decay=0.0, schedule="one_cycle", warmup=0.33, clip=0.0)))
     embeddings: str = option("word2vec", "word2vec (trained on the training texts), wordpiece (all-MiniLM-L6-v2's "
                              "table and tokenizer) or random", Options(EMBEDDINGS))
-    embedding_dim: int = option(300, "width of word2vec and random tables", Interval(int, 8, None))
+    # 128, not the paper's 300: on 2 cores the D x D attention across dimensions made 300 cost 2.3x
+    # the time per epoch (benchmarks/results/short_text.md sizes the CPU default to 10 minutes)
+    embedding_dim: int = option(128, "width of word2vec and random tables", Interval(int, 8, None))
     min_count: int = option(2, "words seen fewer times in training are unknown", Interval(int, 1, None))
     channels: int = option(32, "channels of every convolution", Interval(int, 4, None))
     dropout: float = option(0.2, "dropout in the encoder's blocks", Interval(float, 0, 1, "left"))

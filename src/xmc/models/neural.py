@@ -223,15 +223,22 @@ class CascadeModel(XMCModel):
         k = min(top_k, self.n_labels_)
         indices = np.full((n, k), -1, dtype=np.int64)
         scores = np.zeros((n, k), dtype=np.float32)
-        device = self.device
-        self.net_.to(device).eval()
+        device = self._placed_net()
         for rows in progress(length_sorted_batches(tokens.lengths, cfg.batch_size), desc="predict", unit="batch"):
             ids, mask = tokens.batch(rows)
-            with torch.no_grad(), autocast(device, self.config.train.amp):
+            with torch.inference_mode(), autocast(device, self.config.train.amp):
                 idx, val = self.net_.predict(ids.to(device), mask.to(device), k, shortlist, cfg.scheme)
             indices[rows, : idx.shape[1]] = idx.cpu().numpy()
             scores[rows, : val.shape[1]] = val.float().cpu().numpy()
         return topk_to_csr(indices, scores, self.n_labels_)
+
+    def _placed_net(self) -> torch.device:
+        """The network on its device in eval mode, moved only when it is not there already: walking
+        every parameter cost a sixth of a one-text prediction."""
+        device = self.device
+        if self.net_.training or next(self.net_.parameters()).device.type != device.type:
+            self.net_.to(device).eval()
+        return device
 
     def _check_fitted(self) -> None:
         check_is_fitted(self, "net_")

@@ -96,7 +96,7 @@ class CascadeNet(nn.Module):
             total = total + level.loss_weight * level_loss
         return total, logs
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict(self, input_ids, attention_mask, top_k: int, shortlist_k: tuple[int, ...] | None = None,
                 scheme: str = "weighted") -> tuple[torch.Tensor, torch.Tensor]:
         """``(indices, scores)`` of each row's ``top_k`` best nodes of the last level, scores in [0, 1]

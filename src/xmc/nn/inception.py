@@ -70,10 +70,11 @@ class InceptionEncoder(nn.Module):
         """x + attention across tokens + attention across embedding dimensions."""
         m = mask.unsqueeze(-1).to(x.dtype)
         x = x * m
-        scores = x @ x.transpose(1, 2) / math.sqrt(self.emb_dim)  # (B, T, T)
+        # the scales go on the (B, T, D) operands: dividing the (B, D, D) product cost a tenth of a step
+        scores = x @ (x / math.sqrt(self.emb_dim)).transpose(1, 2)  # (B, T, T)
         scores = scores.masked_fill(mask.unsqueeze(1) == 0, -1e4)
         over_tokens = torch.softmax(scores, dim=-1) @ x
-        over_dims = x @ torch.softmax(x.transpose(1, 2) @ x / math.sqrt(self.seq_len), dim=-1)  # (B, T, D)
+        over_dims = x @ torch.softmax(x.transpose(1, 2) @ (x / math.sqrt(self.seq_len)), dim=-1)  # (B, T, D)
         return (x + over_tokens + over_dims) * m
 
     def pad(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
