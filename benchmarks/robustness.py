@@ -42,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from xmc.utils.faults import ARRAY_DAMAGES, BYTE_DAMAGES, damage_bytes, damage_json, damage_npz  # noqa: E402
+from xmc.utils.faults import ARRAY_DAMAGES, BYTE_DAMAGES, damage_array_file, damage_bytes, damage_json  # noqa: E402
 
 XR_LINEAR_SET = ["--set", "tree.max_leaf_size=16"]
 XRT_SET = ["--set", "encoder.n_layers=0", "--set", "finetune.steps=[6,6,10]", "--set", "finetune.batch_size=16",
@@ -115,7 +115,7 @@ def damaged_copy(src: Path, dst: Path, files: list[str], rng) -> str:
     name = files[int(rng.integers(0, len(files)))]
     path = dst / name
     kinds = ["bytes", "delete"] + (["json"] if name.endswith(".json") else []) + (
-        ["array"] if name.endswith(".npz") else [])
+        ["array"] if name.endswith((".npz", ".npy")) else [])
     kind = kinds[int(rng.integers(0, len(kinds)))]
     if kind == "bytes":
         how = BYTE_DAMAGES[int(rng.integers(0, len(BYTE_DAMAGES)))]
@@ -129,7 +129,7 @@ def damaged_copy(src: Path, dst: Path, files: list[str], rng) -> str:
         path.write_text(damage_json(path.read_text(errors="replace"), list(rng.integers(0, 20, size=3)), value))
         return f"{name}: JSON value -> {value!r}"
     how = ARRAY_DAMAGES[int(rng.integers(0, len(ARRAY_DAMAGES)))]
-    damage_npz(path, how)
+    damage_array_file(path, how)
     return f"{name}: array {how}"
 
 

@@ -6,7 +6,11 @@
 For each model: single-text requests at concurrency 1, 8 and 32 (each level bounded by a number of
 requests and of seconds): throughput, p50/p95/p99 latency, errors, server RSS; then a soak at a
 fixed rate (RSS sampled every 5 s); and the in-process ``api.predict_texts`` latency of one text,
-which the HTTP latency at concurrency 1 is compared with. Models default to the ones
+which the HTTP latency at concurrency 1 is compared with. Then what bounds throughput: CPU per
+request of the server and of the load generator (they share the 2 cores), a py-spy profile of the
+server at concurrency 32 (in a run of its own), and in-process ms per text at batches of 1, 8 and 32
+(the most micro-batching can gain). The load generator speaks HTTP/1.1 on raw asyncio streams, so
+that it takes as little of the shared CPU as it can. Models default to the ones
 benchmarks/neural.py trained. Results: benchmarks/results/serve.md.
 """
 
@@ -30,6 +34,58 @@ import common  # noqa: E402
 LEVELS = (1, 8, 32)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# where a server's samples go: the first bucket whose pattern matches a frame, innermost frame first
+BUCKETS = (("beam search and ranking", ("xmc/search/", "xmc/linear/", "numba")),
+           ("encoder (torch)", ("torch/", "transformers/", "xmc/nn/")),
+           ("text to features (tokenise, TF-IDF)", ("xmc/features/", "sklearn/", "scipy/", "tokenizers", " re.py",
+                                                    "xmc/data/")),
+           ("HTTP, validation, JSON (uvicorn, starlette, FastAPI, pydantic)",
+            ("uvicorn/", "starlette/", "fastapi/", "pydantic", "h11/", "httptools", "json/", "anyio/")),
+           ("micro-batching and the event loop", ("xmc/serve/", "asyncio/", "concurrent/", "threading.py")))
+
+
+def profile_buckets(raw: Path) -> dict[str, float]:
+    """Shares (percent) of py-spy's samples of the server by :data:`BUCKETS`."""
+    counts: dict[str, int] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")[::-1]
+        bucket = next((name for f in frames for name, patterns in BUCKETS if any(p in f for p in patterns)), "other")
+        counts[bucket] = counts.get(bucket, 0) + int(n)
+    total = sum(counts.values()) or 1
+    return {k: 100 * v / total for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
+
+
+def profiled_level(name: str, pid: int, url: str, texts_file: Path, args) -> dict | None:
+    """An extra 10-second run at the highest concurrency with py-spy sampling the server (not one of
+    the measured levels: the sampler takes CPU too)."""
+    import shutil
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return None
+    raw = common.WORK / "serve" / f"{name}-profile.txt"
+    sampler = subprocess.Popen([spy, "record", "-p", str(pid), "-d", "10", "-r", "50", "-f", "raw", "-o", str(raw),
+                                "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([sys.executable, __file__, "--child", url, str(texts_file), str(common.WORK / "serve" / "p.json"),
+                    str(LEVELS[-1]), str(args.requests), "10", "0"], check=True)
+    sampler.wait(timeout=60)
+    return profile_buckets(raw) if raw.exists() else None
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -37,45 +93,77 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+class _Connection:
+    """One keep-alive HTTP/1.1 connection on raw asyncio streams: a load generator that costs a
+    fraction of httpx's CPU per request, which matters when it shares the 2 cores with the server."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port, self.reader, self.writer = host, port, None, None
+
+    async def post_json(self, path: str, body: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        await self.reader.readexactly(length)
+        if b"connection: close" in head.lower():
+            await self.close()
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
 async def _load(url: str, texts: list[str], concurrency: int, n_requests: int, seconds: float,
                 rate: float = 0.0) -> dict:
     """Send single-text requests: ``concurrency`` workers until ``n_requests`` or ``seconds``; with
     ``rate``, one request every 1/rate seconds instead (a soak)."""
-    import httpx
-
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    bodies = [json.dumps({"texts": [t], "top_k": 5}).encode() for t in texts]
+    idle: list[_Connection] = []
     latencies, errors, sent = [], 0, 0
     started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=concurrency + 4)) as c:
-        async def one(i: int):
-            nonlocal errors
-            t0 = time.perf_counter()
-            try:
-                r = await c.post("/predict", json={"texts": [texts[i % len(texts)]], "top_k": 5})
-                ok = r.status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            if ok:
-                latencies.append(time.perf_counter() - t0)
-            else:
-                errors += 1
 
-        if rate:
-            tasks = []
-            i = 0
-            while time.perf_counter() - started < seconds:
-                tasks.append(asyncio.create_task(one(i)))
-                i += 1
-                await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
-            await asyncio.gather(*tasks)
-            sent = i
+    async def one(i: int):
+        nonlocal errors
+        conn = idle.pop() if idle else _Connection(host, int(port))
+        t0 = time.perf_counter()
+        try:
+            ok = await asyncio.wait_for(conn.post_json("/predict", bodies[i % len(bodies)]), 30) == 200
+            idle.append(conn)
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError, StopIteration):
+            ok = False
+            await conn.close()
+        if ok:
+            latencies.append(time.perf_counter() - t0)
         else:
-            async def worker(w: int):
-                nonlocal sent
-                while sent < n_requests and time.perf_counter() - started < seconds:
-                    sent += 1
-                    await one(sent)
+            errors += 1
 
-            await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    if rate:
+        tasks = []
+        i = 0
+        while time.perf_counter() - started < seconds:
+            tasks.append(asyncio.create_task(one(i)))
+            i += 1
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        await asyncio.gather(*tasks)
+        sent = i
+    else:
+        async def worker(w: int):
+            nonlocal sent
+            while sent < n_requests and time.perf_counter() - started < seconds:
+                sent += 1
+                await one(sent)
+
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    for conn in idle:
+        await conn.close()
     elapsed = time.perf_counter() - started
     lat = np.array(latencies) * 1000 if latencies else np.array([np.nan])
     return {"concurrency": concurrency, "requests": sent, "ok": len(latencies), "errors": errors,
@@ -89,12 +177,27 @@ def load_child(url: str, texts_file: str, out: str, concurrency: int, n: int, se
     Path(out).write_text(json.dumps(result))
 
 
-def in_process_ms(model: Path, texts: list[str]) -> float:
+BATCHES = (1, 8, 32)
+
+
+def in_process(model: Path, texts: list[str]) -> dict:
+    """Median ms of one text through ``api.predict_texts``, and ms per text at the batch sizes the
+    server forms: the most micro-batching can gain, with no HTTP and no load generator."""
     from xmc import api
 
     pipeline = api.load(model)
-    api.predict_texts(pipeline, texts[:5], top_k=5)
-    return common.median_latency_ms(lambda i: api.predict_texts(pipeline, [texts[i]], top_k=5), 300, len(texts))
+    api.predict_texts(pipeline, texts[:32], top_k=5)
+    one = common.median_latency_ms(lambda i: api.predict_texts(pipeline, [texts[i]], top_k=5), 300, len(texts))
+    per_text = {}
+    for b in BATCHES:
+        times = []
+        for r in range(max(3, 96 // b)):
+            batch = texts[r * b: (r + 1) * b]
+            t0 = time.perf_counter()
+            api.predict_texts(pipeline, batch, top_k=5)
+            times.append(1000 * (time.perf_counter() - t0) / b)
+        per_text[str(b)] = float(np.median(times))
+    return {"one_ms": one, "per_text_ms": per_text}
 
 
 def free_port() -> int:
@@ -125,11 +228,16 @@ def serve_model(name: str, model: Path, texts_file: Path, args) -> dict:
         result = {"startup_s": time.perf_counter() - started, "levels": [], "rss_idle_mb": rss_mb(server.pid)}
         for c in LEVELS:
             out = common.WORK / "serve" / f"{name}-c{c}.json"
+            server_cpu, load_cpu = cpu_seconds(server.pid), children_cpu_seconds()
             subprocess.run([sys.executable, __file__, "--child", url, str(texts_file), str(out), str(c),
                             str(args.requests), str(args.seconds), "0"], check=True)
             level = json.loads(out.read_text())
             level["rss_mb"] = rss_mb(server.pid)
+            done = max(level["ok"] + level["errors"], 1)
+            level["server_cpu_ms"] = 1000 * (cpu_seconds(server.pid) - server_cpu) / done
+            level["load_cpu_ms"] = 1000 * (children_cpu_seconds() - load_cpu) / done
             result["levels"].append(level)
+        result["profile"] = profiled_level(name, server.pid, url, texts_file, args)
         out = common.WORK / "serve" / f"{name}-soak.json"
         soak = subprocess.Popen([sys.executable, __file__, "--child", url, str(texts_file), str(out), "64", "0",
                                  str(args.soak), str(args.rate)])
@@ -184,7 +292,41 @@ def report(results: dict, args) -> str:
     for name, r in results.items():
         cal = r.get("calibration") or {}
         lines.append(f"| {name} | {cal.get('ECE_raw', 'no calibration')} | {cal.get('ECE', 'no calibration')} |")
-    return "\n".join(lines + ["", "## Targets", "", *targets])
+    return "\n".join(lines + why(results) + ["", "## Targets", "", *targets])
+
+
+def why(results: dict) -> list[str]:
+    """What bounds throughput: CPU per request on the 2 cores the server and the load generator
+    share, where the server's time goes, and how much batching gains in-process."""
+    lines = ["", "## What bounds throughput", "",
+             "CPU per request (the server's and the load generator's, from /proc and rusage), and the "
+             "throughput that CPU alone allows on 2 cores: 2,000 / (server + load generator) req/s.", "",
+             "| model | concurrency | server CPU ms/request | load generator CPU ms/request | CPU-bound ceiling req/s "
+             "| measured req/s |", "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        for lv in r["levels"]:
+            if "server_cpu_ms" in lv:
+                total = lv["server_cpu_ms"] + lv["load_cpu_ms"]
+                lines.append(f"| {name} | {lv['concurrency']} | {lv['server_cpu_ms']:.2f} | {lv['load_cpu_ms']:.2f} "
+                             f"| {2000 / max(total, 1e-9):.0f} | {lv['throughput']:.0f} |")
+    profiles = {n: r["profile"] for n, r in results.items() if r.get("profile")}
+    if profiles:
+        names = sorted({b for p in profiles.values() for b in p}, key=lambda b: -max(p.get(b, 0)
+                                                                                      for p in profiles.values()))
+        lines += ["", f"Where the server's time goes at concurrency {LEVELS[-1]} (py-spy samples of its busy "
+                  "threads over 10 s, in a run of its own; percent):", "",
+                  "| part | " + " | ".join(profiles) + " |", "|---|" + "---|" * len(profiles)]
+        lines += [f"| {b} | " + " | ".join(f"{p.get(b, 0):.1f}" for p in profiles.values()) + " |" for b in names]
+    lines += ["", "In-process ms per text at the batch sizes micro-batching forms (no HTTP, no load generator): "
+              "the most batching can gain is the batch-of-1 time over the batch-of-32 time.", "",
+              "| model | " + " | ".join(f"batch of {b}" for b in BATCHES) + " | batching gain ceiling |",
+              "|---|" + "---|" * (len(BATCHES) + 1)]
+    for name, r in results.items():
+        b = r.get("batch_ms")
+        if b:
+            lines.append(f"| {name} | " + " | ".join(f"{b[str(k)]:.2f}" for k in BATCHES)
+                         + f" | {b['1'] / b[str(BATCHES[-1])]:.2f}x |")
+    return lines
 
 
 def main() -> None:
@@ -212,7 +354,8 @@ def main() -> None:
         name, path = spec.split("=", 1)
         print(f"serving {name}", flush=True)
         results[name] = serve_model(name, Path(path), texts_file, args)
-        results[name]["in_process_ms"] = in_process_ms(Path(path), texts)
+        inproc = in_process(Path(path), texts)
+        results[name]["in_process_ms"], results[name]["batch_ms"] = inproc["one_ms"], inproc["per_text_ms"]
         results[name]["calibration"] = json.loads((Path(path) / "xmc.json").read_text()).get("calibration")
     command = "python benchmarks/serve.py " + " ".join(sys.argv[1:])
     print(common.write_result("serve", command.strip(), report(results, args)))

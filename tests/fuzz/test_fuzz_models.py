@@ -17,7 +17,7 @@ from xmc import api
 from xmc.exceptions import InvalidConfigError, XMCError
 from xmc.models.pipeline import Pipeline, load
 from xmc.models.xr_linear import XRLinearConfig
-from xmc.utils.faults import ARRAY_DAMAGES, BYTE_DAMAGES, damage_bytes, damage_json, damage_npz
+from xmc.utils.faults import ARRAY_DAMAGES, BYTE_DAMAGES, damage_array_file, damage_bytes, damage_json
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def damage(draw, files):
     kind = draw(st.sampled_from(["json", "bytes", "delete", "array"]))
     if kind == "json" and not name.endswith(".json"):
         kind = "bytes"
-    if kind == "array" and not name.endswith(".npz"):
+    if kind == "array" and not name.endswith((".npz", ".npy")):
         kind = "bytes"
     detail = {"json": lambda: (draw(st.lists(st.integers(0, 50), max_size=4)), draw(JSON)),
               "bytes": lambda: (draw(st.sampled_from(BYTE_DAMAGES)), draw(st.integers(0, 2**32 - 1))),
@@ -53,7 +53,7 @@ def _apply(folder: Path, name: str, kind: str, detail) -> None:
     elif kind == "delete":
         path.unlink()
     else:
-        damage_npz(path, detail)
+        damage_array_file(path, detail)
 
 
 @given(data=st.data())

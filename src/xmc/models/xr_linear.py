@@ -18,14 +18,16 @@ from xmc.exceptions import InvalidInputError, ModelFormatError
 from xmc.linear.ranker import LinearConfig, train_level
 from xmc.models.base import XMCModel, int_list, manifest_field
 from xmc.search.beam import BeamConfig, ChunkedLevel, beam_search
+from xmc.search.level_files import load_level, save_level
 from xmc.tree.label_tree import LabelTree, TreeConfig
 from xmc.tree.pifa import pifa
 from xmc.utils.faults import kill_point
-from xmc.utils.io import load_csr, save_csr
+from xmc.utils.io import load_csr
 from xmc.utils.sparse import binarize
 from xmc.utils.validation import check_features, check_is_fitted, check_k, check_labels
 
 log = logging.getLogger(__name__)
+CHUNKED = "chunked-npy"  # the rankers saved in beam search's layout, one .npy per array (memory-mapped)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,10 +55,16 @@ class XRLinear(XMCModel):
     def __init__(self, config: XRLinearConfig | None = None):
         super().__init__(config)
         self.tree_: LabelTree | None = None
-        self.weights_: list[sp.csc_matrix] | None = None
         self.n_features_in_: int | None = None
         self._levels: list[ChunkedLevel] | None = None
         self.fit_seconds_: dict[str, float] = {}
+
+    @property
+    def weights_(self) -> list[sp.csc_matrix]:
+        """Every level's ``(n_features + 1, n_nodes)`` weights (last row bias), rebuilt from the
+        search layout: the model keeps one copy of its weights, the one beam search reads."""
+        self._check_fitted()
+        return [level.to_weights() for level in self._levels]
 
     @property
     def n_labels_(self) -> int | None:
@@ -83,7 +91,7 @@ class XRLinear(XMCModel):
             raise ValueError(f"the label tree has {tree.n_labels} labels but Y has {Y.shape[1]}")
         self.fit_seconds_ = {"tree": time.perf_counter() - t0}
         self.tree_, self.n_features_in_ = tree, X.shape[1]
-        self.weights_, self._levels = [], []
+        self._levels = []
         t0 = time.perf_counter()
         for t in range(tree.depth):
             Y_t = binarize(tree.project_labels(Y, t))
@@ -94,8 +102,8 @@ class XRLinear(XMCModel):
                 W = train_level_ray(X, Y_t, M, tree.chain[t], self.config.ranker, workers, address)
             else:
                 W = train_level(X, Y_t, M, tree.chain[t], self.config.ranker, desc=f"level {t + 1}/{tree.depth}")
-            self.weights_.append(W)
             self._levels.append(ChunkedLevel.build(W, tree.chain[t], self.config.ranker.bias))
+            del W  # the search layout is the only copy kept: peak memory stays one level's weights
             kill_point("xr-linear:level")
         self.fit_seconds_["rankers"] = time.perf_counter() - t0
         return self
@@ -133,11 +141,11 @@ class XRLinear(XMCModel):
     def _save_arrays(self, folder: Path) -> dict[str, Any]:
         self.tree_.save(folder / "tree")
         (folder / "ranker").mkdir()
-        for t, W in enumerate(self.weights_):
-            save_csr(folder / "ranker" / f"level_{t}.npz", W)
+        for t, level in enumerate(self._levels):
+            save_level(folder / "ranker" / f"level_{t}", level)
         return {"n_features": self.n_features_in_, "n_labels": self.tree_.n_labels,
-                "level_sizes": self.tree_.level_sizes, "nnz_per_level": [int(W.nnz) for W in self.weights_],
-                "fit_seconds": self.fit_seconds_}
+                "level_sizes": self.tree_.level_sizes, "ranker_layout": CHUNKED,
+                "nnz_per_level": [level.n_weights for level in self._levels], "fit_seconds": self.fit_seconds_}
 
     def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None:
         where = folder / "xmc.json"
@@ -146,10 +154,14 @@ class XRLinear(XMCModel):
         if sizes[-1] != manifest_field(shapes, "n_labels", int, where, low=1):
             raise ModelFormatError(f"{where}: the tree's last level has {sizes[-1]} nodes, not n_labels")
         self.tree_ = LabelTree.load(folder / "tree", sizes)
-        # every index is checked against the shapes here, before any numba kernel reads it
-        self.weights_ = [load_csr(folder / "ranker" / f"level_{t}.npz", (n_features + 1, n), fmt="csc")
-                         for t, n in enumerate(sizes)]
         self.n_features_in_ = n_features
         self.fit_seconds_ = shapes.get("fit_seconds") if isinstance(shapes.get("fit_seconds"), dict) else {}
-        self._levels = [ChunkedLevel.build(W, C, self.config.ranker.bias)
-                        for W, C in zip(self.weights_, self.tree_.chain, strict=True)]
+        # every index is checked against the tree and the shapes here, before any numba kernel reads it
+        bias, ranker = self.config.ranker.bias, folder / "ranker"
+        if manifest_field(shapes, "ranker_layout", str, where, choices=(CHUNKED,), optional=True) == CHUNKED:
+            self._levels = [load_level(ranker / f"level_{t}", C, n_features, bias)  # memory-mapped
+                            for t, C in enumerate(self.tree_.chain)]
+        else:  # folders written before the search layout was saved: weights as CSC, built at load
+            self._levels = [ChunkedLevel.build(load_csr(ranker / f"level_{t}.npz", (n_features + 1, n), fmt="csc"),
+                                               C, bias) for t, (n, C) in enumerate(zip(sizes, self.tree_.chain,
+                                                                                       strict=True))]

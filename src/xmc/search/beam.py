@@ -39,13 +39,14 @@ class ChunkedLevel:
     entry_ptr: np.ndarray  # (len(feats) + 1,) into entry_child / entry_val
     entry_child: np.ndarray  # child position within its parent's group
     entry_val: np.ndarray
-    bias: np.ndarray  # (len(child_ids),) bias term of each grouped child
+    bias_row: np.ndarray  # (len(child_ids),) the weights' bias row, in node order
     # the same weights feature-major: for feature f, rows[row_ptr[f]:row_ptr[f+1]] are
     # (grouped child position, weight); cheaper than chunks when a beam covers much of the level
     row_ptr: np.ndarray
     row_pos: np.ndarray
     row_val: np.ndarray
     parent_of_pos: np.ndarray
+    bias: np.ndarray  # (len(child_ids),) bias term of each grouped child: bias_row[child_ids] x bias value
 
     @classmethod
     def build(cls, W: sp.csc_matrix, C: sp.csr_matrix, bias_value: float) -> ChunkedLevel:
@@ -62,21 +63,40 @@ class ChunkedLevel:
         n_parents = Cc.shape[1]
         parent_of_pos = np.repeat(np.arange(n_parents), np.diff(child_ptr))
         local_of_pos = (np.arange(child_ids.size) - child_ptr[parent_of_pos]).astype(np.int32)
-        weights, bias = _split_bias(W[:, child_ids], n_features, bias_value)  # columns in grouped order
+        bias_row = W[n_features].toarray().ravel().astype(np.float32)
+        weights = W[:n_features][:, child_ids]  # columns in grouped order
+        weights.sort_indices()
         by_feature = weights.tocsr()
         by_feature.sort_indices()
         feat_ptr, feats, entry_ptr, entry_child, entry_val = _chunks(weights, parent_of_pos, local_of_pos, n_parents)
-        return cls(child_ptr, child_ids, feat_ptr, feats, entry_ptr, entry_child, entry_val, bias,
-                   by_feature.indptr.astype(np.int64), by_feature.indices.astype(np.int32),
-                   by_feature.data, parent_of_pos.astype(np.int64))
+        return cls.from_parts(child_ptr, child_ids, feat_ptr=feat_ptr, feats=feats, entry_ptr=entry_ptr,
+                              entry_child=entry_child, entry_val=entry_val, bias_row=bias_row,
+                              row_ptr=by_feature.indptr.astype(np.int64), row_pos=by_feature.indices.astype(np.int32),
+                              row_val=by_feature.data, bias_value=bias_value)
 
+    @classmethod
+    def from_parts(cls, child_ptr: np.ndarray, child_ids: np.ndarray, *, bias_value: float, **arrays) -> ChunkedLevel:
+        """A level from its weight arrays (built, or mapped from files by :mod:`xmc.search.level_files`)
+        and the tree's grouping of children under parents."""
+        parent_of_pos = np.repeat(np.arange(child_ptr.size - 1, dtype=np.int64), np.diff(child_ptr))
+        bias = (arrays["bias_row"][child_ids] * bias_value).astype(np.float32)
+        return cls(child_ptr=child_ptr, child_ids=child_ids, parent_of_pos=parent_of_pos, bias=bias, **arrays)
 
-def _split_bias(Wg: sp.csc_matrix, n_features: int, bias_value: float) -> tuple[sp.csc_matrix, np.ndarray]:
-    """The feature rows of ``Wg`` and its last (bias) row as a dense vector times ``bias_value``."""
-    bias = (Wg[n_features].toarray().ravel() * bias_value).astype(np.float32)
-    weights = Wg[:n_features]
-    weights.sort_indices()
-    return weights, bias
+    @property
+    def n_weights(self) -> int:
+        return int(self.entry_val.size)
+
+    def to_weights(self) -> sp.csc_matrix:
+        """The level's ``(n_features + 1, n_nodes)`` weights (last row bias), as :meth:`build` took them."""
+        n_features, n_nodes = self.row_ptr.size - 1, self.bias_row.size
+        rows = np.repeat(np.arange(n_features, dtype=np.int32), np.diff(self.row_ptr))
+        cols = self.child_ids[self.row_pos]
+        keep = np.flatnonzero(self.bias_row)
+        W = sp.csc_matrix((np.concatenate([self.row_val, self.bias_row[keep]]),
+                           (np.concatenate([rows, np.full(keep.size, n_features, np.int32)]),
+                            np.concatenate([cols, keep]))), shape=(n_features + 1, n_nodes), dtype=np.float32)
+        W.sort_indices()
+        return W
 
 
 def _chunks(weights: sp.csc_matrix, parent_of_pos, local_of_pos, n_parents: int):

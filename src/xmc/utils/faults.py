@@ -98,19 +98,11 @@ def _set_path(obj, path, value):
 ARRAY_DAMAGES = ("negative", "huge", "nan", "shape", "dtype", "empty")
 
 
-def damage_npz(path, how: str) -> None:
-    """One array of an ``.npz`` file made wrong in value, shape or type (left alone if unreadable)."""
+def damage_array(a, how: str):
+    """A copy of array ``a`` made wrong one way (``how`` from :data:`ARRAY_DAMAGES`)."""
     import numpy as np
 
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except Exception:  # noqa: BLE001  already damaged by an earlier step: nothing to edit
-        return
-    if not arrays:
-        return
-    key = next((k for k in ("indices", "label_freq", "idf", "ids") if k in arrays), sorted(arrays)[0])
-    a = arrays[key].copy()
+    a = a.copy()
     if how == "negative" and a.size and a.dtype.kind in "if":
         a.flat[0] = -1
     elif how == "huge" and a.size and a.dtype.kind in "iuf":
@@ -124,5 +116,24 @@ def damage_npz(path, how: str) -> None:
         a = a.astype(np.float64) if a.dtype.kind in "iu" else a.astype(np.int64)
     elif how == "empty":
         a = a[:0]
-    arrays[key] = a
+    return a
+
+
+def damage_array_file(path, how: str) -> None:
+    """One array of an ``.npz`` file, or the array of an ``.npy`` file, made wrong in value, shape or
+    type (left alone if unreadable)."""
+    import numpy as np
+
+    try:
+        if str(path).endswith(".npy"):
+            np.save(path, damage_array(np.load(path, allow_pickle=False), how), allow_pickle=False)
+            return
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception:  # noqa: BLE001  already damaged by an earlier step: nothing to edit
+        return
+    if not arrays:
+        return
+    key = next((k for k in ("indices", "label_freq", "idf", "ids") if k in arrays), sorted(arrays)[0])
+    arrays[key] = damage_array(arrays[key], how)
     np.savez(path, **arrays)

@@ -31,8 +31,14 @@ def l2_normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ matrix, dtype=np.float32)
 
 
+@nb.njit(cache=True, inline="always")
+def _ahead(v, c, v2, c2):
+    """Ranking order: the higher score first, then the lower index (deterministic ties)."""
+    return v > v2 or (v == v2 and c < c2)
+
+
 @nb.njit(cache=True, parallel=True)
-def _topk_rows(indptr, indices, data, k):
+def _topk_rows(indptr, indices, data, k, n_threads):
     n = indptr.size - 1
     counts = np.empty(n, dtype=np.int64)
     for i in range(n):
@@ -41,16 +47,27 @@ def _topk_rows(indptr, indices, data, k):
     out_ptr[1:] = np.cumsum(counts)
     out_idx = np.empty(out_ptr[-1], dtype=np.int32)
     out_val = np.empty(out_ptr[-1], dtype=np.float32)
-    for i in nb.prange(n):
-        lo, hi = indptr[i], indptr[i + 1]
-        m = counts[i]
-        if m == 0:
-            continue
-        # stable order: higher score first, then lower label index (deterministic ties)
-        order = np.argsort(-data[lo:hi], kind="mergesort")[:m]
-        for j in range(m):
-            out_idx[out_ptr[i] + j] = indices[lo + order[j]]
-            out_val[out_ptr[i] + j] = data[lo + order[j]]
+    for t in nb.prange(n_threads):
+        for i in range(t * n // n_threads, (t + 1) * n // n_threads):
+            # insertion into the row's own output slots, kept in ranking order: an entry behind the
+            # current k-th is rejected with one comparison, so a row costs O(nnz) in the usual case
+            # instead of the O(nnz log nnz) of sorting it (and its indices need not be sorted)
+            base, m, filled = out_ptr[i], counts[i], 0
+            for e in range(indptr[i], indptr[i + 1]):
+                v, c = data[e], indices[e]
+                if filled == m:
+                    if not _ahead(v, c, out_val[base + m - 1], out_idx[base + m - 1]):
+                        continue
+                    pos = m - 1
+                else:
+                    pos = filled
+                    filled += 1
+                while pos > 0 and _ahead(v, c, out_val[base + pos - 1], out_idx[base + pos - 1]):
+                    out_val[base + pos] = out_val[base + pos - 1]
+                    out_idx[base + pos] = out_idx[base + pos - 1]
+                    pos -= 1
+                out_val[base + pos] = v
+                out_idx[base + pos] = c
     return out_ptr, out_idx, out_val
 
 
@@ -61,9 +78,8 @@ SERIAL_BELOW = 64  # rows; below this the kernels here and in search/beam.py run
 def topk_per_row(scores: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """Keep each row's ``k`` largest entries; rows come back sorted by descending score."""
     scores = sp.csr_matrix(scores, dtype=np.float32)
-    if not scores.has_sorted_indices:
-        scores.sort_indices()
     kernel = _topk_rows_serial if scores.shape[0] < SERIAL_BELOW else _topk_rows
-    ptr, idx, val = kernel(scores.indptr.astype(np.int64), scores.indices, scores.data, int(k))
+    ptr, idx, val = kernel(scores.indptr.astype(np.int64), scores.indices, scores.data, int(k),
+                           max(1, min(nb.get_num_threads(), scores.shape[0])))
     return sp.csr_matrix((val, idx, ptr), shape=scores.shape)
 
