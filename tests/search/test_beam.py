@@ -175,3 +175,17 @@ def test_a_few_documents_score_on_the_calling_thread_as_a_batch_does(fitted):
         np.testing.assert_array_equal(single.data, batch[i].data)
     few = model.predict(X[:beam_module.SERIAL_BELOW - 1], top_k=5, beam_size=3)
     assert (few != batch[:beam_module.SERIAL_BELOW - 1]).nnz == 0
+
+
+@pytest.mark.parametrize("pair", ["beam", "topk"])
+def test_the_serial_kernels_are_compiled_and_cached_apart_from_the_parallel_ones(pair):
+    """numba's disk cache is keyed by a function's name and line, not its flags: a serial copy under
+    the parallel kernel's name loads the parallel machine code (and OpenMP's workers then spin on a
+    second core after every one-text call), or the batch kernel loads the serial code."""
+    from xmc.search import beam as beam_module
+    from xmc.utils import sparse as sparse_module
+
+    parallel, serial = {"beam": (beam_module._score_level, beam_module._score_level_serial),
+                        "topk": (sparse_module._topk_rows, sparse_module._topk_rows_serial)}[pair]
+    assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
+    assert parallel._cache._cache_file._index_name != serial._cache._cache_file._index_name

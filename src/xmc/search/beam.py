@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from xmc._config import Config, Interval, Options, option
 from xmc.search.postprocess import POST_PROCESSORS, code, combine
-from xmc.utils.sparse import SERIAL_BELOW, topk_per_row
+from xmc.utils.sparse import SERIAL_BELOW, serial_version, topk_per_row
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,9 +225,7 @@ def _score_level(x_ptr, x_idx, x_val, b_ptr, b_idx, b_val, child_ptr, child_ids,
     return out_ptr, out_idx, out_val
 
 
-# The same kernel compiled without threads (prange runs as range): waking numba's thread pool costs
-# milliseconds, and far more when the cores are busy, which swamps the work of a handful of documents.
-_score_level_serial = nb.njit(cache=True)(_score_level.py_func)
+_score_level_serial = serial_version(_score_level)  # for a handful of documents
 
 
 def score_level(X: sp.csr_matrix, beam: sp.csr_matrix, level: ChunkedLevel, n_nodes: int,

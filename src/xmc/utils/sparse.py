@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numba as nb
 import numpy as np
 import scipy.sparse as sp
@@ -71,7 +73,21 @@ def _topk_rows(indptr, indices, data, k, n_threads):
     return out_ptr, out_idx, out_val
 
 
-_topk_rows_serial = nb.njit(cache=True)(_topk_rows.py_func)  # for a few rows: no thread-pool wake-up
+def serial_version(kernel):
+    """``kernel`` (an ``njit(parallel=True)`` function) compiled without threads: ``prange`` runs as
+    ``range``. Waking numba's thread pool costs milliseconds (far more when the cores are busy), which
+    swamps the work of a handful of rows; and after a parallel region OpenMP's workers spin, burning a
+    second core per call. The copy gets a name of its own because numba's on-disk cache is keyed by
+    the function's name and line, not by its flags: under the same name the serial and the parallel
+    versions would load each other's cached machine code."""
+    fn = kernel.py_func
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_serial"
+    twin.__doc__ = fn.__doc__
+    return nb.njit(cache=True)(twin)
+
+
+_topk_rows_serial = serial_version(_topk_rows)  # for a few rows
 SERIAL_BELOW = 64  # rows; below this the kernels here and in search/beam.py run on the calling thread
 
 
