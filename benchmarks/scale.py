@@ -227,6 +227,8 @@ def main() -> None:
     parser.add_argument("--no-pecos", action="store_true")
     parser.add_argument("--report-only", metavar="COMMAND",
                         help="rewrite scale.md from .work/scale/results.json, under the command that measured it")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the sizes of .work/scale/results.json that this run does not measure")
     parser.add_argument("--run-xmc", nargs=4, metavar=("WORK", "OUT", "BACKEND", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_xmc:
@@ -238,9 +240,10 @@ def main() -> None:
         print(common.write_result("scale", args.report_only, report(results, args)).read_text())
         return
     py = None if args.no_pecos else common.peers_python()
-    results = {}
+    results = json.loads((WORK / "results.json").read_text()) if args.keep and (WORK / "results.json").exists() else {}
     for size in args.sizes.split(","):
         results[size] = run_size(size, args, py)
+        results = {s: results[s] for s in SIZES if s in results}  # smallest first, for the fits and the tables
         (WORK / "results.json").write_text(json.dumps(results, indent=1))
         path = common.write_result("scale", "python benchmarks/scale.py " + " ".join(sys.argv[1:]),
                                    report(results, args))

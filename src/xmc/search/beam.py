@@ -115,7 +115,7 @@ def _chunks(weights: sp.csc_matrix, parent_of_pos, local_of_pos, n_parents: int)
     change[1:] = key[1:] != key[:-1]
     starts = np.flatnonzero(change)
     first_keys = key[starts]
-    feats = (first_keys % n_features).astype(np.int64)
+    feats = (first_keys % n_features).astype(np.int32)  # feature ids < 2**31 (checked at load)
     feat_ptr = np.searchsorted(first_keys // n_features, np.arange(n_parents + 1)).astype(np.int64)
     entry_ptr = np.append(starts, key.size).astype(np.int64)
     return feat_ptr, feats, entry_ptr, entry_child, entry_val

@@ -26,7 +26,7 @@ from xmc.search.beam import ChunkedLevel
 from xmc.utils.io import atomic_file
 
 # saved arrays and their dtypes (child_ptr, child_ids and parent_of_pos come from the tree)
-ARRAYS = {"feat_ptr": np.int64, "feats": np.int64, "entry_ptr": np.int64, "entry_child": np.int32,
+ARRAYS = {"feat_ptr": np.int64, "feats": np.int32, "entry_ptr": np.int64, "entry_child": np.int32,
           "entry_val": np.float32, "bias_row": np.float32, "row_ptr": np.int64, "row_pos": np.int32,
           "row_val": np.float32}
 
