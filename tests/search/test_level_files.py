@@ -104,15 +104,27 @@ def test_a_wrong_file_is_refused_naming_it(fitted, tmp_path, damage):
         path.unlink()
     else:
         path.write_bytes(b"\x93NUMPY garbage")
-    with pytest.raises(ModelFormatError, match="row_pos"):
+    message = {"dtype": "row_pos.npy holds a 1-d int64 array, expected 1-d int32",
+               "garbage": r"cannot read array .*row_pos.npy: \w+Error"}.get(damage, "row_pos")
+    with pytest.raises(ModelFormatError, match=message):
         load_level(level, model.tree_.chain[1], model.n_features_in_, 1.0)
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_a_pickled_array_is_never_unpickled(fitted, tmp_path, mmap):
+    model, _ = fitted
+    level = tmp_path / "level"
+    save_level(level, model._levels[1])
+    np.save(level / "row_pos.npy", np.array([object()] * 3, dtype=object), allow_pickle=True)
+    with pytest.raises(ModelFormatError, match="cannot read array .*row_pos.npy"):
+        load_level(level, model.tree_.chain[1], model.n_features_in_, 1.0, mmap=mmap)
 
 
 def test_the_layout_is_loaded_into_memory_without_mmap(fitted, tmp_path):
     model, X = fitted
-    save_level(tmp_path / "level", model._levels[0])
-    level = load_level(tmp_path / "level", model.tree_.chain[0], model.n_features_in_, model.config.ranker.bias,
-                       mmap=False)
+    save_level(tmp_path / "new" / "level", model._levels[0])  # parents are made as needed
+    level = load_level(tmp_path / "new" / "level", model.tree_.chain[0], model.n_features_in_,
+                       model.config.ranker.bias, mmap=False)
     assert not isinstance(level.entry_val, np.memmap)
     for name in ARRAYS:
         np.testing.assert_array_equal(getattr(level, name), getattr(model._levels[0], name))
