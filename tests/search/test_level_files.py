@@ -122,7 +122,8 @@ def test_a_pickled_array_is_never_unpickled(fitted, tmp_path, mmap):
 
 def test_the_layout_is_loaded_into_memory_without_mmap(fitted, tmp_path):
     model, X = fitted
-    save_level(tmp_path / "new" / "level", model._levels[0])  # parents are made as needed
+    save_level(tmp_path / "new" / "level", model._levels[1])
+    save_level(tmp_path / "new" / "level", model._levels[0])  # parents are made as needed; files replaced
     level = load_level(tmp_path / "new" / "level", model.tree_.chain[0], model.n_features_in_,
                        model.config.ranker.bias, mmap=False)
     assert not isinstance(level.entry_val, np.memmap)
