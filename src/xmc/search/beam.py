@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from xmc._config import Config, Interval, Options, option
 from xmc.search.postprocess import POST_PROCESSORS, code, combine
-from xmc.utils.sparse import SERIAL_BELOW, serial_version, topk_per_row
+from xmc.utils.sparse import SERIAL_BELOW, kernel_for, serial_version, topk_per_row  # noqa: F401  (SERIAL_BELOW: the threshold beam search uses)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,12 +231,12 @@ _score_level_serial = serial_version(_score_level)  # for a handful of documents
 def score_level(X: sp.csr_matrix, beam: sp.csr_matrix, level: ChunkedLevel, n_nodes: int,
                 post_processor: str) -> sp.csr_matrix:
     """Scores of every child of every parent in ``beam`` (``(n_docs, n_parents)``), as CSR."""
-    kernel = _score_level_serial if X.shape[0] < SERIAL_BELOW else _score_level
+    kernel, n_threads = kernel_for(X.shape[0], _score_level, _score_level_serial)
     ptr, idx, val = kernel(
         X.indptr.astype(np.int64), X.indices, X.data, beam.indptr.astype(np.int64), beam.indices, beam.data,
         level.child_ptr, level.child_ids, level.feat_ptr, level.feats, level.entry_ptr, level.entry_child,
         level.entry_val, level.bias, level.row_ptr, level.row_pos, level.row_val, level.parent_of_pos,
-        code(post_processor), max(1, min(nb.get_num_threads(), X.shape[0])),
+        code(post_processor), n_threads,
     )
     out = sp.csr_matrix((val, idx, ptr), shape=(X.shape[0], n_nodes))
     out.has_sorted_indices = False

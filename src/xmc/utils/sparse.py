@@ -91,11 +91,16 @@ _topk_rows_serial = serial_version(_topk_rows)  # for a few rows
 SERIAL_BELOW = 64  # rows; below this the kernels here and in search/beam.py run on the calling thread
 
 
+def kernel_for(n_rows: int, parallel, serial):
+    """The kernel for ``n_rows`` rows (``serial`` below :data:`SERIAL_BELOW`) and the number of
+    threads to split them over."""
+    return (serial if n_rows < SERIAL_BELOW else parallel), max(1, min(nb.get_num_threads(), n_rows))
+
+
 def topk_per_row(scores: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """Keep each row's ``k`` largest entries; rows come back sorted by descending score."""
     scores = sp.csr_matrix(scores, dtype=np.float32)
-    kernel = _topk_rows_serial if scores.shape[0] < SERIAL_BELOW else _topk_rows
-    ptr, idx, val = kernel(scores.indptr.astype(np.int64), scores.indices, scores.data, int(k),
-                           max(1, min(nb.get_num_threads(), scores.shape[0])))
+    kernel, n_threads = kernel_for(scores.shape[0], _topk_rows, _topk_rows_serial)
+    ptr, idx, val = kernel(scores.indptr.astype(np.int64), scores.indices, scores.data, int(k), n_threads)
     return sp.csr_matrix((val, idx, ptr), shape=scores.shape)
 
