@@ -97,10 +97,8 @@ def test_chunked_level_holds_exactly_the_weights(seed):
     level = ChunkedLevel.build(W, C, bias_value=2.0)
     expected = W.toarray()[:, level.child_ids]
     np.testing.assert_array_equal(_rebuilt_from_chunks(level, n_features), expected[:n_features])
-    by_feature = sp.csr_matrix((level.row_val, level.row_pos, level.row_ptr), shape=(n_features, n_nodes))
-    np.testing.assert_array_equal(by_feature.toarray(), expected[:n_features])
     np.testing.assert_array_equal(level.bias, 2.0 * expected[n_features])
-    assert level.entry_child.dtype == level.row_pos.dtype == np.int32
+    assert level.entry_child.dtype == level.feats.dtype == np.int32
 
 
 def test_the_beam_keeps_exactly_beam_size_nodes_per_level():
@@ -126,18 +124,36 @@ def exhaustive_top(model: XRLinear, X: sp.csr_matrix) -> np.ndarray:
 
 
 def test_chunks_list_each_feature_once_per_parent_in_order():
-    from xmc.search.beam import _chunks
+    from xmc.search.chunks import chunk_layout
 
-    W = sp.random(50, 12, density=0.4, format="csc", dtype=np.float32, random_state=1)
-    parent_of_pos = np.repeat(np.arange(3), 4)
-    feat_ptr, feats, entry_ptr, entry_child, entry_val = _chunks(W, parent_of_pos, np.tile(np.arange(4), 3)
-                                                                 .astype(np.int32), 3)
-    assert feat_ptr.size == 4 and feat_ptr[-1] == feats.size
-    for p in range(3):
+    W = sp.random(51, 12, density=0.4, format="csc", dtype=np.float32, random_state=1)  # 50 features + bias
+    child_ids = np.random.default_rng(1).permutation(12)
+    feat_ptr, feats, entry_ptr, entry_child, entry_val = chunk_layout(W, np.array([0, 4, 4, 12]), child_ids)
+    assert feat_ptr.tolist()[:3] == [0, feat_ptr[1], feat_ptr[1]]  # the empty parent has no features
+    assert feat_ptr.size == 4 and feat_ptr[-1] == feats.size and entry_ptr[-1] == entry_val.size
+    for p, (lo, hi) in enumerate([(0, 4), (4, 4), (4, 12)]):
         chunk = feats[feat_ptr[p]:feat_ptr[p + 1]]
         assert np.all(np.diff(chunk) > 0)  # strictly increasing: no feature twice in a chunk
-        expected = np.flatnonzero(np.abs(W[:, 4 * p:4 * p + 4].toarray()).sum(1))
-        assert chunk.tolist() == expected.tolist()
+        block = W[:50][:, child_ids[lo:hi]].toarray()
+        assert chunk.tolist() == np.flatnonzero(np.abs(block).sum(1)).tolist()
+        for j, f in enumerate(chunk, start=feat_ptr[p]):
+            children = entry_child[entry_ptr[j]:entry_ptr[j + 1]]
+            assert np.all(np.diff(children) > 0)
+            np.testing.assert_array_equal(entry_val[entry_ptr[j]:entry_ptr[j + 1]], block[f, children])
+
+
+@pytest.mark.parametrize("post_processor", ["l3-hinge", "noop"])
+def test_one_document_at_a_time_scores_as_the_batch_does(fitted, post_processor):
+    """A batch reads busy parents through a lookup table, one document by search: same scores."""
+    from xmc.search import beam as beam_module
+
+    model, X = fitted
+    n = beam_module.SERIAL_BELOW + 40  # a parallel batch, and many documents per parent
+    batch = model.predict(X[:n], top_k=8, beam_size=3, post_processor=post_processor)
+    one_by_one = sp.vstack([model.predict(X[i:i + 1], top_k=8, beam_size=3, post_processor=post_processor)
+                            for i in range(n)]).tocsr()
+    np.testing.assert_array_equal(batch.indices, one_by_one.indices)
+    np.testing.assert_allclose(batch.data, one_by_one.data, rtol=1e-5, atol=1e-7)
 
 
 def test_beam_search_defaults_and_levels_above_the_labels():

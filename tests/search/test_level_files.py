@@ -37,9 +37,9 @@ def test_a_saved_model_is_memory_mapped_and_predicts_the_same(fitted, tmp_path):
     model, X = fitted
     model.save(tmp_path / "m")
     loaded = XRLinear.load(tmp_path / "m")
-    assert all(isinstance(level.entry_val, np.memmap) and isinstance(level.row_val, np.memmap)
+    assert all(isinstance(level.entry_val, np.memmap) and isinstance(level.entry_child, np.memmap)
                for level in loaded._levels)
-    assert not loaded._levels[0].row_val.flags.writeable
+    assert not loaded._levels[0].entry_val.flags.writeable
     a, b = model.predict(X, top_k=5), loaded.predict(X, top_k=5)
     assert (a != b).nnz == 0
     for w1, w2 in zip(model.weights_, loaded.weights_, strict=True):
@@ -71,10 +71,9 @@ def _edit(path, change):
     ("feats", lambda a: a.__setitem__(-1, -1), "feature id"),
     ("entry_child", lambda a: a.__setitem__(0, 99), "outside its parent's group"),
     ("entry_child", lambda a: a.__setitem__(-1, -1), "outside its parent's group"),
-    ("row_pos", lambda a: a.__setitem__(0, 10**6), "child position"),
     ("entry_ptr", lambda a: a.__setitem__(1, a[-1] + 5), "pointer"),
     ("feat_ptr", lambda a: a.__setitem__(0, 1), "pointer"),
-    ("row_ptr", lambda a: a.__setitem__(-1, a[-1] - 1), "pointer"),
+    ("entry_ptr", lambda a: a.__setitem__(-1, a[-1] - 1), "pointer"),
     ("entry_val", lambda a: a.__setitem__(0, np.nan), "NaN"),
     ("bias_row", lambda a: a.__setitem__(0, np.inf), "NaN"),
 ])
@@ -92,7 +91,7 @@ def test_a_wrong_file_is_refused_naming_it(fitted, tmp_path, damage):
     model, _ = fitted
     level = tmp_path / "level"
     save_level(level, model._levels[1])
-    path = level / "row_pos.npy"
+    path = level / "entry_child.npy"
     a = np.load(path)
     if damage == "dtype":
         np.save(path, a.astype(np.int64))
@@ -104,8 +103,8 @@ def test_a_wrong_file_is_refused_naming_it(fitted, tmp_path, damage):
         path.unlink()
     else:
         path.write_bytes(b"\x93NUMPY garbage")
-    message = {"dtype": "row_pos.npy holds a 1-d int64 array, expected 1-d int32",
-               "garbage": r"cannot read array .*row_pos.npy: \w+Error"}.get(damage, "row_pos")
+    message = {"dtype": "entry_child.npy holds a 1-d int64 array, expected 1-d int32",
+               "garbage": r"cannot read array .*entry_child.npy: \w+Error"}.get(damage, "entry_child")
     with pytest.raises(ModelFormatError, match=message):
         load_level(level, model.tree_.chain[1], model.n_features_in_, 1.0)
 
@@ -115,8 +114,8 @@ def test_a_pickled_array_is_never_unpickled(fitted, tmp_path, mmap):
     model, _ = fitted
     level = tmp_path / "level"
     save_level(level, model._levels[1])
-    np.save(level / "row_pos.npy", np.array([object()] * 3, dtype=object), allow_pickle=True)
-    with pytest.raises(ModelFormatError, match="cannot read array .*row_pos.npy"):
+    np.save(level / "entry_child.npy", np.array([object()] * 3, dtype=object), allow_pickle=True)
+    with pytest.raises(ModelFormatError, match="cannot read array .*entry_child.npy"):
         load_level(level, model.tree_.chain[1], model.n_features_in_, 1.0, mmap=mmap)
 
 
@@ -130,3 +129,13 @@ def test_the_layout_is_loaded_into_memory_without_mmap(fitted, tmp_path):
     for name in ARRAYS:
         np.testing.assert_array_equal(getattr(level, name), getattr(model._levels[0], name))
     np.testing.assert_array_equal(level.bias, model._levels[0].bias)
+
+
+def test_a_level_saved_with_the_older_feature_major_copy_still_loads(fitted, tmp_path):
+    """Folders of 2026-12-01 also hold row_ptr / row_pos / row_val: they are left unread."""
+    model, X = fitted
+    folder = model.save(tmp_path / "m")
+    for t in range(len(model._levels)):
+        for name, dtype in (("row_ptr", np.int64), ("row_pos", np.int32), ("row_val", np.float32)):
+            np.save(folder / "ranker" / f"level_{t}" / f"{name}.npy", np.zeros(3, dtype))
+    assert (XRLinear.load(folder).predict(X, top_k=5) != model.predict(X, top_k=5)).nnz == 0

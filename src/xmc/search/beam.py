@@ -2,8 +2,11 @@
 
 Each level's weights are stored *chunked by parent* (PECOS's layout): for every parent node, the
 features that any of its children uses, sorted, and for each such feature the (child, weight)
-pairs. Scoring a document against one parent's children then costs one intersection of two
-sorted feature lists (binary search or merge, whichever is cheaper), not a pass over the weights.
+pairs. A level is scored parent by parent: the (document, parent) pairs of the beam are grouped by
+parent, so one parent's chunk is read once for all the documents that reach it. A parent reached
+by many documents gets a feature -> chunk-row lookup table (filled once, then one look-up per
+document feature); one reached by few is intersected with each document by binary search or merge,
+whichever is cheaper. One document, or a thousand, takes the cheap path for its shape.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmc._config import Config, Interval, Options, option
+from xmc.search.chunks import chunk_layout
 from xmc.search.postprocess import POST_PROCESSORS, code, combine
 from xmc.utils.sparse import SERIAL_BELOW, kernel_for, serial_version, topk_per_row  # noqa: F401  (SERIAL_BELOW: the threshold beam search uses)
 
@@ -40,47 +44,29 @@ class ChunkedLevel:
     entry_child: np.ndarray  # child position within its parent's group
     entry_val: np.ndarray
     bias_row: np.ndarray  # (len(child_ids),) the weights' bias row, in node order
-    # the same weights feature-major: for feature f, rows[row_ptr[f]:row_ptr[f+1]] are
-    # (grouped child position, weight); cheaper than chunks when a beam covers much of the level
-    row_ptr: np.ndarray
-    row_pos: np.ndarray
-    row_val: np.ndarray
-    parent_of_pos: np.ndarray
+    n_features: int
     bias: np.ndarray  # (len(child_ids),) bias term of each grouped child: bias_row[child_ids] x bias value
 
     @classmethod
     def build(cls, W: sp.csc_matrix, C: sp.csr_matrix, bias_value: float) -> ChunkedLevel:
-        """From ``W`` ``(n_features + 1, n_nodes)`` (last row bias) and ``C`` ``(n_nodes, n_parents)``.
-
-        Per-weight arrays are 32-bit and built with one sort, because a level can hold tens of
-        millions of weights: the transient memory is what bounds the threshold a user can afford.
-        """
+        """From ``W`` ``(n_features + 1, n_nodes)`` (last row bias) and ``C`` ``(n_nodes, n_parents)``."""
         W = sp.csc_matrix(W, dtype=np.float32)
         n_features = W.shape[0] - 1
         Cc = sp.csc_matrix(C)
         child_ptr = Cc.indptr.astype(np.int64)
         child_ids = Cc.indices.astype(np.int64)
-        n_parents = Cc.shape[1]
-        parent_of_pos = np.repeat(np.arange(n_parents), np.diff(child_ptr))
-        local_of_pos = (np.arange(child_ids.size) - child_ptr[parent_of_pos]).astype(np.int32)
         bias_row = W[n_features].toarray().ravel().astype(np.float32)
-        weights = W[:n_features][:, child_ids]  # columns in grouped order
-        weights.sort_indices()
-        by_feature = weights.tocsr()
-        by_feature.sort_indices()
-        feat_ptr, feats, entry_ptr, entry_child, entry_val = _chunks(weights, parent_of_pos, local_of_pos, n_parents)
+        feat_ptr, feats, entry_ptr, entry_child, entry_val = chunk_layout(W, child_ptr, child_ids)
         return cls.from_parts(child_ptr, child_ids, feat_ptr=feat_ptr, feats=feats, entry_ptr=entry_ptr,
                               entry_child=entry_child, entry_val=entry_val, bias_row=bias_row,
-                              row_ptr=by_feature.indptr.astype(np.int64), row_pos=by_feature.indices.astype(np.int32),
-                              row_val=by_feature.data, bias_value=bias_value)
+                              n_features=n_features, bias_value=bias_value)
 
     @classmethod
     def from_parts(cls, child_ptr: np.ndarray, child_ids: np.ndarray, *, bias_value: float, **arrays) -> ChunkedLevel:
         """A level from its weight arrays (built, or mapped from files by :mod:`xmc.search.level_files`)
         and the tree's grouping of children under parents."""
-        parent_of_pos = np.repeat(np.arange(child_ptr.size - 1, dtype=np.int64), np.diff(child_ptr))
         bias = (arrays["bias_row"][child_ids] * bias_value).astype(np.float32)
-        return cls(child_ptr=child_ptr, child_ids=child_ids, parent_of_pos=parent_of_pos, bias=bias, **arrays)
+        return cls(child_ptr=child_ptr, child_ids=child_ids, bias=bias, **arrays)
 
     @property
     def n_weights(self) -> int:
@@ -88,37 +74,17 @@ class ChunkedLevel:
 
     def to_weights(self) -> sp.csc_matrix:
         """The level's ``(n_features + 1, n_nodes)`` weights (last row bias), as :meth:`build` took them."""
-        n_features, n_nodes = self.row_ptr.size - 1, self.bias_row.size
-        rows = np.repeat(np.arange(n_features, dtype=np.int32), np.diff(self.row_ptr))
-        cols = self.child_ids[self.row_pos]
+        n_features, n_nodes = self.n_features, self.bias_row.size
+        feat_of_entry = np.repeat(np.arange(self.feats.size), np.diff(self.entry_ptr))
+        parent_of_feat = np.repeat(np.arange(self.child_ptr.size - 1), np.diff(self.feat_ptr))
+        rows = self.feats[feat_of_entry]
+        cols = self.child_ids[self.child_ptr[parent_of_feat[feat_of_entry]] + self.entry_child]
         keep = np.flatnonzero(self.bias_row)
-        W = sp.csc_matrix((np.concatenate([self.row_val, self.bias_row[keep]]),
+        W = sp.csc_matrix((np.concatenate([self.entry_val, self.bias_row[keep]]),
                            (np.concatenate([rows, np.full(keep.size, n_features, np.int32)]),
                             np.concatenate([cols, keep]))), shape=(n_features + 1, n_nodes), dtype=np.float32)
         W.sort_indices()
         return W
-
-
-def _chunks(weights: sp.csc_matrix, parent_of_pos, local_of_pos, n_parents: int):
-    """Entries ordered by (parent, feature, child position): one stable sort on a combined key
-    (the CSC order already has positions ascending, and features ascending within one)."""
-    n_features = weights.shape[0]
-    pos = np.repeat(np.arange(weights.shape[1], dtype=np.int32), np.diff(weights.indptr))
-    key = parent_of_pos[pos].astype(np.int64) * n_features + weights.indices
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    entry_child = local_of_pos[pos[order]]
-    del pos
-    entry_val = weights.data[order]
-    del order
-    change = np.ones(key.size, dtype=bool)
-    change[1:] = key[1:] != key[:-1]
-    starts = np.flatnonzero(change)
-    first_keys = key[starts]
-    feats = (first_keys % n_features).astype(np.int32)  # feature ids < 2**31 (checked at load)
-    feat_ptr = np.searchsorted(first_keys // n_features, np.arange(n_parents + 1)).astype(np.int64)
-    entry_ptr = np.append(starts, key.size).astype(np.int64)
-    return feat_ptr, feats, entry_ptr, entry_child, entry_val
 
 
 @nb.njit(cache=True, inline="always")
@@ -163,65 +129,103 @@ def _score_parent(x_idx, x_val, xlo, xhi, feats, flo, fhi, entry_ptr, entry_chil
 
 
 @nb.njit(cache=True)
-def _score_doc_rows(x_idx, x_val, xlo, xhi, row_ptr, row_pos, row_val, parent_of_pos, active, acc):
+def _pairs_by_parent(b_ptr, b_idx, child_ptr, out_ptr):
+    """The beam's (document, parent) pairs grouped by parent, with where each pair's scores go."""
+    n_parents = child_ptr.size - 1
+    pair_ptr = np.zeros(n_parents + 1, dtype=np.int64)
+    for q in range(b_idx.size):
+        pair_ptr[b_idx[q] + 1] += 1
+    pair_ptr = np.cumsum(pair_ptr)
+    fill = pair_ptr[:-1].copy()
+    pairs = np.empty(b_idx.size, dtype=np.int64)  # beam entries, grouped by parent
+    docs = np.empty(b_idx.size, dtype=np.int64)
+    out_at = np.empty(b_idx.size, dtype=np.int64)
+    for i in range(b_ptr.size - 1):
+        o = out_ptr[i]
+        for q in range(b_ptr[i], b_ptr[i + 1]):
+            p = b_idx[q]
+            pairs[fill[p]] = q
+            docs[fill[p]] = i
+            out_at[fill[p]] = o
+            fill[p] += 1
+            o += child_ptr[p + 1] - child_ptr[p]
+    return pair_ptr, pairs, docs, out_at
+
+
+@nb.njit(cache=True)
+def _balanced_cuts(pair_ptr, n_parts):
+    """Parent ranges of about equal numbers of pairs, one per thread."""
+    cuts = np.searchsorted(pair_ptr, np.linspace(0, pair_ptr[-1], n_parts + 1)[1:-1])
+    out = np.empty(n_parts + 1, dtype=np.int64)
+    out[0], out[n_parts] = 0, pair_ptr.size - 1
+    out[1:n_parts] = cuts
+    return out
+
+
+@nb.njit(cache=True)
+def _score_by_table(x_idx, x_val, xlo, xhi, lookup, entry_ptr, entry_child, entry_val, acc):
     for k in range(xlo, xhi):
-        f = x_idx[k]
-        if f >= row_ptr.size - 1:
-            continue
-        for e in range(row_ptr[f], row_ptr[f + 1]):
-            pos = row_pos[e]
-            if active[parent_of_pos[pos]]:
-                acc[pos] += x_val[k] * row_val[e]
+        j = lookup[x_idx[k]]
+        if j >= 0:
+            for e in range(entry_ptr[j], entry_ptr[j + 1]):
+                acc[entry_child[e]] += x_val[k] * entry_val[e]
 
 
 @nb.njit(cache=True, parallel=True)
-def _score_level(x_ptr, x_idx, x_val, b_ptr, b_idx, b_val, child_ptr, child_ids, feat_ptr, feats,
-                 entry_ptr, entry_child, entry_val, bias, row_ptr, row_pos, row_val, parent_of_pos, pp,
-                 n_threads):
+def _score_level(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_ptr, child_ids, feat_ptr, feats,
+                 entry_ptr, entry_child, entry_val, bias, pp, n_threads):
     n = x_ptr.size - 1
-    counts = np.zeros(n, dtype=np.int64)
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
     for i in range(n):
         for q in range(b_ptr[i], b_ptr[i + 1]):
-            p = b_idx[q]
-            counts[i] += child_ptr[p + 1] - child_ptr[p]
-    out_ptr = np.zeros(n + 1, dtype=np.int64)
-    out_ptr[1:] = np.cumsum(counts)
+            out_ptr[i + 1] += child_ptr[b_idx[q] + 1] - child_ptr[b_idx[q]]
+    out_ptr = np.cumsum(out_ptr)
     out_idx = np.empty(out_ptr[-1], dtype=np.int32)
     out_val = np.empty(out_ptr[-1], dtype=np.float32)
-    n_parents = child_ptr.size - 1
+    pair_ptr, pairs, docs, out_at = _pairs_by_parent(b_ptr, b_idx, child_ptr, out_ptr)
+    cuts = _balanced_cuts(pair_ptr, n_threads)
+    max_width = 0
+    for p in range(child_ptr.size - 1):
+        max_width = max(max_width, child_ptr[p + 1] - child_ptr[p])
+    mean_nx = x_idx.size / max(n, 1)
     for t in nb.prange(n_threads):
-        # per-thread buffers, reused across this thread's documents and cleared after each
-        acc = np.zeros(child_ids.size)
-        active = np.zeros(n_parents, dtype=np.bool_)
-        for i in range(t * n // n_threads, (t + 1) * n // n_threads):
-            xlo, xhi = x_ptr[i], x_ptr[i + 1]
-            nx = xhi - xlo
-            row_cost = 0
-            for k in range(xlo, xhi):
-                if x_idx[k] < row_ptr.size - 1:
-                    row_cost += row_ptr[x_idx[k] + 1] - row_ptr[x_idx[k]]
-            chunk_cost = 0.0
-            for q in range(b_ptr[i], b_ptr[i + 1]):
-                nf = feat_ptr[b_idx[q] + 1] - feat_ptr[b_idx[q]]
-                chunk_cost += min(nx * (np.log2(nf + 1) + 1.0), nx + nf)
-            use_rows = row_cost < 2.0 * chunk_cost  # a row entry is cheaper than a search step
-            if use_rows:
-                for q in range(b_ptr[i], b_ptr[i + 1]):
-                    active[b_idx[q]] = True
-                _score_doc_rows(x_idx, x_val, xlo, xhi, row_ptr, row_pos, row_val, parent_of_pos, active, acc)
-            o = out_ptr[i]
-            for q in range(b_ptr[i], b_ptr[i + 1]):
-                p = b_idx[q]
-                clo, chi = child_ptr[p], child_ptr[p + 1]
-                if not use_rows:
-                    _score_parent(x_idx, x_val, xlo, xhi, feats, feat_ptr[p], feat_ptr[p + 1], entry_ptr,
-                                  entry_child, entry_val, acc[clo:chi])
+        acc = np.zeros(max_width)
+        lookup = np.empty(0, dtype=np.int32)  # feature -> chunk row of the current parent, made on first use
+        for p in range(cuts[t], cuts[t + 1]):
+            m = pair_ptr[p + 1] - pair_ptr[p]
+            if m == 0:
+                continue
+            flo, fhi = feat_ptr[p], feat_ptr[p + 1]
+            nf = fhi - flo
+            # a table costs one pass to fill and one to clear; searching costs per document
+            search = mean_nx * min(np.log2(nf + 1) + 1.0, 1.0 + nf / max(mean_nx, 1.0))
+            use_table = m > 1 and 2.0 * nf + m * mean_nx < m * search
+            if use_table:
+                if lookup.size == 0:
+                    lookup = np.full(n_cols, -1, dtype=np.int32)
+                for j in range(flo, fhi):
+                    if feats[j] < n_cols:
+                        lookup[feats[j]] = j
+            clo, chi = child_ptr[p], child_ptr[p + 1]
+            for r in range(pair_ptr[p], pair_ptr[p + 1]):
+                i = docs[r]
+                if use_table:
+                    _score_by_table(x_idx, x_val, x_ptr[i], x_ptr[i + 1], lookup, entry_ptr, entry_child, entry_val,
+                                    acc)
+                else:
+                    _score_parent(x_idx, x_val, x_ptr[i], x_ptr[i + 1], feats, flo, fhi, entry_ptr, entry_child,
+                                  entry_val, acc)
+                o = out_at[r]
+                parent_score = b_val[pairs[r]]
                 for c in range(clo, chi):
                     out_idx[o] = child_ids[c]
-                    out_val[o] = combine(acc[c] + bias[c], b_val[q], pp)
-                    acc[c] = 0.0
+                    out_val[o] = combine(acc[c - clo] + bias[c], parent_score, pp)
+                    acc[c - clo] = 0.0
                     o += 1
-                active[p] = False
+            if use_table:
+                for j in range(flo, fhi):
+                    if feats[j] < n_cols:
+                        lookup[feats[j]] = -1
     return out_ptr, out_idx, out_val
 
 
@@ -233,10 +237,9 @@ def score_level(X: sp.csr_matrix, beam: sp.csr_matrix, level: ChunkedLevel, n_no
     """Scores of every child of every parent in ``beam`` (``(n_docs, n_parents)``), as CSR."""
     kernel, n_threads = kernel_for(X.shape[0], _score_level, _score_level_serial)
     ptr, idx, val = kernel(
-        X.indptr.astype(np.int64), X.indices, X.data, beam.indptr.astype(np.int64), beam.indices, beam.data,
-        level.child_ptr, level.child_ids, level.feat_ptr, level.feats, level.entry_ptr, level.entry_child,
-        level.entry_val, level.bias, level.row_ptr, level.row_pos, level.row_val, level.parent_of_pos,
-        code(post_processor), n_threads,
+        X.indptr.astype(np.int64), X.indices, X.data, X.shape[1], beam.indptr.astype(np.int64), beam.indices,
+        beam.data, level.child_ptr, level.child_ids, level.feat_ptr, level.feats, level.entry_ptr,
+        level.entry_child, level.entry_val, level.bias, code(post_processor), n_threads,
     )
     out = sp.csr_matrix((val, idx, ptr), shape=(X.shape[0], n_nodes))
     out.has_sorted_indices = False

@@ -25,10 +25,10 @@ from xmc.exceptions import ModelFormatError
 from xmc.search.beam import ChunkedLevel
 from xmc.utils.io import atomic_file
 
-# saved arrays and their dtypes (child_ptr, child_ids and parent_of_pos come from the tree)
+# saved arrays and their dtypes (child_ptr and child_ids come from the tree); folders written before
+# 2026-12-02 also hold a feature-major copy (row_*.npy), which is no longer read
 ARRAYS = {"feat_ptr": np.int64, "feats": np.int32, "entry_ptr": np.int64, "entry_child": np.int32,
-          "entry_val": np.float32, "bias_row": np.float32, "row_ptr": np.int64, "row_pos": np.int32,
-          "row_val": np.float32}
+          "entry_val": np.float32, "bias_row": np.float32}
 
 
 def save_level(folder: str | os.PathLike, level: ChunkedLevel) -> None:
@@ -48,15 +48,16 @@ def load_level(folder: str | os.PathLike, C: sp.csr_matrix, n_features: int, bia
     Cc = sp.csc_matrix(C)
     child_ptr = Cc.indptr.astype(np.int64)
     n_nodes, n_parents = Cc.shape
-    _check_lengths(folder, arrays, n_features, n_nodes, n_parents)
+    _check_lengths(folder, arrays, n_nodes, n_parents)
     problem = _first_problem(child_ptr, arrays["feat_ptr"], arrays["feats"], arrays["entry_ptr"],
-                             arrays["entry_child"], arrays["row_ptr"], arrays["row_pos"], n_features)
+                             arrays["entry_child"], n_features)
     if problem:
         raise ModelFormatError(f"{folder}: {PROBLEMS[problem]}")
-    for name in ("entry_val", "row_val", "bias_row"):
+    for name in ("entry_val", "bias_row"):
         if not _all_finite(arrays[name]):
             raise ModelFormatError(f"{folder / name}.npy holds NaN or infinite values")
-    return ChunkedLevel.from_parts(child_ptr, Cc.indices.astype(np.int64), bias_value=bias_value, **arrays)
+    return ChunkedLevel.from_parts(child_ptr, Cc.indices.astype(np.int64), bias_value=bias_value,
+                                   n_features=n_features, **arrays)
 
 
 def _load_array(path: Path, dtype, mmap: bool) -> np.ndarray:
@@ -71,9 +72,9 @@ def _load_array(path: Path, dtype, mmap: bool) -> np.ndarray:
     return a
 
 
-def _check_lengths(folder: Path, a: dict[str, np.ndarray], n_features: int, n_nodes: int, n_parents: int) -> None:
+def _check_lengths(folder: Path, a: dict[str, np.ndarray], n_nodes: int, n_parents: int) -> None:
     expected = {"feat_ptr": n_parents + 1, "feats": a["entry_ptr"].size - 1, "entry_child": a["entry_val"].size,
-                "bias_row": n_nodes, "row_ptr": n_features + 1, "row_pos": a["row_val"].size}
+                "bias_row": n_nodes}
     for name, size in expected.items():
         if a[name].size != size:
             raise ModelFormatError(f"{folder / name}.npy has {a[name].size} entries, expected {size}")
@@ -81,8 +82,7 @@ def _check_lengths(folder: Path, a: dict[str, np.ndarray], n_features: int, n_no
 
 PROBLEMS = {1: "a pointer array does not start at 0, decreases, or does not end at its array's length",
             2: "a feature id lies outside the model's features",
-            3: "an entry names a child outside its parent's group",
-            4: "a feature row names a child position outside the level"}
+            3: "an entry names a child outside its parent's group"}
 
 
 @nb.njit(cache=True)
@@ -96,11 +96,10 @@ def _monotone(ptr, end):
 
 
 @nb.njit(cache=True)
-def _first_problem(child_ptr, feat_ptr, feats, entry_ptr, entry_child, row_ptr, row_pos, n_features):
+def _first_problem(child_ptr, feat_ptr, feats, entry_ptr, entry_child, n_features):
     """0, or the code in :data:`PROBLEMS` of the first inconsistency. Pointers are checked before
     anything is read through them."""
-    if not (_monotone(feat_ptr, feats.size) and _monotone(entry_ptr, entry_child.size)
-            and _monotone(row_ptr, row_pos.size)):
+    if not (_monotone(feat_ptr, feats.size) and _monotone(entry_ptr, entry_child.size)):
         return 1
     for j in range(feats.size):
         if feats[j] < 0 or feats[j] >= n_features:
@@ -111,10 +110,6 @@ def _first_problem(child_ptr, feat_ptr, feats, entry_ptr, entry_child, row_ptr, 
             for e in range(entry_ptr[j], entry_ptr[j + 1]):
                 if entry_child[e] < 0 or entry_child[e] >= width:
                     return 3
-    n_positions = child_ptr[child_ptr.size - 1]
-    for e in range(row_pos.size):
-        if row_pos[e] < 0 or row_pos[e] >= n_positions:
-            return 4
     return 0
 
 
