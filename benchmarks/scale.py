@@ -60,16 +60,19 @@ def prepare(size: str, test_docs: int) -> Path:
     return work
 
 
-def run_xmc(work: Path, out: Path, backend: str, workers: int) -> None:
+def run_xmc(work: Path, out: Path, backend: str, workers: int, seed: int) -> None:
     """Child process: train, save, reload (memory-mapped) and time xmc's XR-Linear."""
     import tempfile
+    from dataclasses import replace
 
-    from xmc.models.xr_linear import XRLinear
+    from xmc.models.xr_linear import XRLinear, XRLinearConfig
 
     X, Y, Xt = (sp.load_npz(work / f).tocsr() for f in ("X.trn.npz", "Y.trn.npz", "X.dev.npz"))
-    name = "xmc" if backend == "local" else f"xmc-ray{workers}"
+    name = ("xmc" if backend == "local" else f"xmc-ray{workers}") + (f"-seed{seed}" if seed else "")
+    config = XRLinearConfig()
+    config = replace(config, tree=replace(config.tree, seed=seed), ranker=replace(config.ranker, seed=seed))
     t0 = time.perf_counter()
-    model = XRLinear().fit(X, Y, backend=backend, workers=workers)
+    model = XRLinear(config).fit(X, Y, backend=backend, workers=workers)
     train_s = time.perf_counter() - t0
     fit_rss = common.peak_rss_mb()
     del X, Y
@@ -106,6 +109,14 @@ def precision(work: Path, P: sp.csr_matrix) -> dict[str, float]:
     return evaluate_scores(truth, P, np.ones(truth.shape[1]), ks=(1, 3, 5))  # unit weights: PSP is not reported
 
 
+def seed_spread(runs: dict) -> dict[str, list[float]]:
+    """P@5 of each system over the seeds run at one size (seed 0 first); empty without other seeds."""
+    if not any(key.startswith("xmc-seed") for key in runs):
+        return {}
+    return {system: [runs[key]["P@5"] for key in sorted(runs) if key == system or key.startswith(f"{system}-seed")]
+            for system in ("xmc", "pecos") if system in runs}
+
+
 def loglog_slope(xs, ys) -> float:
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0]) if len(xs) > 1 else math.nan
 
@@ -116,7 +127,7 @@ def run_size(size: str, args, py) -> dict:
     out.mkdir(exist_ok=True)
     runs = {}
     print(f"{size}: xmc ...", flush=True)
-    subprocess.run([sys.executable, __file__, "--run-xmc", str(work), str(out), "local", "1"], check=True)
+    subprocess.run([sys.executable, __file__, "--run-xmc", str(work), str(out), "local", "1", "0"], check=True)
     runs["xmc"] = json.load(open(out / "xmc.json"))
     if py:
         print(f"{size}: PECOS ...", flush=True)
@@ -127,9 +138,22 @@ def run_size(size: str, args, py) -> dict:
     if size == args.ray_size:
         for workers in (1, 2):
             print(f"{size}: xmc on Ray with {workers} worker(s) ...", flush=True)
-            subprocess.run([sys.executable, __file__, "--run-xmc", str(work), str(out), "ray", str(workers)],
+            subprocess.run([sys.executable, __file__, "--run-xmc", str(work), str(out), "ray", str(workers), "0"],
                            check=True)
             runs[f"xmc-ray{workers}"] = json.load(open(out / f"xmc-ray{workers}.json"))
+    if size == args.seed_size:  # the spread of P@k over seeds, for both systems: what a gap must exceed
+        for seed in range(1, args.seeds):
+            print(f"{size}: seed {seed} ...", flush=True)
+            subprocess.run([sys.executable, __file__, "--run-xmc", str(work), str(out), "local", "1", str(seed)],
+                           check=True)
+            runs[f"xmc-seed{seed}"] = json.load(open(out / f"xmc-seed{seed}.json"))
+            if py:
+                with open(out / f"pecos-seed{seed}.log", "w") as log:
+                    subprocess.run([str(py), str(common.HERE / "peers_runner.py"), "pecos", str(work), str(out),
+                                    str(seed)], check=True, stdout=log, stderr=subprocess.STDOUT)
+                for ext in ("json", "npz"):  # the peers' runner tags other seeds "_sN"
+                    (out / f"pecos_s{seed}.{ext}").replace(out / f"pecos-seed{seed}.{ext}")
+                runs[f"pecos-seed{seed}"] = json.load(open(out / f"pecos-seed{seed}.json"))
     for key, r in runs.items():
         r.update(precision(work, sp.load_npz(out / f"{key}.npz")))
     synth = work / "synth.json"
@@ -190,10 +214,18 @@ def report(results: dict, args) -> str:
     for size in sizes:
         runs = results[size]["runs"]
         x, p = runs["xmc"], runs.get("pecos")
+        spread = seed_spread(runs)
+        if spread:
+            lines += ["", f"Seeds at {size} (tree and solver seeds 0-{len(spread['xmc']) - 1}), P@5: " + "; ".join(
+                f"{system} {', '.join(f'{v:.2f}' for v in vals)} (mean {np.mean(vals):.2f})"
+                for system, vals in spread.items())]
         if p:
+            x_p5, p_p5, over = x["P@5"], p["P@5"], ""
+            if spread and len(spread.get("pecos", [])) == len(spread["xmc"]):
+                x_p5, p_p5, over = np.mean(spread["xmc"]), np.mean(spread["pecos"]), " (means over seeds)"
             checks += [(f"{size}: training <= 0.7x PECOS", x["train_s"] <= 0.7 * p["train_s"]),
                        (f"{size}: peak RSS <= 1.0x PECOS", x["peak_rss_mb"] <= p["peak_rss_mb"]),
-                       (f"{size}: P@5 >= PECOS - 0.3", x["P@5"] >= p["P@5"] - 0.3),
+                       (f"{size}: P@5 >= PECOS - 0.3{over}", x_p5 >= p_p5 - 0.3),
                        (f"{size}: batch prediction <= 0.8x PECOS",
                         x["batch_ms_per_doc"] <= 0.8 * p["batch_ms_per_doc"])]
         for key in ("xmc-ray1", "xmc-ray2"):
@@ -229,11 +261,13 @@ def main() -> None:
                         help="rewrite scale.md from .work/scale/results.json, under the command that measured it")
     parser.add_argument("--keep", action="store_true",
                         help="keep the sizes of .work/scale/results.json that this run does not measure")
-    parser.add_argument("--run-xmc", nargs=4, metavar=("WORK", "OUT", "BACKEND", "WORKERS"), help=argparse.SUPPRESS)
+    parser.add_argument("--seed-size", default="10k", help="size at which both systems also train with other seeds")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds at --seed-size (1: only seed 0)")
+    parser.add_argument("--run-xmc", nargs="+", metavar="WORK OUT BACKEND WORKERS [SEED]", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_xmc:
-        work, out, backend, workers = args.run_xmc
-        return run_xmc(Path(work), Path(out), backend, int(workers))
+        work, out, backend, workers, *seed = args.run_xmc
+        return run_xmc(Path(work), Path(out), backend, int(workers), int(seed[0]) if seed else 0)
     if args.report_only:
         results = json.loads((WORK / "results.json").read_text())
         args.sizes = ",".join(results)

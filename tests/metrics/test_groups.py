@@ -8,7 +8,15 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics import f1_score, precision_score, recall_score
 
-from xmc.metrics.groups import decile_metrics, f1_scores, group_metrics, kept_labels, label_groups, rank_metrics
+from xmc.metrics.groups import (
+    decile_metrics,
+    f1_scores,
+    group_metrics,
+    kept_labels,
+    label_groups,
+    per_label_f1,
+    rank_metrics,
+)
 
 
 def _random(seed, n=60, L=40):
@@ -97,3 +105,107 @@ def test_deciles_partition_the_labels_and_count_by_hand():
     assert sum(r["true"] for r in rows) == 20 and sum(r["predicted"] for r in rows) == 40
     assert all(r["recall"] == 100.0 and r["precision"] == 50.0 for r in rows)
     assert rows[0]["min_freq"] == 0 and rows[-1]["max_freq"] == 19
+
+
+def test_label_groups_draw_their_bounds_where_the_papers_do():
+    groups = label_groups(np.array([0, 1, 50, 51, 200]), 7)  # two labels past the vocabulary
+    assert groups["frequent"].tolist() == [3, 4]
+    assert groups["few"].tolist() == [1, 2]
+    assert groups["zero"].tolist() == [0, 5, 6]
+
+
+def test_a_group_without_documents_has_counts_but_no_metrics():
+    truth = sp.csr_matrix(np.array([[1, 0, 0], [0, 1, 0]], np.float32))
+    scores = sp.csr_matrix(np.array([[0.9, 0.2], [0.1, 0.8]], np.float32))  # fewer columns than labels
+    out = group_metrics(truth, scores, np.array([100, 100, 3]), ks=(1,))
+    assert out["few"] == {"n_labels": 1, "n_docs": 0}
+    assert out["frequent"]["P@1"] == pytest.approx(100.0) and out["frequent"]["n_docs"] == 2
+    assert out["zero"] == {"n_labels": 0, "n_docs": 0}
+
+
+def _counts(truth, pred):
+    t, p = truth > 0, pred > 0
+    return (t & p).sum(0), p.sum(0), t.sum(0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_f1_counts_memberships_whatever_the_stored_values(seed):
+    """Truth given as counts and predictions as raw scores: both are 0/1 memberships; predictions
+    with fewer columns than the truth are padded with empty columns."""
+    truth, scores = _random(seed)
+    counts = truth * np.random.default_rng(seed).integers(1, 4, truth.shape)
+    pred = np.where(scores > 0.85, scores, 0.0)[:, :-5]
+    ours = f1_scores(sp.csr_matrix(counts), sp.csr_matrix(pred))
+    padded = np.hstack([pred > 0, np.zeros((pred.shape[0], 5), bool)])
+    tp, n_pred, n_true = _counts(truth, padded)
+    p, r = tp.sum() / n_pred.sum(), tp.sum() / n_true.sum()
+    assert ours["micro-P"] == pytest.approx(100 * p) and ours["micro-R"] == pytest.approx(100 * r)
+    assert ours["micro-F1"] == pytest.approx(100 * 2 * p * r / (p + r))
+    present = (n_pred > 0) | (n_true > 0)
+    lp = np.where(n_pred > 0, tp / np.maximum(n_pred, 1), 0.0)[present]
+    lr = np.where(n_true > 0, tp / np.maximum(n_true, 1), 0.0)[present]
+    lf = np.where(lp + lr > 0, 2 * lp * lr / np.maximum(lp + lr, 1e-12), 0.0)
+    assert ours["macro-P"] == pytest.approx(100 * lp.mean())
+    assert ours["macro-R"] == pytest.approx(100 * lr.mean())
+    assert ours["macro-F1"] == pytest.approx(100 * lf.mean())
+    np.testing.assert_allclose(per_label_f1(sp.csr_matrix(counts), sp.csr_matrix(padded.astype(np.float32))),
+                               f1_score(truth, padded, average=None, zero_division=0))
+
+
+def test_f1_of_nothing_is_zero_not_nan():
+    empty = sp.csr_matrix((3, 4), dtype=np.float32)
+    assert f1_scores(empty, empty) == dict.fromkeys(
+        ("micro-P", "micro-R", "micro-F1", "macro-P", "macro-R", "macro-F1"), 0.0)
+    truth = sp.csr_matrix(np.eye(3, 4, dtype=np.float32))
+    out = f1_scores(truth, empty)  # nothing predicted: precision 0 by convention, recall 0
+    assert out["micro-P"] == 0.0 and out["micro-R"] == 0.0 and out["macro-F1"] == 0.0
+    np.testing.assert_array_equal(per_label_f1(truth, empty), np.zeros(4))
+
+
+def test_kept_labels_keep_scores_at_the_threshold_and_the_top_k():
+    scores = sp.csr_matrix(np.array([[0.5, 0.2, 0.9, 0.0], [0.1, 0.3, 0.4, 0.35]], np.float32))
+    assert kept_labels(scores, threshold=0.4).toarray().tolist() == [[1, 0, 1, 0], [0, 0, 1, 0]]
+    assert kept_labels(scores, top_k=2).toarray().tolist() == [[1, 0, 1, 0], [0, 0, 1, 1]]
+    assert kept_labels(scores, threshold=0.38, top_k=2).toarray().tolist() == [[1, 0, 1, 0], [0, 0, 1, 0]]
+    kept = kept_labels(scores, threshold=0.4)
+    assert kept.dtype == np.float64 and kept.nnz == 3  # below-threshold entries are dropped, not stored as 0
+    assert scores.toarray()[0, 0] == np.float32(0.5)  # the input is left as it was
+
+
+def _deciles_by_loops(truth, scores, freq, k):
+    n_labels = truth.shape[1]
+    freq = np.concatenate([freq, np.zeros(n_labels - freq.size, int)])
+    decile = np.empty(n_labels, int)
+    decile[np.argsort(freq, kind="stable")] = np.arange(n_labels) * 10 // n_labels
+    pred, hit, true = np.zeros(10), np.zeros(10), np.zeros(10)
+    for t, s in zip(truth, scores, strict=True):
+        for j in np.argsort(-s, kind="stable")[:k]:
+            if s[j] > 0:
+                pred[decile[j]] += 1
+                hit[decile[j]] += t[j] > 0
+        for j in np.flatnonzero(t):
+            true[decile[j]] += 1
+    return decile, freq, pred, hit, true
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_deciles_match_a_loop_by_loop_count(seed):
+    truth, scores = _random(seed, n=50, L=37)
+    scores[scores < 0.3] = 0  # labels without a score are never predicted
+    freq = np.random.default_rng(seed).integers(0, 30, size=33)  # 4 labels unseen in training
+    rows = decile_metrics(sp.csr_matrix(truth), sp.csr_matrix(scores), freq, k=4)
+    decile, full, pred, hit, true = _deciles_by_loops(truth, scores, freq, 4)
+    for d, row in enumerate(rows):
+        assert row["decile"] == d + 1
+        assert (row["predicted"], row["true"]) == (pred[d], true[d])
+        assert row["precision"] == pytest.approx(100 * hit[d] / pred[d] if pred[d] else 0.0)
+        assert row["recall"] == pytest.approx(100 * hit[d] / true[d] if true[d] else 0.0)
+        assert (row["min_freq"], row["max_freq"]) == (full[decile == d].min(), full[decile == d].max())
+
+
+def test_deciles_of_fewer_than_ten_labels_leave_groups_empty():
+    truth = sp.csr_matrix(np.eye(4, dtype=np.float32))
+    rows = decile_metrics(truth, truth, np.array([3, 1, 2, 0]), k=1)
+    assert [r["true"] for r in rows] == [1, 0, 1, 0, 0, 1, 0, 1, 0, 0]
+    assert rows[1] == {"decile": 2, "min_freq": 0, "max_freq": 0, "precision": 0.0, "recall": 0.0,
+                       "predicted": 0, "true": 0}

@@ -205,3 +205,30 @@ def test_the_serial_kernels_are_compiled_and_cached_apart_from_the_parallel_ones
                         "topk": (sparse_module._topk_rows, sparse_module._topk_rows_serial)}[pair]
     assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
     assert parallel._cache._cache_file._index_name != serial._cache._cache_file._index_name
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_scoring_one_parent_by_search_or_merge_finds_every_shared_feature(seed):
+    """Few query features against a long chunk take the lock-step binary search, many take the merge;
+    both must find exactly the shared features, the first and last of the chunk included."""
+    from xmc.search.beam import _score_parent
+
+    rng = np.random.default_rng(seed)
+    n_features, width = 5000, 3
+    feats = np.sort(rng.choice(n_features, size=rng.integers(1, 3000), replace=False)).astype(np.int32)
+    entry_ptr = np.arange(0, width * feats.size + 1, width, dtype=np.int64)  # every child at every feature
+    entry_child = np.tile(np.arange(width, dtype=np.int32), feats.size)
+    entry_val = rng.standard_normal(entry_child.size).astype(np.float32)
+    dense = np.zeros((n_features, width))
+    dense[feats] = entry_val.reshape(-1, width)
+    for nx in (3, 7, 40, 2500):
+        chosen = rng.choice(n_features, size=nx - 2, replace=False)
+        x_idx = np.unique(np.r_[chosen, feats[0], feats[-1]]).astype(np.int32)
+        x_val = rng.standard_normal(x_idx.size).astype(np.float32)
+        pad = 3  # the document sits inside a larger CSR
+        x_all = np.r_[np.zeros(pad, np.int32), x_idx]
+        v_all = np.r_[np.zeros(pad, np.float32), x_val]
+        acc = np.zeros(width)
+        _score_parent(x_all, v_all, pad, pad + x_idx.size, feats, 0, feats.size, entry_ptr, entry_child, entry_val,
+                      acc, np.empty(x_idx.size, np.int64))
+        np.testing.assert_allclose(acc, x_val @ dense[x_idx], rtol=1e-5, atol=1e-6)

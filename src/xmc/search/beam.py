@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from xmc._config import Config, Interval, Options, option
 from xmc.search.chunks import chunk_layout
 from xmc.search.postprocess import POST_PROCESSORS, code, combine
-from xmc.utils.sparse import SERIAL_BELOW, kernel_for, serial_version, topk_per_row  # noqa: F401  (SERIAL_BELOW: the threshold beam search uses)
+from xmc.utils.sparse import SERIAL_BELOW, kernel_for, serial_version, topk_arrays  # noqa: F401  (SERIAL_BELOW: the threshold beam search uses)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,33 +87,30 @@ class ChunkedLevel:
         return W
 
 
-@nb.njit(cache=True, inline="always")
-def _find(arr, lo, hi, value):
-    """Leftmost position in arr[lo:hi] with arr[pos] >= value."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if arr[mid] < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 @nb.njit(cache=True)
-def _score_parent(x_idx, x_val, xlo, xhi, feats, flo, fhi, entry_ptr, entry_child, entry_val, acc):
+def _score_parent(x_idx, x_val, xlo, xhi, feats, flo, fhi, entry_ptr, entry_child, entry_val, acc, where):
     nx = xhi - xlo
     nf = fhi - flo
     if nx == 0 or nf == 0:
         return
     if nx * (np.log2(nf) + 1.0) < nx + nf:  # few query features: binary search each
-        pos = flo
-        for k in range(xlo, xhi):
-            pos = _find(feats, pos, fhi, x_idx[k])
-            if pos == fhi:
-                break
-            if feats[pos] == x_idx[k]:
+        # all of the document's searches advance together, one probe each per round and without
+        # branches: a chunk is often larger than the cache, and independent probes wait for memory
+        # side by side where one search at a time would wait for each of its probes in turn
+        for k in range(nx):
+            where[k] = flo
+        n = nf
+        while n > 1:
+            half = n >> 1
+            for k in range(nx):
+                probe = where[k] + half
+                where[k] += half * (feats[probe] < x_idx[xlo + k])
+            n -= half
+        for k in range(nx):
+            pos = where[k] + (feats[where[k]] < x_idx[xlo + k])  # the first feature >= the query's
+            if pos < fhi and feats[pos] == x_idx[xlo + k]:
                 for e in range(entry_ptr[pos], entry_ptr[pos + 1]):
-                    acc[entry_child[e]] += x_val[k] * entry_val[e]
+                    acc[entry_child[e]] += x_val[xlo + k] * entry_val[e]
     else:  # comparable sizes: merge the two sorted lists
         k, pos = xlo, flo
         while k < xhi and pos < fhi:
@@ -183,13 +180,20 @@ def _score_level(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_ptr, ch
     out_idx = np.empty(out_ptr[-1], dtype=np.int32)
     out_val = np.empty(out_ptr[-1], dtype=np.float32)
     pair_ptr, pairs, docs, out_at = _pairs_by_parent(b_ptr, b_idx, child_ptr, out_ptr)
-    cuts = _balanced_cuts(pair_ptr, n_threads)
+    if n_threads == 1:
+        cuts = np.array([0, child_ptr.size - 1], dtype=np.int64)
+    else:
+        cuts = _balanced_cuts(pair_ptr, n_threads)
     max_width = 0
     for p in range(child_ptr.size - 1):
         max_width = max(max_width, child_ptr[p + 1] - child_ptr[p])
     mean_nx = x_idx.size / max(n, 1)
+    max_nx = 0
+    for i in range(n):
+        max_nx = max(max_nx, x_ptr[i + 1] - x_ptr[i])
     for t in nb.prange(n_threads):
         acc = np.zeros(max_width)
+        where = np.empty(max_nx, dtype=np.int64)  # search positions of one document's features
         lookup = np.empty(0, dtype=np.int32)  # feature -> chunk row of the current parent, made on first use
         for p in range(cuts[t], cuts[t + 1]):
             m = pair_ptr[p + 1] - pair_ptr[p]
@@ -214,7 +218,7 @@ def _score_level(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_ptr, ch
                                     acc)
                 else:
                     _score_parent(x_idx, x_val, x_ptr[i], x_ptr[i + 1], feats, flo, fhi, entry_ptr, entry_child,
-                                  entry_val, acc)
+                                  entry_val, acc, where)
                 o = out_at[r]
                 parent_score = b_val[pairs[r]]
                 for c in range(clo, chi):
@@ -235,25 +239,33 @@ _score_level_serial = serial_version(_score_level)  # for a handful of documents
 def score_level(X: sp.csr_matrix, beam: sp.csr_matrix, level: ChunkedLevel, n_nodes: int,
                 post_processor: str) -> sp.csr_matrix:
     """Scores of every child of every parent in ``beam`` (``(n_docs, n_parents)``), as CSR."""
-    kernel, n_threads = kernel_for(X.shape[0], _score_level, _score_level_serial)
-    ptr, idx, val = kernel(
-        X.indptr.astype(np.int64), X.indices, X.data, X.shape[1], beam.indptr.astype(np.int64), beam.indices,
-        beam.data, level.child_ptr, level.child_ids, level.feat_ptr, level.feats, level.entry_ptr,
-        level.entry_child, level.entry_val, level.bias, code(post_processor), n_threads,
-    )
+    ptr, idx, val = _level_arrays(_query(X), (beam.indptr.astype(np.int64), beam.indices, beam.data), level,
+                                  code(post_processor))
     out = sp.csr_matrix((val, idx, ptr), shape=(X.shape[0], n_nodes))
     out.has_sorted_indices = False
     return out
 
 
+def _query(X: sp.csr_matrix) -> tuple:
+    return X.indptr.astype(np.int64), X.indices, X.data, X.shape[1]
+
+
+def _level_arrays(query: tuple, beam: tuple, level: ChunkedLevel, pp: int) -> tuple:
+    kernel, n_threads = kernel_for(query[0].size - 1, _score_level, _score_level_serial)
+    return kernel(*query, *beam, level.child_ptr, level.child_ids, level.feat_ptr, level.feats, level.entry_ptr,
+                  level.entry_child, level.entry_val, level.bias, pp, n_threads)
+
+
 def beam_search(X: sp.csr_matrix, levels: list[ChunkedLevel], level_sizes: list[int], *, beam_size: int,
                 top_k: int, post_processor: str = "l3-hinge", stop_level: int | None = None) -> sp.csr_matrix:
     """Top-``top_k`` scores at the last level (or at ``stop_level``), keeping ``beam_size`` nodes
-    per document at every level above it."""
+    per document at every level above it. Levels pass raw arrays to each other: a SciPy matrix is
+    built once, at the end."""
     last = len(levels) - 1 if stop_level is None else stop_level
     n = X.shape[0]
-    beam = sp.csr_matrix((np.ones(n, np.float32), np.zeros(n, np.int32), np.arange(n + 1)), shape=(n, 1))
+    query, pp = _query(X), code(post_processor)
+    beam = np.arange(n + 1, dtype=np.int64), np.zeros(n, np.int32), np.ones(n, np.float32)
     for t in range(last + 1):
-        scores = score_level(X, beam, levels[t], level_sizes[t], post_processor)
-        beam = topk_per_row(scores, top_k if t == last else beam_size)
-    return beam
+        beam = topk_arrays(*_level_arrays(query, beam, levels[t], pp), top_k if t == last else beam_size)
+    ptr, idx, val = beam
+    return sp.csr_matrix((val, idx, ptr), shape=(n, level_sizes[last]))

@@ -100,7 +100,13 @@ def kernel_for(n_rows: int, parallel, serial):
 def topk_per_row(scores: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """Keep each row's ``k`` largest entries; rows come back sorted by descending score."""
     scores = sp.csr_matrix(scores, dtype=np.float32)
-    kernel, n_threads = kernel_for(scores.shape[0], _topk_rows, _topk_rows_serial)
-    ptr, idx, val = kernel(scores.indptr.astype(np.int64), scores.indices, scores.data, int(k), n_threads)
+    ptr, idx, val = topk_arrays(scores.indptr.astype(np.int64), scores.indices, scores.data, k)
     return sp.csr_matrix((val, idx, ptr), shape=scores.shape)
+
+
+def topk_arrays(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, k: int):
+    """:func:`topk_per_row` on the raw CSR arrays (int64 pointers, float32 values), without building
+    SciPy matrices: for a single document their construction costs more than the work."""
+    kernel, n_threads = kernel_for(indptr.size - 1, _topk_rows, _topk_rows_serial)
+    return kernel(indptr, indices, data, int(k), n_threads)
 
