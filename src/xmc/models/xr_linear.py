@@ -87,6 +87,7 @@ class XRLinear(XMCModel):
         if tree is None:
             embeddings = label_embeddings if label_embeddings is not None else pifa(X, Y)
             tree = LabelTree.build(embeddings, self.config.tree)
+            del embeddings, label_embeddings  # as large as X: not held while the rankers train
         if tree.n_labels != Y.shape[1]:
             raise ValueError(f"the label tree has {tree.n_labels} labels but Y has {Y.shape[1]}")
         self.fit_seconds_ = {"tree": time.perf_counter() - t0}
