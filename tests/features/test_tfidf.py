@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from xmc.features import TfidfConfig, TfidfFeaturizer
 
@@ -138,3 +139,18 @@ def test_a_featuriser_of_a_single_term_saves_and_loads(tmp_path):
 def test_max_df_drops_terms_in_most_documents():
     vocab = TfidfFeaturizer(TfidfConfig(min_df=1, max_df=0.4)).fit(TEXTS).vectorizer_.vocabulary_
     assert "the" not in vocab and "dog" in vocab  # 'the' is in 2 of the 4 texts, 'dog' in 1
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2", "none"])
+def test_feature_rows_are_normalised_as_scikit_learn_does(norm):
+    from sklearn.preprocessing import normalize
+
+    from xmc.features.normalize import normalize_rows
+
+    X = sp.random(30, 12, density=0.3, format="csr", dtype=np.float32, random_state=2)
+    X.data -= 0.4  # negative entries: the l1 norm sums absolute values
+    X = sp.vstack([X, sp.csr_matrix((1, 12), dtype=np.float32)]).tocsr()  # an empty row stays empty
+    out = normalize_rows(X, norm)
+    expected = X.toarray() if norm == "none" else normalize(X.toarray(), norm=norm)
+    assert out.dtype == np.float32 and out.shape == X.shape
+    np.testing.assert_allclose(out.toarray(), expected, rtol=1e-6, atol=1e-7)
