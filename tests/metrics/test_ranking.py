@@ -185,3 +185,21 @@ def test_arguments_are_checked_with_messages_that_name_both_shapes():
         precision_at_k(Y_TRUE, sp.csr_matrix((4, 5), dtype=np.float32), 1)
     with pytest.raises(InvalidInputError, match="inv_propensity has 3 entries but y_true has 4 labels"):
         psp_at_k(Y_TRUE, Y_SCORE, 1, W[:3])
+
+
+def test_a_report_of_documents_without_labels_is_zero_not_nan():
+    truth = sp.csr_matrix((3, 4), dtype=np.float32)
+    scores = sp.csr_matrix(np.array([[0.9, 0.1, 0.0, 0.0]] * 3, np.float32))
+    report = evaluate_scores(truth, scores, np.ones(4), ks=(1, 3), recall_k=3)
+    assert report == {"P@1": 0.0, "nDCG@1": 0.0, "PSP@1": 0.0, "PSnDCG@1": 0.0, "P@3": 0.0, "nDCG@3": 0.0,
+                      "PSP@3": 0.0, "PSnDCG@3": 0.0, "R@3": 0.0, "coverage@3": 0.0}
+
+
+def test_a_report_by_hand_counts_coverage_and_rounds_to_four_places():
+    truth = sp.csr_matrix(np.array([[1, 0, 1], [0, 1, 0], [1, 0, 0]], np.float32))
+    scores = sp.csr_matrix(np.array([[0.9, 0.8, 0.1], [0.7, 0.2, 0.0], [0.3, 0.0, 0.0]], np.float32))
+    report = evaluate_scores(truth, scores, np.ones(3), ks=(1,), recall_k=2)
+    # top-1 hits: doc 0 (label 0) and doc 2 (label 0), not doc 1: P@1 = 2/3; labels 0, 1, 2 are
+    # present and only label 0 is found in a top 1: coverage 1/3; R@2: 1/2, 1/1, 1/1 -> 5/6
+    assert report["P@1"] == round(200 / 3, 4) and report["coverage@1"] == round(100 / 3, 4)
+    assert report["R@2"] == round(500 / 6, 4)
