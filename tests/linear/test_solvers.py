@@ -147,3 +147,21 @@ def test_the_level_uses_its_configured_loss(loss):
     np.testing.assert_allclose(W.toarray(), expected, atol=1e-3)  # float32 level weights against float64
     other = solve_multi(X, masks, loss="squared_hinge", eps=1e-9, max_iter=100_000)
     assert np.abs(W.toarray() - other).max() > 0.05
+
+
+def test_the_default_iteration_cap_is_100_passes():
+    X, y = _problem(4)
+    masks = [y > 0, y <= 0]
+    capped = solve_multi(X, masks, eps=1e-12)  # far from converged: the cap decides where it stops
+    np.testing.assert_array_equal(capped, solve_multi(X, masks, eps=1e-12, max_iter=100))
+    assert np.abs(capped - solve_multi(X, masks, eps=1e-12, max_iter=101)).max() > 0
+
+
+def test_float64_features_train_as_their_float32_rounding():
+    """The solver reads features in float32 (the library's feature type), whatever it is given."""
+    X, y = _problem(5)
+    X64 = sp.csr_matrix(X, dtype=np.float64)
+    X64.data += 1e-9 * np.arange(X64.nnz)  # digits that float32 drops
+    rounded = sp.csr_matrix(X64, dtype=np.float32)
+    assert (rounded.astype(np.float64) != X64).nnz > 0
+    np.testing.assert_array_equal(solve_multi(X64, [y > 0]), solve_multi(rounded, [y > 0]))

@@ -209,3 +209,13 @@ def test_deciles_of_fewer_than_ten_labels_leave_groups_empty():
     assert [r["true"] for r in rows] == [1, 0, 1, 0, 0, 1, 0, 1, 0, 0]
     assert rows[1] == {"decile": 2, "min_freq": 0, "max_freq": 0, "precision": 0.0, "recall": 0.0,
                        "predicted": 0, "true": 0}
+
+
+def test_rank_metrics_keep_or_skip_documents_without_labels():
+    truth = sp.csr_matrix(np.array([[1, 0, 0], [0, 0, 0]], np.float32))
+    scores = sp.csr_matrix(np.array([[0.9, 0.5, 0.0], [0.2, 0.8, 0.1]], np.float32))
+    skipped = rank_metrics(truth, scores, ks=(1, 2))  # one document left: its own scores
+    assert skipped == {"P@1": 100.0, "RP@1": 100.0, "nDCG@1": 100.0, "R@1": 100.0,
+                       "P@2": 50.0, "RP@2": 100.0, "nDCG@2": 100.0, "R@2": 100.0}
+    kept = rank_metrics(truth, scores, ks=(1, 2), skip_empty=False)  # the empty document counts as 0
+    assert kept == {key: value / 2 for key, value in skipped.items()}

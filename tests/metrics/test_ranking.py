@@ -203,3 +203,11 @@ def test_a_report_by_hand_counts_coverage_and_rounds_to_four_places():
     # present and only label 0 is found in a top 1: coverage 1/3; R@2: 1/2, 1/1, 1/1 -> 5/6
     assert report["P@1"] == round(200 / 3, 4) and report["coverage@1"] == round(100 / 3, 4)
     assert report["R@2"] == round(500 / 6, 4)
+
+
+def test_ranked_labels_pad_short_rows_with_minus_one_and_break_ties_by_index():
+    from xmc.metrics.ranking import ranked_labels
+
+    ranked = ranked_labels(Y_SCORE, 3)
+    assert ranked.dtype == np.int64
+    assert ranked.tolist() == [[0, 1, 2], [1, -1, -1], [0, -1, -1], [-1, -1, -1]]
