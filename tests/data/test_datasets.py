@@ -279,7 +279,9 @@ def test_data_info_counts_by_hand(tmp_path):
     assert stats.freq_quantiles == {"q0": 1.0, "q25": 1.25, "q50": 1.5, "q75": 1.75, "q90": 1.9, "q99": 1.99,
                                     "q100": 2.0}
     text = format_stats(stats)
-    assert text.splitlines()[0] == "dataset Toy (text)"
+    assert text.splitlines()[:3] == [
+        "dataset Toy (text)", "",
+        "split        docs  labels used  labels/doc    tokens/doc   median  empty  no label"]
     assert "\ntrain           3            2        1.00           1.3        1      1         1\n" in text
     assert "labels in all splits: 3   in train: 2   never in train (zero-shot): 1" in text
     assert "head (>= 50 docs) 0   torso (10-49) 0   tail (<= 9) 2" in text
@@ -338,3 +340,14 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_data_info_draws_head_torso_and_tail_at_50_and_9_documents(tmp_path):
+    from xmc.data import write_text_split
+    from xmc.data.info import describe
+
+    counts = {"head": 50, "upper": 49, "lower": 10, "tail": 9}
+    labels = [[name for name, c in counts.items() if i < c] for i in range(50)]
+    write_text_split(tmp_path / "Bounds", "train", ["w"] * 50, labels)
+    stats = describe(resolve(tmp_path / "Bounds"))
+    assert (stats.head, stats.torso, stats.tail) == (1, 2, 1)
