@@ -332,6 +332,16 @@ def test_derive_takes_another_text_field_and_keeps_labels_and_names(tmp_path, ca
     assert "--overwrite" in capsys.readouterr().err
     assert main(["data", "derive", str(src), "--text-field", "nope", "--out", str(tmp_path / "X")]) == 2
     assert "no text field 'nope'" in capsys.readouterr().err and not (tmp_path / "X").exists()
+    (tmp_path / "Titles" / "train_texts.txt").write_text("stale\nstale\n")
+    assert main(["data", "derive", str(src), "--text-field", "title", "--out", str(tmp_path / "Titles"),
+                 "--overwrite"]) == 0  # a dataset folder is replaced whole
+    assert resolve(tmp_path / "Titles").load("train").texts == ["Title one", "Title two"]
+    (tmp_path / "Mine").mkdir()
+    (tmp_path / "Mine" / "notes.txt").write_text("keep")
+    capsys.readouterr()
+    assert main(["data", "derive", str(src), "--text-field", "title", "--out", str(tmp_path / "Mine"),
+                 "--overwrite"]) == 2  # not a dataset: never replaced, even with --overwrite
+    assert (tmp_path / "Mine" / "notes.txt").read_text() == "keep"
 
 
 def _umask() -> int:
