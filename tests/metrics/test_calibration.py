@@ -66,6 +66,8 @@ def test_a_saved_calibration_loads_back_and_a_broken_one_is_refused(tmp_path):
     loaded = ScoreCalibration.load(tmp_path / "c.npz")
     np.testing.assert_array_equal(loaded.x, calibration.x)
     np.testing.assert_array_equal(loaded.y, calibration.y)
+    ScoreCalibration(np.array([0.5]), np.array([1.0])).save(tmp_path / "one.npz")  # a constant map, y at 1
+    assert ScoreCalibration.load(tmp_path / "one.npz")(np.array([0.0, 9.0])).tolist() == [1.0, 1.0]
     for x, y in (([1.0, 0.0], [0.1, 0.9]), ([0.0, 1.0], [0.9, 0.1]), ([0.0, 1.0], [-0.1, 0.5]),
                  ([0.0, 1.0], [0.5, 1.5]), ([], []), ([0.0], [0.1, 0.2])):
         ScoreCalibration(np.array(x), np.array(y)).save(tmp_path / "bad.npz")
