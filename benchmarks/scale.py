@@ -60,6 +60,10 @@ def prepare(size: str, test_docs: int) -> Path:
     return work
 
 
+def xmc_run_name(backend: str, workers: int, seed: int) -> str:
+    return ("xmc" if backend == "local" else f"xmc-ray{workers}") + (f"-seed{seed}" if seed else "")
+
+
 def run_xmc(work: Path, out: Path, backend: str, workers: int, seed: int) -> None:
     """Child process: train, save, reload (memory-mapped) and time xmc's XR-Linear."""
     import tempfile
@@ -68,7 +72,7 @@ def run_xmc(work: Path, out: Path, backend: str, workers: int, seed: int) -> Non
     from xmc.models.xr_linear import XRLinear, XRLinearConfig
 
     X, Y, Xt = (sp.load_npz(work / f).tocsr() for f in ("X.trn.npz", "Y.trn.npz", "X.dev.npz"))
-    name = ("xmc" if backend == "local" else f"xmc-ray{workers}") + (f"-seed{seed}" if seed else "")
+    name = xmc_run_name(backend, workers, seed)
     config = XRLinearConfig()
     config = replace(config, tree=replace(config.tree, seed=seed), ranker=replace(config.ranker, seed=seed))
     t0 = time.perf_counter()
@@ -121,39 +125,45 @@ def loglog_slope(xs, ys) -> float:
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0]) if len(xs) > 1 else math.nan
 
 
+def xmc_child(work: Path, out: Path, backend: str, workers: int, seed: int) -> dict:
+    """xmc's run in a process of its own (its peak RSS is its own); its name in the results."""
+    subprocess.run([sys.executable, __file__, "--run-xmc", str(work), str(out), backend, str(workers), str(seed)],
+                   check=True)
+    name = xmc_run_name(backend, workers, seed)
+    return {name: json.load(open(out / f"{name}.json"))}
+
+
+def pecos_child(py, work: Path, out: Path, seed: int) -> dict:
+    """PECOS's run in the peers' venv; the runner tags other seeds "_sN", renamed here "-seedN"."""
+    name = "pecos" + (f"-seed{seed}" if seed else "")
+    with open(out / f"{name}.log", "w") as log:
+        subprocess.run([str(py), str(common.HERE / "peers_runner.py"), "pecos", str(work), str(out), str(seed)],
+                       check=True, stdout=log, stderr=subprocess.STDOUT)
+    if seed:
+        for ext in ("json", "npz"):
+            (out / f"pecos_s{seed}.{ext}").replace(out / f"{name}.{ext}")
+    return {name: json.load(open(out / f"{name}.json"))}
+
+
 def run_size(size: str, args, py) -> dict:
     work = prepare(size, args.test_docs)
     out = work / "out"
     out.mkdir(exist_ok=True)
-    runs = {}
     print(f"{size}: xmc ...", flush=True)
-    subprocess.run([sys.executable, __file__, "--run-xmc", str(work), str(out), "local", "1", "0"], check=True)
-    runs["xmc"] = json.load(open(out / "xmc.json"))
+    runs = xmc_child(work, out, "local", 1, 0)
     if py:
         print(f"{size}: PECOS ...", flush=True)
-        with open(out / "pecos.log", "w") as log:
-            subprocess.run([str(py), str(common.HERE / "peers_runner.py"), "pecos", str(work), str(out), "0"],
-                           check=True, stdout=log, stderr=subprocess.STDOUT)
-        runs["pecos"] = json.load(open(out / "pecos.json"))
+        runs |= pecos_child(py, work, out, 0)
     if size == args.ray_size:
         for workers in (1, 2):
             print(f"{size}: xmc on Ray with {workers} worker(s) ...", flush=True)
-            subprocess.run([sys.executable, __file__, "--run-xmc", str(work), str(out), "ray", str(workers), "0"],
-                           check=True)
-            runs[f"xmc-ray{workers}"] = json.load(open(out / f"xmc-ray{workers}.json"))
+            runs |= xmc_child(work, out, "ray", workers, 0)
     if size == args.seed_size:  # the spread of P@k over seeds, for both systems: what a gap must exceed
         for seed in range(1, args.seeds):
             print(f"{size}: seed {seed} ...", flush=True)
-            subprocess.run([sys.executable, __file__, "--run-xmc", str(work), str(out), "local", "1", str(seed)],
-                           check=True)
-            runs[f"xmc-seed{seed}"] = json.load(open(out / f"xmc-seed{seed}.json"))
+            runs |= xmc_child(work, out, "local", 1, seed)
             if py:
-                with open(out / f"pecos-seed{seed}.log", "w") as log:
-                    subprocess.run([str(py), str(common.HERE / "peers_runner.py"), "pecos", str(work), str(out),
-                                    str(seed)], check=True, stdout=log, stderr=subprocess.STDOUT)
-                for ext in ("json", "npz"):  # the peers' runner tags other seeds "_sN"
-                    (out / f"pecos_s{seed}.{ext}").replace(out / f"pecos-seed{seed}.{ext}")
-                runs[f"pecos-seed{seed}"] = json.load(open(out / f"pecos-seed{seed}.json"))
+                runs |= pecos_child(py, work, out, seed)
     for key, r in runs.items():
         r.update(precision(work, sp.load_npz(out / f"{key}.npz")))
     synth = work / "synth.json"
@@ -271,11 +281,12 @@ def main() -> None:
                         help="keep the sizes of .work/scale/results.json that this run does not measure")
     parser.add_argument("--seed-size", default="10k", help="size at which both systems also train with other seeds")
     parser.add_argument("--seeds", type=int, default=3, help="seeds at --seed-size (1: only seed 0)")
-    parser.add_argument("--run-xmc", nargs="+", metavar="WORK OUT BACKEND WORKERS [SEED]", help=argparse.SUPPRESS)
+    parser.add_argument("--run-xmc", nargs=5, metavar=("WORK", "OUT", "BACKEND", "WORKERS", "SEED"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_xmc:
-        work, out, backend, workers, *seed = args.run_xmc
-        return run_xmc(Path(work), Path(out), backend, int(workers), int(seed[0]) if seed else 0)
+        work, out, backend, workers, seed = args.run_xmc
+        return run_xmc(Path(work), Path(out), backend, int(workers), int(seed))
     if args.report_only:
         results = json.loads((WORK / "results.json").read_text())
         args.sizes = ",".join(results)

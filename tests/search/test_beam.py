@@ -11,6 +11,7 @@ from xmc.models.xr_linear import XRLinear, XRLinearConfig
 from xmc.search import combine_dense
 from xmc.search.beam import BeamConfig, ChunkedLevel
 from xmc.tree import TreeConfig
+from xmc.utils.sparse import SERIAL_BELOW
 
 
 def exhaustive(model: XRLinear, X: sp.csr_matrix, post_processor: str) -> np.ndarray:
@@ -145,10 +146,8 @@ def test_chunks_list_each_feature_once_per_parent_in_order():
 @pytest.mark.parametrize("post_processor", ["l3-hinge", "noop"])
 def test_one_document_at_a_time_scores_as_the_batch_does(fitted, post_processor):
     """A batch reads busy parents through a lookup table, one document by search: same scores."""
-    from xmc.search import beam as beam_module
-
     model, X = fitted
-    n = beam_module.SERIAL_BELOW + 40  # a parallel batch, and many documents per parent
+    n = SERIAL_BELOW + 40  # a parallel batch, and many documents per parent
     batch = model.predict(X[:n], top_k=8, beam_size=3, post_processor=post_processor)
     one_by_one = sp.vstack([model.predict(X[i:i + 1], top_k=8, beam_size=3, post_processor=post_processor)
                             for i in range(n)]).tocsr()
@@ -180,17 +179,15 @@ def test_an_unknown_post_processor_lists_the_choices():
 def test_a_few_documents_score_on_the_calling_thread_as_a_batch_does(fitted):
     """Below SERIAL_BELOW documents the kernels run without threads; every row must equal its row in
     a batch large enough for the threaded kernels."""
-    from xmc.search import beam as beam_module
-
     model, X = fitted
-    assert X.shape[0] >= beam_module.SERIAL_BELOW
+    assert X.shape[0] >= SERIAL_BELOW
     batch = model.predict(X, top_k=5, beam_size=3)
     for i in (0, 7, 150):
         single = model.predict(X[i], top_k=5, beam_size=3)
         assert single.indices.tolist() == batch[i].indices.tolist()
         np.testing.assert_array_equal(single.data, batch[i].data)
-    few = model.predict(X[:beam_module.SERIAL_BELOW - 1], top_k=5, beam_size=3)
-    assert (few != batch[:beam_module.SERIAL_BELOW - 1]).nnz == 0
+    few = model.predict(X[:SERIAL_BELOW - 1], top_k=5, beam_size=3)
+    assert (few != batch[:SERIAL_BELOW - 1]).nnz == 0
 
 
 @pytest.mark.parametrize("pair", ["beam", "topk"])

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from xmc._config import Config, Interval, Options, option
 from xmc.search.chunks import chunk_layout
 from xmc.search.postprocess import POST_PROCESSORS, code, combine
-from xmc.utils.sparse import SERIAL_BELOW, kernel_for, serial_version, topk_arrays  # noqa: F401  (SERIAL_BELOW: the threshold beam search uses)
+from xmc.utils.sparse import kernel_for, serial_version, topk_arrays
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,11 +152,11 @@ def _pairs_by_parent(b_ptr, b_idx, child_ptr, out_ptr):
 @nb.njit(cache=True)
 def _balanced_cuts(pair_ptr, n_parts):
     """Parent ranges of about equal numbers of pairs, one per thread."""
-    cuts = np.searchsorted(pair_ptr, np.linspace(0, pair_ptr[-1], n_parts + 1)[1:-1])
-    out = np.empty(n_parts + 1, dtype=np.int64)
-    out[0], out[n_parts] = 0, pair_ptr.size - 1
-    out[1:n_parts] = cuts
-    return out
+    cuts = np.empty(n_parts + 1, dtype=np.int64)
+    cuts[0], cuts[n_parts] = 0, pair_ptr.size - 1
+    for t in range(1, n_parts):
+        cuts[t] = np.searchsorted(pair_ptr, t * pair_ptr[-1] // n_parts)
+    return cuts
 
 
 @nb.njit(cache=True)
@@ -180,10 +180,7 @@ def _score_level(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_ptr, ch
     out_idx = np.empty(out_ptr[-1], dtype=np.int32)
     out_val = np.empty(out_ptr[-1], dtype=np.float32)
     pair_ptr, pairs, docs, out_at = _pairs_by_parent(b_ptr, b_idx, child_ptr, out_ptr)
-    if n_threads == 1:
-        cuts = np.array([0, child_ptr.size - 1], dtype=np.int64)
-    else:
-        cuts = _balanced_cuts(pair_ptr, n_threads)
+    cuts = _balanced_cuts(pair_ptr, n_threads)
     max_width = 0
     for p in range(child_ptr.size - 1):
         max_width = max(max_width, child_ptr[p + 1] - child_ptr[p])
