@@ -9,7 +9,7 @@ from tests.conftest import random_problem
 
 from xmc.models.xr_linear import XRLinear, XRLinearConfig
 from xmc.search import combine_dense
-from xmc.search.beam import BeamConfig, ChunkedLevel
+from xmc.search.beam import BeamConfig, ChunkedLevel, score_level
 from xmc.tree import TreeConfig
 from xmc.utils.sparse import SERIAL_BELOW
 
@@ -57,6 +57,31 @@ def test_noop_scores_are_raw_margins(fitted):
         np.testing.assert_allclose(np.sort(beam[i].data)[::-1], np.sort(full[i])[::-1][:5], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("n_docs", [3, SERIAL_BELOW + 5])  # the serial and the threaded kernel
+def test_one_level_scores_exactly_the_children_of_the_parents_in_the_beam(n_docs):
+    """``score_level`` on its own, against dense margins: a document's row holds exactly the children
+    of its beam's parents, each scored from its parent's beam score."""
+    rng = np.random.default_rng(n_docs)
+    n_features, n_nodes, n_parents = 40, 24, 6
+    W = sp.random(n_features + 1, n_nodes, density=0.3, format="csc", dtype=np.float32, random_state=rng)
+    parent_of = rng.permutation(np.arange(n_nodes) % n_parents)  # children not in node-id order
+    C = sp.csr_matrix((np.ones(n_nodes, np.float32), (np.arange(n_nodes), parent_of)), shape=(n_nodes, n_parents))
+    X = sp.random(n_docs, n_features, density=0.3, format="csr", dtype=np.float32, random_state=rng)
+    beam = sp.random(n_docs, n_parents, density=0.4, format="csr", dtype=np.float32, random_state=rng)
+    beam.data = rng.uniform(0.2, 1.0, beam.nnz).astype(np.float32)
+    out = score_level(X, beam, ChunkedLevel.build(W, C, bias_value=1.5), n_nodes, "sigmoid")
+    assert out.shape == (n_docs, n_nodes)
+    Xb = sp.hstack([X, np.full((n_docs, 1), 1.5, np.float32)]).tocsr()
+    expected = combine_dense((Xb @ W).toarray(), beam.toarray()[:, parent_of], "sigmoid")
+    for i in range(n_docs):
+        children = np.flatnonzero(np.isin(parent_of, beam[i].indices))
+        row = out[i]
+        np.testing.assert_array_equal(np.sort(row.indices), children)
+        np.testing.assert_allclose(row.toarray().ravel()[children], expected[i, children], rtol=1e-5)
+    out.sort_indices()  # rows come grouped by parent, so the matrix must not claim sorted indices
+    assert all(np.all(np.diff(out[i].indices) > 0) for i in range(n_docs))
+
+
 def test_narrow_beam_returns_top_k_per_row_sorted_subset(fitted):
     model, X = fitted
     out = model.predict(X, top_k=3, beam_size=1)
@@ -100,6 +125,36 @@ def test_chunked_level_holds_exactly_the_weights(seed):
     np.testing.assert_array_equal(_rebuilt_from_chunks(level, n_features), expected[:n_features])
     np.testing.assert_array_equal(level.bias, 2.0 * expected[n_features])
     assert level.entry_child.dtype == level.feats.dtype == np.int32
+
+
+def _edge_weights(case: str) -> sp.csc_matrix:
+    """(5 features + bias row, 4 nodes) weights with the column patterns that trip bias detection."""
+    W = np.zeros((6, 4))
+    if case == "bias-only first node, empty node after a bias":
+        W[5, 0] = 0.5                          # node 0: a bias and nothing else
+        W[[1, 5], 1] = [1.0, -2.0]             # node 1 ends on its bias; node 2 is empty
+        W[[0, 3], 3] = [3.0, 4.0]              # node 3: features only, none in the last feature row
+    elif case == "one bias weight":
+        W[5, 2] = 1.5
+    elif case == "float64 features only":
+        W[[0, 2], [1, 3]] = [0.1, 0.2]
+    return sp.csc_matrix(W) if case.startswith("float64") else sp.csc_matrix(W, dtype=np.float32)
+
+
+@pytest.mark.parametrize("case", ["bias-only first node, empty node after a bias", "one bias weight",
+                                  "all zero", "float64 features only"])
+def test_a_level_holds_exactly_its_weights_whatever_their_pattern(case):
+    W = _edge_weights(case)
+    C = sp.csr_matrix(np.array([[1, 0], [0, 1], [1, 0], [0, 1]], np.float32))
+    level = ChunkedLevel.build(W, C, bias_value=2.0)
+    expected = W.toarray().astype(np.float32)
+    np.testing.assert_array_equal(_rebuilt_from_chunks(level, 5), expected[:5, level.child_ids])
+    np.testing.assert_array_equal(level.bias, 2.0 * expected[5, level.child_ids])
+    back = level.to_weights()
+    assert back.shape == W.shape and back.dtype == np.float32  # empty last rows and nodes included
+    np.testing.assert_array_equal(back.toarray(), expected)
+    assert level.entry_val.dtype == level.bias.dtype == level.bias_row.dtype == np.float32
+    assert level.entry_ptr.dtype == level.feat_ptr.dtype == np.int64
 
 
 def test_the_beam_keeps_exactly_beam_size_nodes_per_level():
@@ -188,6 +243,20 @@ def test_a_few_documents_score_on_the_calling_thread_as_a_batch_does(fitted):
         np.testing.assert_array_equal(single.data, batch[i].data)
     few = model.predict(X[:SERIAL_BELOW - 1], top_k=5, beam_size=3)
     assert (few != batch[:SERIAL_BELOW - 1]).nnz == 0
+
+
+def test_the_kernel_is_chosen_by_the_number_of_documents(fitted, monkeypatch):
+    from xmc.search import beam as beam_module
+
+    asked = []
+    real = beam_module.kernel_for
+    monkeypatch.setattr(beam_module, "kernel_for",
+                        lambda n_rows, *kernels: asked.append(n_rows) or real(n_rows, *kernels))
+    model, X = fitted
+    for n_docs in (1, SERIAL_BELOW - 1, SERIAL_BELOW):
+        asked.clear()
+        model.predict(X[:n_docs], top_k=5, beam_size=3)
+        assert asked and set(asked) == {n_docs}
 
 
 @pytest.mark.parametrize("pair", ["beam", "topk"])

@@ -9,6 +9,8 @@ Ray is an optional extra (``pip install 'xmc[ray]'``) and is imported only here,
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -66,13 +68,20 @@ def _predict_shard(model, X, kwargs):
     return model.predict(X, **kwargs)
 
 
+def row_ranges(n_rows: int, n_parts: int) -> list[tuple[int, int]]:
+    """``n_parts`` consecutive row ranges of about equal size that cover ``0..n_rows`` (empty ones
+    left out)."""
+    cuts = np.linspace(0, n_rows, n_parts + 1).astype(np.int64)
+    return [(int(lo), int(hi)) for lo, hi in itertools.pairwise(cuts) if hi > lo]
+
+
 def predict_ray(model, X: sp.csr_matrix, n_workers: int, address: str | None = None, **kwargs) -> sp.csr_matrix:
     """``model.predict(X)`` with the rows cut into ``n_workers`` Ray tasks (the model goes through the
     object store once)."""
+    if X.shape[0] == 0:
+        return model.predict(X, **kwargs)
     ray = ray_module(address)
     task = ray.remote(_predict_shard)
     model_ref = ray.put(model)
-    bounds = np.linspace(0, X.shape[0], n_workers + 1).astype(np.int64)
-    parts = ray.get([task.remote(model_ref, X[lo:hi], kwargs) for lo, hi in zip(bounds[:-1], bounds[1:],
-                                                                                strict=True) if hi > lo])
-    return sp.vstack(parts, format="csr") if parts else model.predict(X, **kwargs)
+    parts = ray.get([task.remote(model_ref, X[lo:hi], kwargs) for lo, hi in row_ranges(X.shape[0], n_workers)])
+    return sp.vstack(parts, format="csr")
