@@ -8,9 +8,11 @@ import scipy.sparse as sp
 from sklearn.isotonic import IsotonicRegression
 
 from xmc.exceptions import ModelFormatError
+from xmc.utils.io import save_arrays
 from xmc.metrics.calibration import (
     ScoreCalibration,
     expected_calibration_error,
+    _two_folds,
     fit_calibration,
     prediction_hits,
 )
@@ -45,6 +47,35 @@ def test_ece_by_hand():
     assert expected_calibration_error(prob, hit, n_bins=1) == pytest.approx(abs(3 - 3.14) / 5)
 
 
+def test_ece_keeps_a_probability_of_one_in_the_last_bin_and_counts_every_bin():
+    # 0.95 and 1.0 share the last bin: |1 - 1.95| / 2 (apart they would give (0.05 + 1) / 2)
+    assert expected_calibration_error(np.array([0.95, 1.0]), np.array([1.0, 0.0])) == pytest.approx(0.475)
+    # no probability reaches the upper bins: |0 - 0.1| and |1 - 0.3| over 2
+    assert expected_calibration_error(np.array([0.1, 0.3]), np.array([0.0, 1.0])) == pytest.approx(0.4)
+
+
+def test_the_two_folds_are_halves_fixed_by_the_seed():
+    for n_docs in range(1, 8):
+        assert _two_folds(n_docs, 0).sum() == n_docs // 2
+    np.testing.assert_array_equal(_two_folds(10, 3), _two_folds(10, 3))
+    assert len({tuple(_two_folds(10, seed)) for seed in range(5)}) > 1
+
+
+def test_the_reported_eces_by_hand():
+    """Two documents, each calibrated by the other's pairs (raw, hit): doc 0 (0.9, 1), (0.2, 0),
+    (0.07, 0) fits 0 up to 0.2 and rises linearly to 1 at 0.9; doc 1 (0.5, 1), (0.8, 0), (0.3, 0)
+    fits 0 at 0.3 and 0.5 from 0.5 on. Calibrated: doc 0 -> 0.5, 0, 0; doc 1 -> 3/7, 6/7, 1/7."""
+    scores = sp.csr_matrix(np.array([[0.9, 0.2, 0.07, 0, 0, 0], [0, 0, 0, 0.5, 0.8, 0.3]]))
+    truth = sp.csr_matrix(np.array([[1, 0, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0]], np.float32))
+    _, report = fit_calibration(scores, truth)
+    # bins of the calibrated: 5 {0.5: 1}, 0 {0, 0: 0, 0}, 4 {3/7: 1}, 8 {6/7: 0}, 1 {1/7: 0}
+    assert report["ECE"] == round(100 * (0.5 + 4 / 7 + 6 / 7 + 1 / 7) / 6, 4)
+    assert report["ECE_raw"] == round(100 * (0.1 + 0.2 + 0.07 + 0.5 + 0.8 + 0.3) / 6, 4)
+    assert report == fit_calibration(scores, truth)[1]  # the default seed is fixed
+    outside = sp.csr_matrix(np.array([[1.5, -0.5], [-0.5, 1.5]]))  # margins: raw ECE on [0, 1]
+    assert fit_calibration(outside, sp.csr_matrix(np.eye(2)))[1]["ECE_raw"] == 0.0
+
+
 def test_fit_matches_isotonic_regression_and_reports_both_eces():
     rng = np.random.default_rng(0)
     scores = sp.random(300, 20, density=0.2, format="csr", random_state=0, dtype=np.float64)
@@ -68,6 +99,11 @@ def test_a_saved_calibration_loads_back_and_a_broken_one_is_refused(tmp_path):
     np.testing.assert_array_equal(loaded.y, calibration.y)
     ScoreCalibration(np.array([0.5]), np.array([1.0])).save(tmp_path / "one.npz")  # a constant map, y at 1
     assert ScoreCalibration.load(tmp_path / "one.npz")(np.array([0.0, 9.0])).tolist() == [1.0, 1.0]
+    ScoreCalibration(np.array([0.0, 0.5, 0.5, 1.0]), np.array([0.0, 0.0, 1.0, 1.0])).save(tmp_path / "step.npz")
+    assert ScoreCalibration.load(tmp_path / "step.npz")(np.array([0.4, 0.6])).tolist() == [0.0, 1.0]  # a step
+    save_arrays(tmp_path / "flat.npz", x=np.array([[0.0, 1.0]]), y=np.array([[0.0, 1.0]]))
+    with pytest.raises(ModelFormatError):  # 2-D
+        ScoreCalibration.load(tmp_path / "flat.npz")
     for x, y in (([1.0, 0.0], [0.1, 0.9]), ([0.0, 1.0], [0.9, 0.1]), ([0.0, 1.0], [-0.1, 0.5]),
                  ([0.0, 1.0], [0.5, 1.5]), ([], []), ([0.0], [0.1, 0.2])):
         ScoreCalibration(np.array(x), np.array(y)).save(tmp_path / "bad.npz")

@@ -121,6 +121,10 @@ def test_a_group_without_documents_has_counts_but_no_metrics():
     assert out["few"] == {"n_labels": 1, "n_docs": 0}
     assert out["frequent"]["P@1"] == pytest.approx(100.0) and out["frequent"]["n_docs"] == 2
     assert out["zero"] == {"n_labels": 0, "n_docs": 0}
+    assert set(out["frequent"]) == {"P@1", "RP@1", "nDCG@1", "R@1", "n_labels", "n_docs"}  # the ks asked for
+    truth = sp.csr_matrix(np.array([[1, 0, 1], [0, 1, 0]], np.float32))
+    few = group_metrics(truth, scores, np.array([100, 100, 3]), ks=(1,))["few"]  # its column has no scores
+    assert few["n_docs"] == 1 and few["P@1"] == 0.0
 
 
 def _counts(truth, pred):
@@ -162,6 +166,22 @@ def test_f1_of_nothing_is_zero_not_nan():
     np.testing.assert_array_equal(per_label_f1(truth, empty), np.zeros(4))
 
 
+def test_f1_by_hand_with_a_label_absent_everywhere():
+    """Labels 0-5 over three documents; label 4 is neither true nor predicted, so the macro averages
+    run over the other five: (P, R, F1) per label 0: (1, 1/2, 2/3), 1: (0, 0, 0) predicted once
+    wrongly, 2: (0, 0, 0) never predicted, 3: (0, 0, 0) never true, 5: (1, 1, 1)."""
+    truth = sp.csr_matrix(np.array([[1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 1]], np.float32))
+    pred = sp.csr_matrix(np.array([[0.9, 0, 0, 0.4, 0, 0], [0, 0.7, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0.2]], np.float32))
+    out = f1_scores(truth, pred)
+    assert out["macro-P"] == pytest.approx(100 * 2 / 5)
+    assert out["macro-R"] == pytest.approx(100 * 1.5 / 5)
+    assert out["macro-F1"] == pytest.approx(100 * (2 / 3 + 1) / 5)
+    assert out["micro-P"] == pytest.approx(100 * 2 / 4) and out["micro-R"] == pytest.approx(100 * 2 / 5)
+    assert out["micro-F1"] == pytest.approx(100 * 4 / 9)
+    np.testing.assert_allclose(per_label_f1(truth, pred), [2 / 3, 0, 0, 0, 0, 1])
+    assert f1_scores(truth, truth) == dict.fromkeys(out, 100.0)  # micro-P equal to micro-R: F1 is theirs
+
+
 def test_kept_labels_keep_scores_at_the_threshold_and_the_top_k():
     scores = sp.csr_matrix(np.array([[0.5, 0.2, 0.9, 0.0], [0.1, 0.3, 0.4, 0.35]], np.float32))
     assert kept_labels(scores, threshold=0.4).toarray().tolist() == [[1, 0, 1, 0], [0, 0, 1, 0]]
@@ -170,6 +190,8 @@ def test_kept_labels_keep_scores_at_the_threshold_and_the_top_k():
     kept = kept_labels(scores, threshold=0.4)
     assert kept.dtype == np.float64 and kept.nnz == 3  # below-threshold entries are dropped, not stored as 0
     assert scores.toarray()[0, 0] == np.float32(0.5)  # the input is left as it was
+    assert kept_labels(scores, threshold=0.5).toarray().tolist() == [[1, 0, 1, 0], [0, 0, 0, 0]]  # at: kept
+    assert kept_labels(scores, top_k=1).dtype == np.float64
 
 
 def _deciles_by_loops(truth, scores, freq, k):

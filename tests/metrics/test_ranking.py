@@ -179,8 +179,12 @@ def test_arguments_are_checked_with_messages_that_name_both_shapes():
 
     with pytest.raises(InvalidInputError, match="k must be a positive int, got True"):
         precision_at_k(Y_TRUE, Y_SCORE, True)
+    for bad_k in (0, -1, 2.0):
+        with pytest.raises(InvalidInputError, match=f"k must be a positive int, got {bad_k}"):
+            precision_at_k(Y_TRUE, Y_SCORE, bad_k)
+    wider_truth = sp.hstack([Y_TRUE, sp.csr_matrix((4, 2), dtype=np.float32)]).tocsr()  # 4 rows, 6 columns
     with pytest.raises(InvalidInputError, match="y_true has 4 rows but y_score has 3"):
-        precision_at_k(Y_TRUE, Y_SCORE[:3], 1)
+        precision_at_k(wider_truth, Y_SCORE[:3], 1)
     with pytest.raises(InvalidInputError, match="y_score has 5 label columns but y_true only 4"):
         precision_at_k(Y_TRUE, sp.csr_matrix((4, 5), dtype=np.float32), 1)
     with pytest.raises(InvalidInputError, match="inv_propensity has 3 entries but y_true has 4 labels"):
@@ -203,6 +207,16 @@ def test_a_report_by_hand_counts_coverage_and_rounds_to_four_places():
     # present and only label 0 is found in a top 1: coverage 1/3; R@2: 1/2, 1/1, 1/1 -> 5/6
     assert report["P@1"] == round(200 / 3, 4) and report["coverage@1"] == round(100 / 3, 4)
     assert report["R@2"] == round(500 / 6, 4)
+
+
+def test_coverage_counts_only_labels_found_and_one_unit_of_weight_is_enough():
+    truth = sp.csr_matrix(np.eye(3, 4, dtype=np.float32))  # doc i: label i
+    scores = sp.csr_matrix(np.array([[0.9, 0, 0, 0], [0, 0.8, 0, 0], [0, 0, 0.1, 0.7]], np.float32))
+    report = evaluate_scores(truth, scores, np.ones(4), ks=(1,), recall_k=1)
+    # top 1: label 0 (right), 1 (right), 3 (wrong): 2 of the 3 true labels are found
+    assert report["coverage@1"] == round(200 / 3, 4)
+    one = evaluate_scores(truth[:1], scores[:1], np.ones(4), ks=(1,), recall_k=1)
+    assert one["PSP@1"] == one["PSnDCG@1"] == 100.0  # best reachable weight and DCG are exactly 1
 
 
 def test_ranked_labels_pad_short_rows_with_minus_one_and_break_ties_by_index():

@@ -80,13 +80,17 @@ def expected_calibration_error(prob: np.ndarray, hit: np.ndarray, n_bins: int = 
     return float(gap.sum() / count.sum())
 
 
+def _two_folds(n_docs: int, seed: int) -> np.ndarray:
+    """True for a random half (``n_docs // 2``) of the documents, False for the others."""
+    return np.random.default_rng(seed).permutation(n_docs) < n_docs // 2
+
+
 def fit_calibration(scores: sp.csr_matrix, truth: sp.csr_matrix, seed: int = 0) -> tuple[ScoreCalibration, dict]:
     """A calibration fitted on all of ``scores`` (held-out predictions against ``truth``), and the ECE of
     raw and calibrated scores measured honestly: two-fold, each half calibrated by the other."""
     raw, hit = prediction_hits(scores, truth)
     rows = np.repeat(np.arange(scores.shape[0]), np.diff(sp.csr_matrix(scores).indptr))
-    half = np.random.default_rng(seed).permutation(scores.shape[0]) < scores.shape[0] // 2
-    fold = half[rows]
+    fold = _two_folds(scores.shape[0], seed)[rows]
     calibrated = np.empty_like(raw)
     for side in (True, False):
         part = ScoreCalibration.fit(raw[fold == side], hit[fold == side])

@@ -41,14 +41,13 @@ def rank_metrics(y_true, y_score, ks=(1, 3, 5, 10), skip_empty: bool = True) -> 
     disc = _discounts(kmax)
     cum = np.concatenate([[0.0], np.cumsum(disc)])
     out: dict[str, float] = {}
-    for k in ks:
-        found = hits[:, :k].sum(axis=1)
-        ideal = cum[np.minimum(n_true, k).astype(np.int64)]
+    for k in ks:  # found <= reachable <= n_true, and the ideal DCG is 0 only without true labels:
+        found = hits[:, :k].sum(axis=1)  # dividing by at least 1 leaves those documents at 0
+        reachable = np.minimum(n_true, k)
         out[f"P@{k}"] = found.sum() / (k * n)
-        zeros = np.zeros_like(found)
-        out[f"RP@{k}"] = np.divide(found, np.minimum(n_true, k), out=zeros.copy(), where=n_true > 0).sum() / n
-        out[f"nDCG@{k}"] = np.divide(hits[:, :k] @ disc[:k], ideal, out=zeros.copy(), where=ideal > 0).sum() / n
-        out[f"R@{k}"] = np.divide(found, n_true, out=zeros.copy(), where=n_true > 0).sum() / n
+        out[f"RP@{k}"] = (found / np.maximum(reachable, 1)).sum() / n
+        out[f"nDCG@{k}"] = ((hits[:, :k] @ disc[:k]) / np.maximum(cum[reachable.astype(np.int64)], 1.0)).sum() / n
+        out[f"R@{k}"] = (found / np.maximum(n_true, 1)).sum() / n
     return {key: 100.0 * float(v) for key, v in out.items()}
 
 
@@ -137,9 +136,9 @@ def f1_scores(y_true, y_pred) -> dict[str, float]:
     micro_r = tp.sum() / n_true.sum() if n_true.sum() else 0.0
     micro_f = 2 * micro_p * micro_r / (micro_p + micro_r) if micro_p + micro_r else 0.0
     present = (n_pred > 0) | (n_true > 0)
-    p = np.divide(tp, n_pred, out=np.zeros_like(tp), where=n_pred > 0)[present]
-    r = np.divide(tp, n_true, out=np.zeros_like(tp), where=n_true > 0)[present]
-    f = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
+    p = (tp / np.maximum(n_pred, 1))[present]  # tp <= n_pred and tp <= n_true: 0 where either is 0
+    r = (tp / np.maximum(n_true, 1))[present]
+    f = (2 * tp)[present] / (n_pred + n_true)[present]  # 2 TP / (2 TP + FP + FN)
     out = {"micro-P": micro_p, "micro-R": micro_r, "micro-F1": micro_f,
            "macro-P": p.mean() if p.size else 0.0, "macro-R": r.mean() if r.size else 0.0,
            "macro-F1": f.mean() if f.size else 0.0}
@@ -152,6 +151,7 @@ def per_label_f1(y_true, y_pred) -> np.ndarray:
     truth.data[:] = 1.0
     pred = sp.csr_matrix(y_pred, dtype=np.float64)
     pred = sp.csr_matrix((pred.data, pred.indices, pred.indptr), shape=truth.shape)
+    pred.data[:] = 1.0
     tp = np.asarray(truth.multiply(pred).sum(axis=0)).ravel()
     denom = np.asarray(truth.sum(axis=0)).ravel() + np.asarray(pred.sum(axis=0)).ravel()
-    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return 2 * tp / np.maximum(denom, 1)  # 0 where the label is neither true nor predicted
