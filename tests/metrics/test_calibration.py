@@ -8,14 +8,14 @@ import scipy.sparse as sp
 from sklearn.isotonic import IsotonicRegression
 
 from xmc.exceptions import ModelFormatError
-from xmc.utils.io import save_arrays
 from xmc.metrics.calibration import (
     ScoreCalibration,
-    expected_calibration_error,
     _two_folds,
+    expected_calibration_error,
     fit_calibration,
     prediction_hits,
 )
+from xmc.utils.io import save_arrays
 
 
 def test_apply_maps_every_stored_score_and_keeps_the_pattern():
