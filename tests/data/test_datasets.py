@@ -306,6 +306,9 @@ def test_data_info_of_a_bag_of_words_set_and_an_empty_split(tmp_path):
     assert (dev.n_docs, dev.labels_per_doc, dev.tokens_per_doc, dev.tokens_median) == (0, 0.0, None, None)
     one = describe(resolve(tmp_path / "Toy")).splits[0]
     assert one.empty_docs == 0 and one.tokens_per_doc == 2.0
+    lines = format_stats(describe(resolve(tmp_path / "Toy"))).splitlines()
+    assert lines[4] == f"{'dev':<8}{0:>9}{0:>13}{0:>12.2f}{'-':>14}{'-':>9}{0:>7}{0:>10}"  # no tokens to count
+    assert lines[5] == "" and lines[6].startswith("labels in all splits")
 
 
 def test_derive_takes_another_text_field_and_keeps_labels_and_names(tmp_path, capsys):
@@ -342,6 +345,57 @@ def test_derive_takes_another_text_field_and_keeps_labels_and_names(tmp_path, ca
     assert main(["data", "derive", str(src), "--text-field", "title", "--out", str(tmp_path / "Mine"),
                  "--overwrite"]) == 2  # not a dataset: never replaced, even with --overwrite
     assert (tmp_path / "Mine" / "notes.txt").read_text() == "keep"
+
+
+def test_derive_says_what_is_wrong_and_reads_plain_meta_files(tmp_path):
+    import json as json_
+
+    from xmc.data import write_text_split
+    from xmc.data.derive import derive
+    from xmc.exceptions import XMCError
+
+    bow, _, _ = _bow_folder(tmp_path)
+    with pytest.raises(XMCError, match="^Toy is a bag-of-words dataset; only text datasets have other text fields$"):
+        derive(resolve(bow), "title", tmp_path / "out")
+    src = tmp_path / "Src"
+    write_text_split(src, "train", ["x", "y"], [["a"], ["b"]])
+    with pytest.raises(DatasetNotFoundError, match=r"has no '<split>_meta.jsonl\[.gz\]' files to take the field "
+                                                   r"'title' from$"):
+        derive(resolve(src), "title", tmp_path / "out")
+    meta = src / "train_meta.jsonl"  # not compressed
+    meta.write_text(json_.dumps({"title": "One"}) + "\n")
+    with pytest.raises(DataFormatError, match=f"^{meta} has 1 lines but the split has 2 documents$"):
+        derive(resolve(src), "title", tmp_path / "out")
+    for body, message in (('{"title": "One"}\n["title"]\n', ":2: no text field 'title'"),
+                          ('{"title": "One"}\nnot json\n', ":2: not a JSON object")):
+        meta.write_text(body)
+        with pytest.raises(DataFormatError, match=f"^{meta}{message}$"):
+            derive(resolve(src), "title", tmp_path / "out")
+    meta.write_text('{"title": "One"}\n{"title": "Two"}\n')
+    (src / "label_names.tsv").write_text("a\tRed  wine\nb\tBlue\n")
+    derived = resolve(derive(resolve(src), "title", tmp_path / "Titles"))
+    assert derived.load("train").texts == ["One", "Two"]
+    with pytest.raises(XMCError, match="--overwrite"):  # an existing dataset is replaced only when asked
+        derive(resolve(src), "title", tmp_path / "Titles")
+    assert (tmp_path / "Titles" / "label_names.tsv").read_text() == "a\tRed wine\nb\tBlue\n"
+
+
+def test_a_plain_text_split_loads_its_labels_and_a_short_label_file_is_refused(tmp_path):
+    from xmc.data import write_text_split
+
+    folder = tmp_path / "Plain"
+    write_text_split(folder, "train", ["a b", "c"], [["x"], ["y", "z"]], gz=False)
+    write_text_split(folder, "dev", ["d"], [["x"]], gz=False)
+    dataset = resolve(folder)
+    assert dataset.load("train").labels == [["x"], ["y", "z"]]
+    with pytest.raises(DatasetNotFoundError, match=f"^dataset Plain has no split 'test' in {folder}; available: "
+                                                   f"{', '.join(dataset.splits)}$"):
+        dataset.load("test")
+    assert len(dataset.splits) == 2
+    (folder / "train_labels.txt").write_text("x\n")
+    with pytest.raises(DataFormatError, match=f"^{folder}/train_labels.txt: has 1 lines but {folder}/train_texts.txt "
+                                              "has 2; line i of both files must describe the same document$"):
+        dataset.load("train")
 
 
 def _umask() -> int:

@@ -72,7 +72,8 @@ def test_fetch_without_network_fails_clearly(tmp_path, monkeypatch, capsys):
         raise urllib.error.URLError("no route to host")
 
     monkeypatch.setattr("urllib.request.urlopen", offline)
-    with pytest.raises(NetworkUnavailableError, match="cannot download .*--from FILE"):
+    ending = "run `xmc data fetch NAME --from FILE --to DIR`$"
+    with pytest.raises(NetworkUnavailableError, match="cannot download .*" + ending):
         fetch("eurlex57k", tmp_path)
     assert main(["data", "fetch", "reuters21578", "--to", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -177,11 +178,13 @@ def test_the_timeout_and_the_reason_reach_the_user(tmp_path, monkeypatch):
     assert seen == {"url": "http://nlp.cs.aueb.gr/software_and_datasets/EURLEX57K/datasets.zip", "timeout": 7.5}
 
     def broken(url, timeout=None):
+        seen.update(timeout=timeout)
         raise TimeoutError("timed out")
 
     monkeypatch.setattr("urllib.request.urlopen", broken)
     with pytest.raises(NetworkUnavailableError, match=r"\(timed out\)"):
         fetch("reuters21578", tmp_path)
+    assert seen["timeout"] == 30  # the default
 
 
 def test_eurlex_test_split_titles_and_non_ascii_meta(tmp_path):

@@ -29,6 +29,7 @@ def test_bow_round_trip_plain_and_gzip(tmp_path):
         ("2 3 2\n0 1:1\n1 1-1\n", r"d\.txt:3: malformed line"),
         ("2 3\n", r"d\.txt:1: header must be three integers"),
         ("3 3 2\n0 1:1\n", r"header says 3 points but the file has 1"),
+        ("1 3 2\n0 1:1\n1 0:1\n", r"^\S*d\.txt: header says 1 points but the file has more lines$"),
     ],
 )
 def test_bow_errors_name_file_and_line(tmp_path, body, message):

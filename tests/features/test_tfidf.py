@@ -26,9 +26,10 @@ def test_bigrams_and_min_df():
 
 def test_save_load_gives_identical_output(tmp_path):
     f = TfidfFeaturizer(TfidfConfig(min_df=1)).fit(TEXTS)
-    f.save(tmp_path / "tfidf")
+    f.save(tmp_path / "nested" / "tfidf")  # parents made
+    f.save(tmp_path / "nested" / "tfidf")  # and saved again over itself
     assert not list(tmp_path.glob("**/*.pkl"))
-    g = TfidfFeaturizer.load(tmp_path / "tfidf")
+    g = TfidfFeaturizer.load(tmp_path / "nested" / "tfidf")
     new = ["the cat and the dog", "unknown words only"]
     a, b = f.transform(new), g.transform(new)
     assert (a != b).nnz == 0 and a.shape == b.shape

@@ -52,6 +52,8 @@ def test_ece_keeps_a_probability_of_one_in_the_last_bin_and_counts_every_bin():
     assert expected_calibration_error(np.array([0.95, 1.0]), np.array([1.0, 0.0])) == pytest.approx(0.475)
     # no probability reaches the upper bins: |0 - 0.1| and |1 - 0.3| over 2
     assert expected_calibration_error(np.array([0.1, 0.3]), np.array([0.0, 1.0])) == pytest.approx(0.4)
+    # ten bins by default: 0.52 and 0.58 share bin 5 (eleven would part them)
+    assert expected_calibration_error(np.array([0.52, 0.58]), np.array([1.0, 0.0])) == pytest.approx(0.05)
 
 
 def test_the_two_folds_are_halves_fixed_by_the_seed():
@@ -89,6 +91,7 @@ def test_fit_matches_isotonic_regression_and_reports_both_eces():
     assert report["ECE_raw"] == pytest.approx(100 * expected_calibration_error(np.clip(raw, 0, 1), hit), abs=1e-4)
     assert 0 <= report["ECE"] < report["ECE_raw"]
     assert fit_calibration(scores, truth, seed=4)[1]["ECE"] != report["ECE"]  # the folds follow the seed
+    assert fit_calibration(scores, truth)[1] == fit_calibration(scores, truth, seed=0)[1]  # seed 0 by default
 
 
 def test_a_saved_calibration_loads_back_and_a_broken_one_is_refused(tmp_path):

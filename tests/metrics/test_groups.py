@@ -223,6 +223,8 @@ def test_deciles_match_a_loop_by_loop_count(seed):
         assert row["precision"] == pytest.approx(100 * hit[d] / pred[d] if pred[d] else 0.0)
         assert row["recall"] == pytest.approx(100 * hit[d] / true[d] if true[d] else 0.0)
         assert (row["min_freq"], row["max_freq"]) == (full[decile == d].min(), full[decile == d].max())
+    by_default = decile_metrics(sp.csr_matrix(truth), sp.csr_matrix(scores), freq)
+    assert by_default == decile_metrics(sp.csr_matrix(truth), sp.csr_matrix(scores), freq, k=5)  # top 5
 
 
 def test_deciles_of_fewer_than_ten_labels_leave_groups_empty():

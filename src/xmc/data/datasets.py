@@ -96,7 +96,7 @@ class Dataset:
 
     def label_names(self) -> dict[str, str]:
         """Readable names of the labels (:mod:`xmc.data.label_names`); ``{}`` when the folder has none."""
-        return find_label_names(self.path, self.name)
+        return find_label_names(self.path)  # its name files are named after the folder, as the dataset is
 
 
 def _sibling(path: Path, old: str, new: str) -> Path | None:
