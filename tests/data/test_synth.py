@@ -102,3 +102,69 @@ def test_the_smallest_sizes_are_accepted(tmp_path):
     X, Y = read_bow(tmp_path / "s" / "train_data.txt.gz")
     assert X.shape == (1, 1) and Y.shape == (1, 1) and Y.nnz == 1 and X.nnz == 1
     assert not (tmp_path / "s" / "test_data.txt.gz").exists()
+
+
+def _tiny(**changes):
+    from xmc.data.synth import SynthSpec
+
+    sizes = dict(n_train=6, n_test=2, n_features=9, n_labels=4, nnz_per_doc=3, topic_size=2)
+    return SynthSpec(**{**sizes, **changes})
+
+
+SPEC_RULE = "^synthetic data needs labels_per_doc >= 1, topic_share in \\[0, 1\\], alpha > 0$"
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"n_train": 0}, "^--n-train must be at least 1$"), ({"topic_size": 0}, "^--topic-size must be at least 1$"),
+    ({"n_test": -1}, SPEC_RULE), ({"labels_per_doc": 0.9}, SPEC_RULE), ({"topic_share": -0.1}, SPEC_RULE),
+    ({"topic_share": 1.5}, SPEC_RULE), ({"alpha": 0.0}, SPEC_RULE)])
+def test_a_spec_out_of_bounds_is_refused_with_its_rule(tmp_path, changes, message):
+    from xmc.data.synth import generate
+    from xmc.exceptions import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=message):
+        generate(_tiny(**changes), tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("changes", [{"labels_per_doc": 1.0}, {"topic_share": 0.0}, {"topic_share": 1.0},
+                                     {"alpha": 0.01}])
+def test_a_spec_on_its_bounds_is_accepted(tmp_path, changes):
+    from xmc.data.synth import generate
+
+    generate(_tiny(**changes), tmp_path / "s")
+    assert read_bow(tmp_path / "s" / "train_data.txt.gz")[0].shape == (6, 9)
+
+
+def test_a_set_is_replaced_only_when_asked_and_a_user_folder_never(tmp_path):
+    from xmc.data.synth import generate
+    from xmc.utils.folders import OutputExistsError
+
+    out = generate(_tiny(), tmp_path / "s")
+    assert (out / "README.txt").read_text(encoding="utf-8") == f"synthetic XC dataset: {_tiny()}\n"
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        generate(_tiny(seed=1), out)
+    generate(_tiny(seed=1), out, overwrite=True)
+    assert (out / "README.txt").read_text(encoding="utf-8") == f"synthetic XC dataset: {_tiny(seed=1)}\n"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(OutputExistsError, match="not an xmc model folder"):
+        generate(_tiny(), tmp_path / "mine", overwrite=True)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+def test_a_split_is_written_chunk_by_chunk_to_its_exact_size(tmp_path, monkeypatch):
+    from xmc.data import synth
+
+    monkeypatch.setattr(synth, "CHUNK", 7)  # 20 documents: chunks of 7, 7 and 6
+    synth.generate(_tiny(n_train=20), tmp_path / "s")
+    X, Y = read_bow(tmp_path / "s" / "train_data.txt.gz")
+    assert X.shape[0] == Y.shape[0] == 20 and np.all(np.diff(Y.indptr) >= 1)
+
+
+def test_a_document_gets_at_most_50_labels(tmp_path):
+    from xmc.data.synth import generate
+
+    generate(_tiny(n_labels=100_000, labels_per_doc=300.0, alpha=0.01), tmp_path / "s")  # few repeats
+    _, Y = read_bow(tmp_path / "s" / "train_data.txt.gz")
+    assert np.diff(Y.indptr).max() == 50
