@@ -27,3 +27,58 @@ def test_groups_are_used_from_exactly_min_groups_groups_on():
     assert _group_width(np.array([GROUP_WIDTH, 1])) == GROUP_WIDTH  # two groups: enough
     assert _group_width(np.array([GROUP_WIDTH + 1])) == GROUP_WIDTH
     assert _group_width(np.array([GROUP_WIDTH])) == 1  # one group: a child per group instead
+
+
+def _level():
+    """40 features, 6 nodes under 3 parents (2 each), every parent routing every document."""
+    from tests.conftest import random_problem
+
+    X, Y = random_problem(n=120, d=40, n_labels=6, density=0.3)
+    C = sp.csr_matrix((np.ones(6), [0, 0, 1, 1, 2, 2], np.arange(7)), shape=(6, 3))
+    return X, Y, sp.csr_matrix(np.ones((120, 3), np.float32)), C
+
+
+def test_a_shard_of_parents_fills_only_its_columns_of_the_full_level():
+    from xmc.linear import LinearConfig, train_level
+
+    X, Y, M, C = _level()
+    full = train_level(X, Y, M, C, LinearConfig(threshold=0.0))
+    first = train_level(X, Y, M, C, LinearConfig(threshold=0.0), parents=np.array([0]))
+    assert first.shape == full.shape == (41, 6) and first.dtype == np.float32
+    np.testing.assert_array_equal(first.toarray()[:, :2], full.toarray()[:, :2])
+    assert first[:, 2:].nnz == 0
+    none = train_level(X, Y, M, C, LinearConfig(), parents=np.array([], np.int64))
+    assert none.shape == (41, 6) and none.dtype == np.float32 and none.nnz == 0
+
+
+class _Bar:
+    """Records what a progress bar is asked to show."""
+
+    def __init__(self, **shown):
+        self.shown, self.done = shown, 0
+
+    def update(self, n):
+        self.done += n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_training_shows_its_progress_in_nodes_and_logs_rankers_stopped_at_the_cap(monkeypatch, caplog):
+    import logging
+
+    from xmc.linear import LinearConfig, ranker, train_level
+
+    bars = []
+    monkeypatch.setattr(ranker, "progress", lambda **shown: bars.append(_Bar(**shown)) or bars[-1])
+    X, Y, M, C = _level()
+    with caplog.at_level(logging.INFO, logger="xmc.linear.ranker"):
+        train_level(X, Y, M, C, LinearConfig(max_iter=1), desc="level 2")
+        train_level(X, Y, M, C, LinearConfig(max_iter=1), parents=np.array([2]))
+    assert [(b.shown, b.done) for b in bars] == [({"total": 6, "desc": "level 2", "unit": "node"}, 6),
+                                                 ({"total": 2, "desc": "train level", "unit": "node"}, 2)]
+    assert [r.getMessage() for r in caplog.records] == ["level 2: 6 rankers stopped at max_iter=1",
+                                                        "train level: 2 rankers stopped at max_iter=1"]

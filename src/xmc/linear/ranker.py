@@ -144,7 +144,8 @@ def train_level(X: sp.csr_matrix, Y_level: sp.csr_matrix, M: sp.csr_matrix, C: s
     if parents is None:
         parents = np.arange(children_of.shape[1])
     n_children = int(np.diff(children_of.indptr)[parents].sum())
-    with progress(total=n_children, desc=desc or "train level", unit="node") as bar:
+    desc = desc or "train level"
+    with progress(total=n_children, desc=desc, unit="node") as bar:
         trainer = _LevelTrainer(config, n_features, nb.get_num_threads(), bar)
         try:
             _submit_blocks(X, Y_level, children_of, routed, config, trainer, parents, width)
