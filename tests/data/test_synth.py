@@ -168,3 +168,17 @@ def test_a_document_gets_at_most_50_labels(tmp_path):
     generate(_tiny(n_labels=100_000, labels_per_doc=300.0, alpha=0.01), tmp_path / "s")  # few repeats
     _, Y = read_bow(tmp_path / "s" / "train_data.txt.gz")
     assert np.diff(Y.indptr).max() == 50
+
+
+def test_each_split_shows_its_progress_in_chunks(tmp_path, monkeypatch):
+    from xmc.data import synth
+
+    shown = []
+
+    def progress(chunks, **labels):
+        shown.append(labels)
+        return chunks
+
+    monkeypatch.setattr(synth, "progress", progress)
+    synth.generate(_tiny(), tmp_path / "s")
+    assert shown == [{"desc": "synth train", "unit": "chunk"}, {"desc": "synth test", "unit": "chunk"}]
