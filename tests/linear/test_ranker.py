@@ -82,3 +82,8 @@ def test_training_shows_its_progress_in_nodes_and_logs_rankers_stopped_at_the_ca
                                                  ({"total": 2, "desc": "train level", "unit": "node"}, 2)]
     assert [r.getMessage() for r in caplog.records] == ["level 2: 6 rankers stopped at max_iter=1",
                                                         "train level: 2 rankers stopped at max_iter=1"]
+    bars.clear()
+    M = M.toarray()
+    M[:, 1] = 0  # parent 1 routes no document: its 2 children are skipped, and still counted done
+    train_level(X, Y, sp.csr_matrix(M), C, LinearConfig())
+    assert bars[0].done == 6

@@ -80,6 +80,9 @@ def test_one_level_scores_exactly_the_children_of_the_parents_in_the_beam(n_docs
         np.testing.assert_allclose(row.toarray().ravel()[children], expected[i, children], rtol=1e-5)
     out.sort_indices()  # rows come grouped by parent, so the matrix must not claim sorted indices
     assert all(np.all(np.diff(out[i].indices) > 0) for i in range(n_docs))
+    first_only = sp.csr_matrix((np.ones(n_docs, np.float32), np.zeros(n_docs, np.int32), np.arange(n_docs + 1)),
+                               shape=(n_docs, n_parents))  # the last nodes are never reached
+    assert score_level(X, first_only, ChunkedLevel.build(W, C, bias_value=1.5), n_nodes, "sigmoid").shape == out.shape
 
 
 def test_narrow_beam_returns_top_k_per_row_sorted_subset(fitted):
