@@ -58,3 +58,14 @@ def test_ray_training_gives_the_one_process_model(local_ray):
     assert (predict_ray(local, X, 3, top_k=5) != local.predict(X, top_k=5)).nnz == 0
     assert (predict_ray(local, X[:2], 3, top_k=5) != local.predict(X[:2], top_k=5)).nnz == 0  # fewer rows than tasks
     assert predict_ray(local, X[:0], 2).shape == (0, Y.shape[1])
+
+
+def test_prediction_connects_to_the_address_it_is_given(local_ray, monkeypatch):
+    from xmc.linear import distributed
+
+    X, Y = random_problem(n=60, n_labels=20, seed=2)
+    model = XRLinear(XRLinearConfig(tree=TreeConfig(max_leaf_size=8, n_splits=4))).fit(X, Y)
+    asked = []
+    monkeypatch.setattr(distributed, "ray_module", lambda address=None: asked.append(address) or ray)
+    assert (predict_ray(model, X, 2, address="auto", top_k=3) != model.predict(X, top_k=3)).nnz == 0
+    assert asked == ["auto"]
