@@ -75,7 +75,7 @@ def recall_at_k(y_true, y_score, k: int) -> float:
     y_true, y_score = _check(y_true, y_score, k)
     hits, _ = hit_matrix(y_true, y_score, k)
     n_true = _n_true(y_true)
-    per_doc = np.divide(hits.sum(axis=1), n_true, out=np.zeros_like(n_true), where=n_true > 0)
+    per_doc = hits.sum(axis=1) / np.maximum(n_true, 1)  # a document without true labels has no hit: 0
     return float(per_doc.mean()) if per_doc.size else 0.0
 
 
@@ -85,7 +85,7 @@ def ndcg_at_k(y_true, y_score, k: int) -> float:
     disc = _discounts(k)
     ideal = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(_n_true(y_true), k).astype(np.int64)]
     dcg = hits @ disc
-    per_doc = np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)
+    per_doc = dcg / np.maximum(ideal, 1.0)  # an ideal DCG is 0 (no true label, so no gain) or at least 1
     return float(per_doc.mean()) if per_doc.size else 0.0
 
 
@@ -121,7 +121,7 @@ def psndcg_at_k(y_true, y_score, k: int, inv_propensity) -> float:
     hits, ranked = hit_matrix(y_true, y_score, k)
     disc = _discounts(k)
     ideal = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(_n_true(y_true), k).astype(np.int64)]
-    scale = np.divide(1.0, ideal, out=np.zeros_like(ideal), where=ideal > 0)
+    scale = 1.0 / np.maximum(ideal, 1.0)  # as in ndcg_at_k: no true label, no gain
     gained = ((hits * w[np.maximum(ranked, 0)]) @ disc * scale).sum()
     best = ((_best_weights(y_true, w, k) @ disc) * scale).sum()
     return float(gained / best) if best > 0 else 0.0

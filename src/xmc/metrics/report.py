@@ -29,14 +29,14 @@ def evaluate_scores(y_true, y_score, inv_prop: np.ndarray, ks=REPORT_KS, recall_
     n = max(hits.shape[0], 1)
     for k in ks:
         ideal = cum_disc[np.minimum(n_true, k).astype(np.int64)]
-        inv_ideal = np.divide(1.0, ideal, out=np.zeros_like(ideal), where=ideal > 0)
+        inv_ideal = 1.0 / np.maximum(ideal, 1.0)  # an ideal DCG is 0 (no true label, no gain) or at least 1
         out[f"P@{k}"] = hits[:, :k].sum() / (k * n)
         out[f"nDCG@{k}"] = ((hits[:, :k] @ disc[:k]) * inv_ideal).sum() / n
         best_k = best[:, :k].sum()
         out[f"PSP@{k}"] = whits[:, :k].sum() / best_k if best_k > 0 else 0.0
         best_dcg = ((best[:, :k] @ disc[:k]) * inv_ideal).sum()
         out[f"PSnDCG@{k}"] = ((whits[:, :k] @ disc[:k]) * inv_ideal).sum() / best_dcg if best_dcg > 0 else 0.0
-    recall = np.divide(hits[:, :recall_k].sum(axis=1), n_true, out=np.zeros_like(n_true), where=n_true > 0)
+    recall = hits[:, :recall_k].sum(axis=1) / np.maximum(n_true, 1)
     out[f"R@{recall_k}"] = recall.sum() / n
     present = np.unique(sp.csr_matrix(y_true).indices)
     kc = max(ks)
