@@ -41,8 +41,10 @@ def rank_metrics(y_true, y_score, ks=(1, 3, 5, 10), skip_empty: bool = True) -> 
     disc = _discounts(kmax)
     cum = np.concatenate([[0.0], np.cumsum(disc)])
     out: dict[str, float] = {}
-    for k in ks:  # found <= reachable <= n_true, and the ideal DCG is 0 only without true labels:
-        found = hits[:, :k].sum(axis=1)  # dividing by at least 1 leaves those documents at 0
+    # found <= reachable <= n_true, and an ideal DCG is 0 (no true label) or at least 1: dividing by
+    # at least 1 leaves the documents without true labels at 0
+    for k in ks:
+        found = hits[:, :k].sum(axis=1)
         reachable = np.minimum(n_true, k)
         out[f"P@{k}"] = found.sum() / (k * n)
         out[f"RP@{k}"] = (found / np.maximum(reachable, 1)).sum() / n
