@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from xmc.metrics.ranking import _check, _discounts, _n_true, hit_matrix
+from xmc.metrics.ranking import _check, _discounts, _ideal_dcg, _n_true, hit_matrix
 
 FREQUENT_MIN = 51  # "frequent": more than 50 training documents
 GROUPS = ("frequent", "few", "zero")
@@ -39,16 +39,14 @@ def rank_metrics(y_true, y_score, ks=(1, 3, 5, 10), skip_empty: bool = True) -> 
     hits, n_true = hits[keep], n_true[keep]
     n = max(int(keep.sum()), 1)
     disc = _discounts(kmax)
-    cum = np.concatenate([[0.0], np.cumsum(disc)])
     out: dict[str, float] = {}
-    # found <= reachable <= n_true, and an ideal DCG is 0 (no true label) or at least 1: dividing by
-    # at least 1 leaves the documents without true labels at 0
+    # found <= reachable <= n_true: dividing by at least 1 leaves the documents without true labels at 0
     for k in ks:
         found = hits[:, :k].sum(axis=1)
         reachable = np.minimum(n_true, k)
         out[f"P@{k}"] = found.sum() / (k * n)
         out[f"RP@{k}"] = (found / np.maximum(reachable, 1)).sum() / n
-        out[f"nDCG@{k}"] = ((hits[:, :k] @ disc[:k]) / np.maximum(cum[reachable.astype(np.int64)], 1.0)).sum() / n
+        out[f"nDCG@{k}"] = ((hits[:, :k] @ disc[:k]) / _ideal_dcg(n_true, k)).sum() / n
         out[f"R@{k}"] = (found / np.maximum(n_true, 1)).sum() / n
     return {key: 100.0 * float(v) for key, v in out.items()}
 

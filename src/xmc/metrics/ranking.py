@@ -71,6 +71,13 @@ def precision_at_k(y_true, y_score, k: int) -> float:
     return float(hits.sum(axis=1).mean() / k) if hits.shape[0] else 0.0
 
 
+def _ideal_dcg(n_true: np.ndarray, k: int) -> np.ndarray:
+    """Each document's best reachable DCG@k with binary gains, at least 1: it is 0 only for a document
+    without true labels, whose DCG is 0 too, so dividing by 1 leaves that document at 0."""
+    cum = np.concatenate([[0.0], np.cumsum(_discounts(k))])
+    return np.maximum(cum[np.minimum(n_true, k).astype(np.int64)], 1.0)
+
+
 def recall_at_k(y_true, y_score, k: int) -> float:
     y_true, y_score = _check(y_true, y_score, k)
     hits, _ = hit_matrix(y_true, y_score, k)
@@ -82,10 +89,7 @@ def recall_at_k(y_true, y_score, k: int) -> float:
 def ndcg_at_k(y_true, y_score, k: int) -> float:
     y_true, y_score = _check(y_true, y_score, k)
     hits, _ = hit_matrix(y_true, y_score, k)
-    disc = _discounts(k)
-    ideal = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(_n_true(y_true), k).astype(np.int64)]
-    dcg = hits @ disc
-    per_doc = dcg / np.maximum(ideal, 1.0)  # an ideal DCG is 0 (no true label, so no gain) or at least 1
+    per_doc = (hits @ _discounts(k)) / _ideal_dcg(_n_true(y_true), k)
     return float(per_doc.mean()) if per_doc.size else 0.0
 
 
@@ -120,8 +124,7 @@ def psndcg_at_k(y_true, y_score, k: int, inv_propensity) -> float:
     w = _check_prop(inv_propensity, y_true.shape[1])
     hits, ranked = hit_matrix(y_true, y_score, k)
     disc = _discounts(k)
-    ideal = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(_n_true(y_true), k).astype(np.int64)]
-    scale = 1.0 / np.maximum(ideal, 1.0)  # as in ndcg_at_k: no true label, no gain
+    scale = 1.0 / _ideal_dcg(_n_true(y_true), k)
     gained = ((hits * w[np.maximum(ranked, 0)]) @ disc * scale).sum()
     best = ((_best_weights(y_true, w, k) @ disc) * scale).sum()
     return float(gained / best) if best > 0 else 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from xmc.metrics.ranking import _best_weights, _check, _discounts, _n_true, hit_matrix
+from xmc.metrics.ranking import _best_weights, _check, _discounts, _ideal_dcg, _n_true, hit_matrix
 
 REPORT_KS = (1, 3, 5)
 RECALL_K = 10
@@ -22,14 +22,12 @@ def evaluate_scores(y_true, y_score, inv_prop: np.ndarray, ks=REPORT_KS, recall_
     w = np.asarray(inv_prop, dtype=np.float64)
     n_true = _n_true(y_true)
     disc = _discounts(kmax)
-    cum_disc = np.concatenate([[0.0], np.cumsum(disc)])
     whits = hits * w[np.maximum(ranked, 0)]
     best = _best_weights(y_true, w, kmax)
     out: dict[str, float] = {}
     n = max(hits.shape[0], 1)
     for k in ks:
-        ideal = cum_disc[np.minimum(n_true, k).astype(np.int64)]
-        inv_ideal = 1.0 / np.maximum(ideal, 1.0)  # an ideal DCG is 0 (no true label, no gain) or at least 1
+        inv_ideal = 1.0 / _ideal_dcg(n_true, k)
         out[f"P@{k}"] = hits[:, :k].sum() / (k * n)
         out[f"nDCG@{k}"] = ((hits[:, :k] @ disc[:k]) * inv_ideal).sum() / n
         best_k = best[:, :k].sum()

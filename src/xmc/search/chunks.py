@@ -27,8 +27,7 @@ def chunk_layout(W: sp.csc_matrix, child_ptr: np.ndarray, child_ids: np.ndarray)
     entry_val = np.empty(n, dtype=np.float32)
     n_feats = _group_entries(W.indptr.astype(np.int64), W.indices, W.data.astype(np.float32, copy=False),
                              child_ptr, child_ids, n_features, entry_start, entry_feat, entry_child, entry_val)
-    feat_ptr = np.zeros(n_feats.size + 1, dtype=np.int64)
-    np.cumsum(n_feats, out=feat_ptr[1:])
+    feat_ptr = _offsets(n_feats)
     feats = np.empty(int(feat_ptr[-1]), dtype=np.int32)
     entry_ptr = np.empty(feats.size + 1, dtype=np.int64)
     _feature_runs(entry_start, entry_feat, feat_ptr, feats, entry_ptr)
@@ -43,11 +42,16 @@ def _has_bias_entry(W: sp.csc_matrix, n_features: int) -> np.ndarray:
     return ((W.indptr[1:] > W.indptr[:-1]) & (W.indices[last] == n_features)).astype(np.int64)
 
 
+def _offsets(sizes: np.ndarray) -> np.ndarray:
+    """``(n + 1,)`` start offsets of ``n`` consecutive runs of the given sizes (the last: their total)."""
+    out = np.zeros(sizes.size + 1, dtype=np.int64)
+    np.cumsum(sizes, out=out[1:])
+    return out
+
+
 def _start_of_groups(sizes: np.ndarray, group_ptr: np.ndarray) -> np.ndarray:
     """Offsets ``(n_groups + 1,)`` of groups of consecutive items with the given sizes."""
-    item_start = np.zeros(sizes.size + 1, dtype=np.int64)
-    np.cumsum(sizes, out=item_start[1:])
-    return item_start[group_ptr]
+    return _offsets(sizes)[group_ptr]
 
 
 @nb.njit(cache=True, parallel=True)
