@@ -1,0 +1,172 @@
+"""Training a method on a dataset (and ensembles of trained models), saved as a pipeline folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from xmc._config import Config
+from xmc.api.config import features_config, method_config
+from xmc.api.evaluation import evaluate_split
+from xmc.api.prediction import load, predict_split
+from xmc.data.datasets import Dataset, Split, resolve
+from xmc.data.vocab import LabelVocab
+from xmc.exceptions import XMCError
+from xmc.features.normalize import normalize_rows
+from xmc.features.tfidf import TfidfFeaturizer
+from xmc.metrics.calibration import fit_calibration
+from xmc.metrics.report import RECALL_K
+from xmc.models.base import model_class
+from xmc.models.pipeline import Pipeline
+from xmc.utils.faults import kill_point
+from xmc.utils.folders import check_target
+
+log = logging.getLogger(__name__)
+DEFAULT_METHOD = "xr-transformer"
+DEFAULT_DATASET = "EURLEX57K"
+
+
+@dataclass
+class TrainResult:
+    pipeline: Pipeline
+    seconds: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] | None = None
+    eval_split: str | None = None
+    path: Path | None = None
+
+
+def _default_eval_split(dataset: Dataset, train_split: str) -> str | None:
+    for split in ("dev", "valid", "test"):
+        if split != train_split and dataset.has_split(split):
+            return split
+    return None
+
+
+def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASET,
+          out: str | os.PathLike | None = None, *, split: str = "train",
+          overrides: list[str] | tuple[str, ...] = (), config: Config | None = None, eval_split: str | None = "auto",
+          fit_options: dict[str, Any] | None = None, ensemble: int = 1, overwrite: bool = False) -> TrainResult:
+    """Train ``method`` on ``data``'s ``split``, save it to ``out`` and evaluate it on ``eval_split``
+    (``"auto"``: dev, else test, when present; ``None``: skip).
+
+    ``fit_options`` go to the model's ``fit`` (e.g. ``checkpoint_dir`` and ``resume`` for
+    XR-Transformer). Text models also get the evaluation split as ``eval_set`` for their
+    per-level log. ``ensemble > 1`` trains that many members with shifted seeds and combines
+    their scores (:mod:`xmc.models.ensemble`).
+
+    ``out`` must be new, empty, or (with ``overwrite``) an xmc model folder; this is checked before
+    any work starts, and the old model stays intact until the new one is completely written."""
+    if out is not None:
+        check_target(out, overwrite)
+    dataset = resolve(data)
+    model_cfg, tfidf_cfg = method_config(method, overrides)
+    feature_norm = features_config(overrides).norm
+    if config is not None:
+        model_cfg = config
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    train_split = dataset.load(split)
+    vocab = LabelVocab.build(train_split.labels)
+    if train_split.n_labels is not None:  # bag-of-words: the header's full label list, in index order
+        vocab = LabelVocab(dataset.bow_label_names(train_split.n_labels))
+    Y = vocab.encode(train_split.labels).Y
+    names = dataset.label_names()  # read before training: a broken names file must not cost a training
+    seconds["load"] = time.perf_counter() - t0
+    model = _build_model(method, model_cfg, ensemble)
+    featurizer = None
+    t0 = time.perf_counter()
+    if model.input_kind == "texts":
+        if train_split.texts is None:
+            raise XMCError(f"{method} reads raw texts, but {dataset.name} holds bag-of-words features only")
+        inputs = train_split.texts
+    elif train_split.texts is not None:
+        featurizer = TfidfFeaturizer(tfidf_cfg)
+        inputs = featurizer.fit_transform(train_split.texts)
+    else:
+        inputs = normalize_rows(train_split.features, feature_norm)
+    seconds["features"] = time.perf_counter() - t0
+    if eval_split == "auto":
+        eval_split = _default_eval_split(dataset, split)
+    fit_options = dict(fit_options or {})
+    held_out = dataset.load(eval_split) if eval_split is not None else None
+    if model.input_kind == "texts" and held_out is not None and held_out.texts is not None:
+        fit_options.setdefault("eval_set", (held_out.texts, vocab.encode(held_out.labels).Y))
+    t0 = time.perf_counter()
+    model.fit(inputs, Y, **fit_options)
+    seconds["fit"] = time.perf_counter() - t0
+    freq = np.diff(sp.csc_matrix(Y).indptr)
+    pipeline = Pipeline(model, vocab, featurizer, freq, Y.shape[0], dataset=dataset.name,
+                        label_names=names, feature_norm=feature_norm if train_split.features is not None else "none")
+    result = TrainResult(pipeline, seconds)
+    if _secondary_process():  # under torchrun, the first process evaluates and saves; the others stop here
+        return result
+    if eval_split is not None:
+        t0 = time.perf_counter()
+        scores = predict_split(pipeline, held_out, top_k=RECALL_K)
+        result.metrics = evaluate_split(pipeline, held_out, scores)
+        result.eval_split = eval_split
+        _calibrate(pipeline, held_out, scores, f"{dataset.name}/{eval_split}")
+        result.metrics.update({k: v for k, v in pipeline.calibration_info.items() if k.startswith("ECE")})
+        pipeline.metrics = {f"{dataset.name}/{eval_split}": result.metrics}
+        seconds["evaluate"] = time.perf_counter() - t0
+    if out is not None:
+        result.path = pipeline.save(out, overwrite=overwrite)
+        kill_point("train:saved")
+    return result
+
+
+def _secondary_process() -> bool:
+    """True in every process of a torchrun group but the first (read from torchrun's environment, so
+    this module never imports torch)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0
+
+
+def _calibrate(pipeline: Pipeline, split: Split, scores: sp.csr_matrix, where: str) -> None:
+    """Fit the map from raw scores to probabilities on the held-out split's predictions."""
+    truth = pipeline.vocab.encode(split.labels).Y
+    if scores.nnz < 20 or truth.nnz == 0:
+        return
+    pipeline.calibration, info = fit_calibration(scores, truth)
+    pipeline.calibration_info = {**info, "fitted_on": where}
+
+
+def _build_model(method: str, config: Config, ensemble: int):
+    cls = model_class(method)
+    if ensemble < 1:
+        raise XMCError(f"--ensemble must be at least 1, got {ensemble}")
+    if ensemble == 1:
+        return cls(config)
+    from xmc.models.ensemble import Ensemble, reseeded
+
+    return Ensemble(None, [cls(reseeded(config, i)) for i in range(ensemble)])
+
+
+def ensemble(models: list[str | os.PathLike], out: str | os.PathLike, combine: str = "softmax_average",
+             overwrite: bool = False) -> Pipeline:
+    """One model folder from several trained ones over the same labels, whatever their methods and
+    inputs (each member featurises the raw text itself), combined by score."""
+    from xmc.models.ensemble import Ensemble, EnsembleConfig
+
+    if len(models) < 2:
+        raise XMCError("an ensemble needs at least two models")
+    check_target(out, overwrite)
+    pipelines = [load(m) for m in models]
+    first = pipelines[0]
+    for path, p in zip(models[1:], pipelines[1:], strict=True):
+        if p.vocab.labels != first.vocab.labels:
+            raise XMCError(f"{path} was trained on other labels than {models[0]}; "
+                           "ensemble members must share labels.txt")
+        if p.input_kind != first.input_kind:
+            raise XMCError(f"{path} reads {p.input_kind} but {models[0]} reads {first.input_kind}")
+    model = Ensemble(EnsembleConfig(combine=combine), pipelines)
+    pipeline = Pipeline(model, first.vocab, None, first.label_freq, first.n_train, first.propensity,
+                        dataset=first.dataset)
+    pipeline.save(out, overwrite=overwrite)
+    return pipeline
