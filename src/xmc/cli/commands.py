@@ -207,17 +207,22 @@ def _report(args) -> int:
 
 def _serve(args) -> int:
     try:
-        from xmc.serve.app import ServeSettings, run
+        from xmc.serve.app import ServeSettings
+        from xmc.serve.gate import ApiKeys
+        from xmc.serve.workers import run
     except ModuleNotFoundError as exc:
         raise XMCError(f"xmc serve needs {exc.name}: pip install 'xmc[serve]'") from None
-    for flag in ("max_batch", "max_texts", "max_chars", "max_body"):
+    for flag in ("max_batch", "max_texts", "max_chars", "max_body", "workers"):
         if getattr(args, flag) < 1:
             raise XMCError(f"--{flag.replace('_', '-')} must be at least 1")
-    if args.batch_wait_ms < 0 or args.threads < 0 or not 0 < args.port < 65536:
-        raise XMCError("--batch-wait-ms and --threads must be >= 0, --port in 1..65535")
+    if args.batch_wait_ms < 0 or args.threads < 0 or args.max_drain < 0 or not 0 < args.port < 65536:
+        raise XMCError("--batch-wait-ms, --threads and --max-drain must be >= 0, --port in 1..65535")
+    if args.workers > 1 and not hasattr(os, "fork"):
+        raise XMCError("--workers above 1 needs a system with fork (Linux, macOS)")
     settings = ServeSettings(max_texts=args.max_texts, max_chars=args.max_chars, max_body=args.max_body,
-                             batch_wait_ms=args.batch_wait_ms, max_batch=args.max_batch, threads=args.threads)
-    run(args.model, args.host, args.port, settings)
+                             max_drain=args.max_drain, batch_wait_ms=args.batch_wait_ms, max_batch=args.max_batch,
+                             threads=args.threads)
+    run(args.model, args.host, args.port, settings, keys=ApiKeys.read(args.api_key_file), workers=args.workers)
     return 0
 
 

@@ -137,7 +137,15 @@ def _add_model_commands(sub, methods) -> None:
     serve.add_argument("--max-texts", type=int, default=64, help="texts in one request")
     serve.add_argument("--max-chars", type=int, default=20_000, help="characters in one text")
     serve.add_argument("--max-body", type=int, default=2_000_000, help="bytes in one request body")
-    serve.add_argument("--threads", type=int, default=0, help="torch CPU threads of a neural model")
+    serve.add_argument("--threads", type=int, default=0,
+                       help="CPU threads in all (default: every core), shared out among the workers")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes forked after the model is loaded; they share its memory")
+    serve.add_argument("--api-key-file", default=None,
+                       help="require 'Authorization: Bearer KEY' with a key of this file (one a line); "
+                            "keys in $XMC_API_KEYS count too")
+    serve.add_argument("--max-drain", type=int, default=64 << 20,
+                       help="bytes of a refused body read (and dropped) so that any client sees the 413 or 401")
 
     config = sub.add_parser("config", help="print a method's default configuration as JSON")
     config.add_argument("method", choices=methods)
@@ -149,12 +157,22 @@ def _add_model_commands(sub, methods) -> None:
     demo.add_argument("--examples", type=int, default=3, help="documents to show with their predictions")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("xmc")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="xmc", description="Extreme multi-label text classification: train, predict, evaluate.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--version", action="version", version=f"xmc {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_commands(sub)
     _add_model_commands(sub, list(api.methods()))
@@ -164,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
+    if args.command == "serve":  # a server says what it loads, reloads and restarts, like uvicorn beside it
+        level = min(level, logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from xmc.cli import commands
 
