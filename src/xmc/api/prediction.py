@@ -20,11 +20,15 @@ from xmc.utils.io import atomic_file, save_csr
 from xmc.utils.validation import check_k
 
 
-def load(folder: str | os.PathLike) -> Pipeline:
-    """A trained pipeline from its folder (bare model folders load with ``xmc.load``)."""
+def load(folder: str | os.PathLike, *, quantize: bool = False) -> Pipeline:
+    """A trained pipeline from its folder (bare model folders load with ``xmc.load``). ``quantize``:
+    int8 CPU inference for the transformer encoders inside (faster on a CPU, a little less exact;
+    ``benchmarks/results/serve.md`` has both); an error for a model without one."""
     obj = load_any(folder)
     if not isinstance(obj, Pipeline):
         raise XMCError(f"{folder} holds a bare model; train with `xmc train` to get a pipeline folder")
+    if quantize and not obj.quantize():
+        raise XMCError(f"{folder} holds a {obj.method} model, which has no transformer encoder to quantise")
     return obj
 
 

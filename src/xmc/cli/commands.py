@@ -103,7 +103,7 @@ def _predict(args) -> int:
         raise XMCError("--data needs --out (where OUT.npz and OUT.jsonl go)")
     if args.workers < 1:
         raise XMCError("--workers must be at least 1")
-    scores = api.predict(args.model, args.data, args.split, top_k=args.top_k, beam_size=args.beam_size, out=args.out,
+    scores = api.predict(_model(args), args.data, args.split, top_k=args.top_k, beam_size=args.beam_size, out=args.out,
                          overwrite=args.overwrite, backend=args.backend, workers=args.workers, address=args.address)
     base = Path(args.out).with_suffix("") if Path(args.out).suffix in (".npz", ".jsonl") else Path(args.out)
     print(f"wrote {scores.shape[0]:,} rows to {base}.npz and {base}.jsonl")
@@ -114,7 +114,7 @@ CHUNK = 1000  # texts read and tagged at a time from --input: memory stays bound
 
 
 def _predict_texts(args) -> int:
-    model = api.load(args.model)
+    model = api.load(args.model, quantize=args.quantize)
     options = dict(top_k=args.top_k or 5, min_score=args.min_score, beam_size=args.beam_size)
     if args.features:
         _print_rows(api.predict_texts(model, features=api.load_features(args.features), **options), args.format)
@@ -168,7 +168,8 @@ def _print_rows(rows, fmt: str, texts: list[str] | None = None) -> None:
 
 def _evaluate(args) -> int:
     ks = _ks(args.k)
-    metrics = api.evaluate(args.model, args.data, args.split, ks=ks, groups=args.groups, pred=args.pred)
+    metrics = api.evaluate(_model(args) if args.model else None, args.data, args.split, ks=ks, groups=args.groups,
+                           pred=args.pred)
     if args.json:
         print(json.dumps(metrics))
         return 0
@@ -205,6 +206,12 @@ def _report(args) -> int:
     return 0
 
 
+def _model(args):
+    """The model folder, or the pipeline loaded from it with ``--quantize`` (its metrics are then
+    not recorded in the folder: they are not the saved model's)."""
+    return api.load(args.model, quantize=True) if args.quantize else args.model
+
+
 def _serve(args) -> int:
     try:
         from xmc.serve.app import ServeSettings
@@ -221,7 +228,7 @@ def _serve(args) -> int:
         raise XMCError("--workers above 1 needs a system with fork (Linux, macOS)")
     settings = ServeSettings(max_texts=args.max_texts, max_chars=args.max_chars, max_body=args.max_body,
                              max_drain=args.max_drain, batch_wait_ms=args.batch_wait_ms, max_batch=args.max_batch,
-                             threads=args.threads)
+                             threads=args.threads, quantize=args.quantize)
     run(args.model, args.host, args.port, settings, keys=ApiKeys.read(args.api_key_file), workers=args.workers)
     return 0
 

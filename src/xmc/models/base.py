@@ -190,6 +190,11 @@ class XMCModel(ABC):
     @abstractmethod
     def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None: ...
 
+    def quantize(self) -> bool:
+        """Switch to int8 inference on the CPU where the method has a transformer encoder (the
+        quantised model predicts but cannot be saved); whether anything changed."""
+        return False
+
     @classmethod
     def default_config(cls) -> Config:
         """The config used when none is given (a method may size it to the machine)."""

@@ -112,6 +112,10 @@ class Ensemble(XMCModel):
             member.fit(X, Y, **fit_options, **extra)
         return self
 
+    def quantize(self) -> bool:
+        self._check_fitted()
+        return any([member.quantize() for member in self.members_])  # every member, not the first that can
+
     def predict(self, X, *, top_k: int | None = None, beam_size: int | None = None) -> sp.csr_matrix:
         self._check_fitted()
         top_k = check_k(top_k, "top_k", self.config.top_k)

@@ -27,6 +27,7 @@ from xmc.models.base import XMCModel, int_list, manifest_field
 from xmc.nn.cascade import SCHEMES, CascadeNet, topk_to_csr
 from xmc.nn.device import autocast, resolve_device
 from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve_encoder, save_encoder
+from xmc.nn.fast_cpu import is_quantized, onnx_int8_encoder, refuse_quantized
 from xmc.nn.heads import load_tensors
 from xmc.nn.tokens import TokenizedTexts, bucketed_batches, cached_tokens, length_sorted_batches, tokenize
 from xmc.training.checkpoints import RunCheckpoints, save_state_dict
@@ -243,8 +244,19 @@ class CascadeModel(XMCModel):
     def _check_fitted(self) -> None:
         check_is_fitted(self, "net_")
 
+    def quantize(self) -> bool:
+        self._check_fitted()
+        if is_quantized(self.net_.encoder):
+            return True
+        if not isinstance(self.net_.encoder, TextEncoder):  # InceptionXML's CNN: nothing a BERT path would speed up
+            return False
+        self.config = dataclasses.replace(self.config, train=dataclasses.replace(self.config.train, device="cpu"))
+        self.net_.encoder = onnx_int8_encoder(self.net_.to("cpu").encoder, self.net_.taps, self.config.train.threads)
+        return True
+
     # -- model folders -----------------------------------------------------------------------------
     def _save_arrays(self, folder: Path) -> dict[str, Any]:
+        refuse_quantized(self.net_.encoder)
         self._save_encoder(folder)
         save_state_dict(folder / "heads.safetensors", self._head_state())
         (folder / "levels").mkdir()

@@ -159,6 +159,10 @@ class Pipeline:
             return False
         return True
 
+    def quantize(self) -> bool:
+        """int8 CPU inference for the transformer encoders inside (:meth:`XMCModel.quantize`)."""
+        return self.model.quantize()
+
     @classmethod
     def load(cls, folder: str | os.PathLike) -> Pipeline:
         folder = Path(folder)

@@ -34,9 +34,10 @@ from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
 from xmc.linear.ranker import LinearConfig
 from xmc.models.base import XMCModel, int_list, manifest_field
 from xmc.models.xr_linear import XRLinear, XRLinearConfig
-from xmc.nn.device import resolve_device
+from xmc.nn.device import place, resolve_device
 from xmc.nn.embed import embed
 from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve_encoder, save_encoder
+from xmc.nn.fast_cpu import is_quantized, onnx_int8_encoder, refuse_quantized
 from xmc.nn.heads import ShortlistHead, load_heads, save_heads
 from xmc.nn.tokens import cached_tokens, tokenize
 from xmc.training.checkpoints import RunCheckpoints
@@ -196,7 +197,7 @@ class XRTransformer(XMCModel):
         """Fine-tuned ``(n, dim)`` embeddings of ``texts`` (not normalised)."""
         self._check_fitted()
         tokens = tokenize(self.tokenizer_, _check_texts(texts), self.config.encoder.max_seq_len, desc="tokenise")
-        self.encoder_.to(self.device)
+        place(self.encoder_, self.device)
         finetune = self.config.finetune
         return embed(self.encoder_, tokens, finetune.embed_batch_size, self.device, amp=finetune.amp)
 
@@ -213,11 +214,20 @@ class XRTransformer(XMCModel):
     def _check_fitted(self) -> None:
         check_is_fitted(self, "ranker_")
 
+    def quantize(self) -> bool:
+        self._check_fitted()
+        if not is_quantized(self.encoder_):
+            self.config = dataclasses.replace(self.config, finetune=dataclasses.replace(self.config.finetune,
+                                                                                        device="cpu"))
+            self.encoder_ = onnx_int8_encoder(self.encoder_, None, self.config.finetune.threads)
+        return True
+
     @classmethod
     def _test_config(cls) -> XRTransformerConfig:
         raise XMCError("the xr-transformer model checks need an encoder folder; tests build a tiny BERT")
 
     def _save_arrays(self, folder: Path) -> dict[str, Any]:
+        refuse_quantized(self.encoder_)
         self.tfidf_.save(folder / "tfidf")
         save_encoder(folder / "encoder", self.tokenizer_, self.encoder_.transformer)
         save_heads(folder / "heads.safetensors", self.heads_)

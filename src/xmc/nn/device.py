@@ -29,3 +29,11 @@ def autocast(device: torch.device, enabled: bool = True):
     if enabled and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def place(module: torch.nn.Module, device: torch.device) -> None:
+    """Move ``module`` to ``device`` only when it is not there: ``.to()`` walks every parameter, which
+    cost a sixth of a one-text prediction even when nothing moved."""
+    first = next(module.parameters(), None)
+    if first is not None and first.device.type != device.type:
+        module.to(device)

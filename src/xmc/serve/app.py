@@ -47,6 +47,7 @@ class ServeSettings:
     batch_wait_ms: float = 0.0  # extra wait for others to join a batch (0: batches form from the queue alone)
     max_batch: int = 64  # texts scored together
     threads: int = 0  # torch CPU threads of a neural model (0 = torch's default)
+    quantize: bool = False  # int8 CPU inference for a transformer encoder
 
 
 class PredictRequest(BaseModel):
@@ -106,9 +107,9 @@ def create_app(model: str | Path | api.Pipeline, settings: ServeSettings | None 
         if isinstance(model, api.Pipeline):
             state.update(pipeline=model, stamp=loaded_stamp)
             if loaded_stamp is not None and _stamp_or_none(folder) != loaded_stamp:
-                await _reload(state, folder, metrics)  # replaced since the pipeline was loaded
+                await _reload(state, folder, metrics, settings.quantize)  # replaced since it was loaded
         else:
-            state.update(pipeline=api.load(model), stamp=_stamp_or_none(folder))
+            state.update(pipeline=api.load(model, quantize=settings.quantize), stamp=_stamp_or_none(folder))
         if settings.threads and "torch" in sys.modules:  # a neural model brought torch in; XR-Linear never does
             sys.modules["torch"].set_num_threads(settings.threads)
         batcher = MicroBatcher(score, settings.batch_wait_ms / 1000, settings.max_batch, metrics.batch.observe)
@@ -116,7 +117,7 @@ def create_app(model: str | Path | api.Pipeline, settings: ServeSettings | None 
         state.update(batcher=batcher)
         await batcher.submit(["warm-up"], 1, 0.0)  # numba and torch compile on the first call, not a user's
         if folder is not None:
-            watch_reloads(lambda: _reload(state, folder, metrics))
+            watch_reloads(lambda: _reload(state, folder, metrics, settings.quantize))
         state.update(ready=True, startup_seconds=round(time.perf_counter() - started, 3))
         log.info("serving %s (%s, %d labels) after %.1fs%s", folder or "a model", state["pipeline"].method,
                  len(state["pipeline"].vocab), state["startup_seconds"], ", API keys required" if keys else "")
@@ -215,7 +216,7 @@ def _stamp_or_none(folder: Path | None):
         return None
 
 
-async def _reload(state: dict, folder: Path, metrics: _Metrics) -> None:
+async def _reload(state: dict, folder: Path, metrics: _Metrics, quantize: bool = False) -> None:
     """Load the model again from ``folder`` and put it in force for the next batch; the batch being
     scored finishes on the old one, and no request waits for the load. A folder that no longer loads
     leaves the old model serving (and says why in the log)."""
@@ -229,7 +230,7 @@ async def _reload(state: dict, folder: Path, metrics: _Metrics) -> None:
             started = time.perf_counter()
             try:
                 stamp = _stamp_or_none(folder)
-                pipeline = await asyncio.to_thread(api.load, folder)
+                pipeline = await asyncio.to_thread(api.load, folder, quantize=quantize)
                 await asyncio.to_thread(api.predict_texts, pipeline, ["warm-up"], top_k=1)
             except Exception as exc:  # noqa: BLE001  a bad folder must not take the server down
                 metrics.reloads.labels("failed").inc()

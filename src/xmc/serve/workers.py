@@ -16,6 +16,7 @@ its share of ``threads`` (all cores by default).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -46,7 +47,8 @@ def run(model: str | Path, host: str = "127.0.0.1", port: int = 8000, settings: 
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # the parent never starts an OpenMP pool (see above)
     started = time.perf_counter()
     stamp = model_stamp(model) if (Path(model) / "xmc.json").exists() else None
-    pipeline = api.load(model)  # a broken model folder is one clear error line, before the server starts
+    # a broken model folder is one clear error line, before the server starts
+    pipeline = api.load(model, quantize=settings.quantize)
     log.info("loaded %s in %.1fs", model, time.perf_counter() - started)
     config = dict(host=host, port=port, log_level="info", timeout_graceful_shutdown=GRACE_SECONDS)
     if workers == 1:
@@ -58,6 +60,10 @@ def run(model: str | Path, host: str = "127.0.0.1", port: int = 8000, settings: 
     worker_settings = ServeSettings(**{**settings.__dict__, "threads": share})
     app = create_app(pipeline, worker_settings, keys=keys, folder=model, loaded_stamp=stamp)
     sock = uvicorn.Config(app, **config).bind_socket()
+    # Objects the parent made stay out of the collector's sight in the workers: a collection would
+    # write to every object's header and turn the shared pages into private copies.
+    gc.collect()
+    gc.freeze()
     Supervisor(lambda: _worker(app, sock, config, share), workers).run()
 
 
