@@ -54,7 +54,7 @@ def test_a_quantised_lightxml_ranks_like_the_float_one(lightxml, tmp_path):
     assert fast.quantize()  # twice is once
     want, got = model.predict(texts, top_k=5), fast.predict(texts, top_k=5)
     assert abs(precision_at_k(Y, got, 1) - precision_at_k(Y, want, 1)) <= 0.03
-    same_top = np.mean([a.indices[np.argmax(a.data)] == b.indices[np.argmax(b.data)] for a, b in zip(want, got)])
+    same_top = np.mean([a.indices[np.argmax(a.data)] == b.indices[np.argmax(b.data)] for a, b in zip(want, got, strict=True)])
     assert same_top >= 0.9
     with pytest.raises(XMCError, match="quantised for CPU inference"):
         fast.save(tmp_path / "q")
@@ -66,7 +66,7 @@ def test_quantised_xr_transformer_and_pipelines(fitted_tiny, encoded_docs, small
     fast = copy.deepcopy(fitted_tiny)
     assert fast.quantize() and is_quantized(fast.encoder_)
     want, got = fitted_tiny.predict(texts, top_k=5), fast.predict(texts, top_k=5)
-    overlap = np.mean([len(set(a.indices) & set(b.indices)) / 5 for a, b in zip(want, got)])
+    overlap = np.mean([len(set(a.indices) & set(b.indices)) / 5 for a, b in zip(want, got, strict=True)])
     assert overlap >= 0.8
     api.train("xr-linear", small_data, tmp_path / "linear", overrides=["tree.max_leaf_size=16"], eval_split=None)
     with pytest.raises(XMCError, match="no transformer encoder to quantise"):
