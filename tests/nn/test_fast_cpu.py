@@ -54,7 +54,8 @@ def test_a_quantised_lightxml_ranks_like_the_float_one(lightxml, tmp_path):
     assert fast.quantize()  # twice is once
     want, got = model.predict(texts, top_k=5), fast.predict(texts, top_k=5)
     assert abs(precision_at_k(Y, got, 1) - precision_at_k(Y, want, 1)) <= 0.03
-    same_top = np.mean([a.indices[np.argmax(a.data)] == b.indices[np.argmax(b.data)] for a, b in zip(want, got, strict=True)])
+    same_top = np.mean([a.indices[np.argmax(a.data)] == b.indices[np.argmax(b.data)]
+                        for a, b in zip(want, got, strict=True)])
     assert same_top >= 0.9
     with pytest.raises(XMCError, match="quantised for CPU inference"):
         fast.save(tmp_path / "q")
