@@ -20,7 +20,15 @@ from xmc.api.config import (
     methods,
     neural_overrides,
 )
-from xmc.api.data import dataset, dataset_info, datasets, derive_dataset, fetch_dataset, synth_dataset
+from xmc.api.data import (
+    dataset,
+    dataset_info,
+    datasets,
+    derive_dataset,
+    fetch_dataset,
+    import_dataset,
+    synth_dataset,
+)
 from xmc.api.evaluation import evaluate, evaluate_split, format_metrics, report
 from xmc.api.prediction import (
     check_texts,
@@ -39,7 +47,8 @@ from xmc.models.pipeline import Pipeline
 __all__ = [
     "DEFAULT_DATASET", "DEFAULT_METHOD", "NEURAL_OPTIONS", "Dataset", "Pipeline", "Split", "TrainResult",
     "check_texts", "combiners", "dataset", "dataset_info", "datasets", "default_config", "derive_dataset",
-    "ensemble", "evaluate", "evaluate_split", "features_config", "fetch_dataset", "format_metrics", "load",
+    "ensemble", "evaluate", "evaluate_split", "features_config", "fetch_dataset", "format_metrics", "import_dataset",
+    "load",
     "load_features", "method_config", "methods", "neural_overrides", "predict", "predict_split", "predict_texts",
     "ranked_rows", "report", "resolve", "synth_dataset", "train", "write_predictions",
 ]

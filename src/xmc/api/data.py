@@ -62,3 +62,17 @@ def derive_dataset(data: str | os.PathLike, text_field: str, out: str | os.PathL
     from xmc.data.derive import derive
 
     return derive(resolve(data), text_field, out, overwrite)
+
+
+def import_dataset(path: str | os.PathLike, out: str | os.PathLike, *, text_fields: tuple[str, ...] = ("text",),
+                   labels_field: str = "labels", label_sep: str | None = None, id_field: str | None = None,
+                   split_field: str | None = None, fractions: tuple[float, ...] = (0.8, 0.1, 0.1), seed: int = 0,
+                   skip_bad: bool = False, file_format: str | None = None,
+                   label_names: str | os.PathLike | None = None, overwrite: bool = False):
+    """``xmc data import``: a JSONL, CSV/TSV or Parquet file into a dataset folder
+    (:mod:`xmc.data.importer`); returns its :class:`~xmc.data.importer.ImportReport`."""
+    from xmc.data.importer import ImportSpec, import_file
+
+    spec = ImportSpec(tuple(text_fields), labels_field, label_sep, id_field, split_field, tuple(fractions), seed,
+                      skip_bad, file_format)
+    return import_file(path, out, spec, label_names, overwrite)

@@ -34,6 +34,17 @@ def _data(args) -> int:
         sizes = {"n_train": args.docs, "n_features": args.features, "n_labels": args.labels, "n_test": args.test_docs}
         out = api.synth_dataset(args.out, preset=args.preset, seed=args.seed, overwrite=args.overwrite, **sizes)
         print(f"wrote {out}")
+    elif args.data_command == "import":
+        try:
+            fractions = tuple(float(f) for f in args.split.split(","))
+        except ValueError:
+            raise XMCError(f"--split takes fractions like 0.8,0.1,0.1, got {args.split!r}") from None
+        report = api.import_dataset(args.file, args.out, text_fields=tuple(args.text_field.split(",")),
+                                    labels_field=args.labels_field, label_sep=args.label_sep, id_field=args.id_field,
+                                    split_field=args.split_field, fractions=fractions, seed=args.seed,
+                                    skip_bad=args.skip_bad, file_format=args.format, label_names=args.label_names,
+                                    overwrite=args.overwrite)
+        print(report.summary())
     elif args.data_command == "derive":
         out = api.derive_dataset(args.name, args.text_field, args.out, overwrite=args.overwrite)
         print(f"wrote {out}")
