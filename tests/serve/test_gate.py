@@ -120,3 +120,19 @@ def test_bodies_over_the_declared_limit(keyed):
 def test_the_page_has_a_key_field_that_it_sends():
     page = (Path(api.__file__).parents[1] / "serve" / "page.html").read_text()
     assert 'id="key"' in page and "Authorization" in page and "Bearer" in page
+
+
+def test_a_bug_is_a_500_with_a_json_body_and_the_server_keeps_serving(model, monkeypatch):
+    import xmc.serve.app as app_module
+
+    with TestClient(create_app(model)) as c:
+        real = app_module.api.predict_texts
+        monkeypatch.setattr(app_module.api, "predict_texts", lambda *a, **k: 1 / 0)
+        response = c.post("/predict", json={"texts": ["fish"]})
+        assert response.status_code == 500 and "a bug in xmc" in response.json()["error"]
+        monkeypatch.setattr(app_module.api, "predict_texts", real)
+        assert c.post("/predict", json={"texts": ["fish"]}).status_code == 200
+        metrics = c.get("/metrics").text
+        assert 'xmc_errors_total{kind="internal"} 1.0' in metrics
+        assert 'xmc_requests_total{route="/predict",status="500"} 1.0' in metrics
+        assert 'xmc_requests_total{route="/predict",status="200"}' in metrics

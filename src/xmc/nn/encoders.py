@@ -138,6 +138,10 @@ def _json_items(value, depth: int = 0):
             yield from _json_items(sub, depth + 1)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spm.model",
+                   "sentencepiece.bpe.model")
+
+
 def load_pretrained(folder: str | os.PathLike, n_layers: int = 0):
     """``(tokenizer, transformer)`` from a local folder; with ``n_layers``, only the first layers.
 
@@ -148,23 +152,50 @@ def load_pretrained(folder: str | os.PathLike, n_layers: int = 0):
     folder = Path(folder)
     _check_folder(folder)
     check_encoder_files(folder)
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise EncoderNotFoundError(f"{folder} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save the "
+                                   "model's tokenizer beside it (tokenizer.save_pretrained(folder))")
     safe = {"local_files_only": True, "trust_remote_code": False}
     try:
         with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(folder, **safe)
+            config = AutoConfig.from_pretrained(folder, **safe)
+            if getattr(config, "is_encoder_decoder", False):
+                raise EncoderNotFoundError(f"{folder} holds an encoder-decoder model ({config.model_type}); xmc "
+                                           "reads text with an encoder-only model (BERT, RoBERTa, DeBERTa, ...)")
             kwargs = {}
             if n_layers:
-                total = AutoConfig.from_pretrained(folder, **safe).num_hidden_layers
+                total = config.num_hidden_layers
                 if n_layers > total:
                     raise XMCError(f"encoder.n_layers={n_layers} but {folder} has only {total} layers")
                 kwargs["num_hidden_layers"] = n_layers
             model = AutoModel.from_pretrained(folder, use_safetensors=True, **safe, **kwargs)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
+        if tokenizer.pad_token_id is None:  # GPT-style vocabularies: pad with the end-of-text token
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.sep_token
+        _check_outputs(model, tokenizer, folder)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, IndexError) as exc:
         if isinstance(exc, XMCError):
             raise
         raise EncoderNotFoundError(f"cannot load the encoder in {folder}: {type(exc).__name__}: "
                                    f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     return tokenizer, model
+
+
+def _check_outputs(model: nn.Module, tokenizer, folder: Path) -> None:
+    """One tiny forward pass: the model must give ``last_hidden_state`` and one hidden state per
+    layer plus the embeddings, whatever it names its layers (layer taps read them by index)."""
+    ids = tokenizer(["an encoder check"], return_tensors="pt", return_token_type_ids=False)
+    model.eval()
+    with torch.no_grad():
+        out = model(input_ids=ids["input_ids"], attention_mask=ids["attention_mask"], output_hidden_states=True)
+    states = getattr(out, "hidden_states", None)
+    if getattr(out, "last_hidden_state", None) is None or states is None:
+        raise EncoderNotFoundError(f"{folder}: the model gives no hidden states (last_hidden_state and "
+                                   "hidden_states); xmc needs a text encoder such as AutoModel loads for BERT")
+    if len(states) != int(model.config.num_hidden_layers) + 1:
+        raise EncoderNotFoundError(f"{folder}: the model gives {len(states)} hidden states for "
+                                   f"{model.config.num_hidden_layers} layers (expected one per layer plus the "
+                                   "embeddings), so its layers cannot be tapped")
 
 
 def save_encoder(folder: Path, tokenizer, transformer: nn.Module | None) -> None:

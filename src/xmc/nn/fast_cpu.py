@@ -5,7 +5,9 @@ layers, ONNX Runtime with int8 dynamic quantisation took 1.9 ms against 10.5 ms 
 float32, 4.7 ms for ONNX Runtime in float32 and 4.4 ms for torch's own int8 dynamic quantisation
 (``torch.ao``; one thread each, 2026-12-03), at the same closeness to the float model (cosine 0.97
 and 0.96 of the pooled vectors). The graph skips PyTorch's per-operation dispatch, which is most of
-the time of so small a model.
+the time of so small a model. Weights get one scale per output column (``per_channel``): on
+EURLEX57K-titles dev, XR-Transformer's P@1 / P@5 were 91.82 / 68.75 per column and 91.48 / 68.62
+with one scale per matrix, against 91.72 / 68.80 in float32, at the same speed.
 
 At load, the float encoder is exported to ONNX (with the layer taps the method reads), its
 ``MatMul`` weights are quantised to int8 (``onnxruntime.quantization.quantize_dynamic``: weights
@@ -64,8 +66,9 @@ class _Exported(nn.Module):
         return out if self.taps is None else tuple(out)
 
 
-def onnx_int8_encoder(encoder: nn.Module, taps=None, threads: int = 0) -> OnnxTextEncoder:
-    """``encoder`` (a TextEncoder) as an int8 ONNX Runtime session reading ``taps``."""
+def onnx_int8_encoder(encoder: nn.Module, taps=None, threads: int = 0, per_channel: bool = True) -> OnnxTextEncoder:
+    """``encoder`` (a TextEncoder) as an int8 ONNX Runtime session reading ``taps``; ``per_channel``:
+    one int8 scale per output column of each weight instead of one per matrix."""
     try:
         import onnxruntime as ort
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -85,7 +88,7 @@ def onnx_int8_encoder(encoder: nn.Module, taps=None, threads: int = 0) -> OnnxTe
                                             "attention_mask": {0: "batch", 1: "tokens"},
                                             **{f"tap_{i}": {0: "batch"} for i in range(n_out)}})
         with _quiet_root_logger():  # "consider pre-processing": a hint for image models, not for this one
-            quantize_dynamic(str(plain), str(int8), weight_type=QuantType.QInt8)
+            quantize_dynamic(str(plain), str(int8), weight_type=QuantType.QInt8, per_channel=per_channel)
         model_bytes = int8.read_bytes()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
