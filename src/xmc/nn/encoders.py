@@ -266,8 +266,10 @@ class TextEncoder(nn.Module):
         layers = [self.layer_index(tap) for tap in taps]
         need_all = any(i != self.n_layers for i in layers)
         out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=need_all)
-        return [_pool(out.hidden_states[i] if need_all else out.last_hidden_state, attention_mask, tap.pooling)
-                for i, tap in zip(layers, taps, strict=True)]
+        # the last layer is read from last_hidden_state, tapped alone or not: some models (ModernBERT)
+        # apply a final norm there that their hidden_states[-1] lacks
+        return [_pool(out.hidden_states[i] if i != self.n_layers else out.last_hidden_state, attention_mask,
+                      tap.pooling) for i, tap in zip(layers, taps, strict=True)]
 
 
 def _pool(states: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
