@@ -42,9 +42,13 @@ def _start(model, tmp_path, *extra: str):
     port = _free_port()
     keys = tmp_path / "keys.txt"
     keys.write_text(KEY + "\n")
+    # The log goes to a file: a pipe nobody reads fills with access-log lines under load and then
+    # blocks the server's writes (seen: every worker waiting in logging's emit).
+    log = open(tmp_path / "server.log", "w")  # the server writes it; read by _stop
     proc = subprocess.Popen([sys.executable, "-m", "xmc.cli.main", "serve", "--model", str(model), "--port", str(port),
                              "--api-key-file", str(keys), "--max-body", "100000", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc.log_path = tmp_path / "server.log"
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -56,13 +60,13 @@ def _start(model, tmp_path, *extra: str):
             break
         time.sleep(0.1)
     proc.kill()
-    pytest.fail("the server did not become ready: " + proc.stdout.read())
+    pytest.fail("the server did not become ready: " + proc.log_path.read_text())
 
 
 def _stop(proc) -> str:
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
-    return out
+    proc.wait(timeout=60)
+    return proc.log_path.read_text()
 
 
 def _predict(url: str, text: str = TEXT) -> tuple[int, list]:
