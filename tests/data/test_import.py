@@ -126,3 +126,13 @@ def test_the_command_then_data_info_and_training(tmp_path, capsys):
     assert "train" in capsys.readouterr().out
     assert main(["data", "import", str(src), "--out", str(tmp_path / "ds"), "--split", "a,b"]) == 2
     assert "--split takes fractions" in capsys.readouterr().err
+
+
+def test_whitespace_is_collapsed_as_str_split_does(tmp_path):
+    """Arrow collapses whitespace on whole columns; it must agree with Python's str.split()."""
+    text = "a\u2028b\x85c\u00a0d\x0be\x1cf\tg\r\nh  \u3000i\u200bj  "
+    src = _jsonl(tmp_path / "in.jsonl", [{"text": text, "labels": ["x"]}, {"text": "other", "labels": ["y"]}])
+    api.import_dataset(src, tmp_path / "ds", fractions=(0.5, 0.5), seed=0)
+    data = api.resolve(tmp_path / "ds")
+    texts = data.load("train").texts + data.load("dev").texts
+    assert " ".join(text.split()) in texts

@@ -55,13 +55,17 @@ def read_text_split(texts_path: str | os.PathLike, labels_path: str | os.PathLik
     return texts, [line.split() for line in label_lines]
 
 
-def write_text_split(folder: str | os.PathLike, split: str, texts, label_lists, gz: bool = True) -> None:
+def write_text_split(folder: str | os.PathLike, split: str, texts, label_lists, gz: bool = True,
+                     collapse: bool = True) -> None:
+    """``{split}_texts`` and ``{split}_labels``; ``collapse=False`` when every text is known to be
+    one line with single spaces already (whitespace is otherwise collapsed here)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     suffix = ".txt.gz" if gz else ".txt"
     with open_text(folder / f"{split}_texts{suffix}", "wt") as f:
-        for text in texts:
-            f.write(" ".join(text.split()) + "\n")  # one line per document, whitespace collapsed
+        if collapse:
+            texts = (" ".join(text.split()) for text in texts)  # one line per document, whitespace collapsed
+        f.writelines(text + "\n" for text in texts)
     with open_text(folder / f"{split}_labels{suffix}", "wt") as f:
         for labels in label_lists:
             f.write(" ".join(labels) + "\n")
