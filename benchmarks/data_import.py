@@ -85,8 +85,8 @@ def main() -> None:
     lines += ["", f"The Parquet file holds the same rows in {parquet['mb'] / jsonl['mb']:.0%} of the bytes and "
               f"imports in {parquet['seconds'] / jsonl['seconds']:.0%} of the time: reading is not what bounds an "
               "import, the per-row Python work is (each text's whitespace collapsed with str.split, labels made "
-              "tokens, the rows checked and written; Arrow's regex replace on whole columns was tried for the first and took "
-              "22 s a GB, slower than str.split).", "", "## Targets", "",
+              "tokens, the rows checked and written; Arrow's regex replace on whole columns was tried for the "
+              "first and took 22 s a GB, slower than str.split).", "", "## Targets", "",
               f"- importing a 1 GB JSONL at least {TARGET_MB_S} MB/s: "
               f"{'met' if jsonl['mb_s'] >= TARGET_MB_S and jsonl['mb'] >= 1000 else 'MISSED'} "
               f"({jsonl['mb_s']:.0f} MB/s for {jsonl['mb']:,.0f} MB)"]
