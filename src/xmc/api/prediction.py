@@ -17,7 +17,7 @@ from xmc.models.pipeline import Pipeline, ranked_labels
 from xmc.models.pipeline import load as load_any
 from xmc.utils.folders import OutputExistsError
 from xmc.utils.io import atomic_file, save_csr
-from xmc.utils.validation import check_k
+from xmc.utils.validation import check_k, check_texts
 
 
 def load(folder: str | os.PathLike, *, quantize: bool = False) -> Pipeline:
@@ -109,13 +109,3 @@ def load_features(path: str | os.PathLike) -> sp.csr_matrix:
     from xmc.utils.io import load_csr
 
     return load_csr(path)
-
-
-def check_texts(texts) -> list[str]:
-    if isinstance(texts, str):
-        texts = [texts]
-    texts = list(texts)
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise InvalidInputError(f"texts must be strings; item {bad} is a {type(texts[bad]).__name__}")
-    return texts

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import torch
 
 from xmc._config import Config, Interval, Options, option
-from xmc.exceptions import InvalidInputError, ModelFormatError, XMCError
+from xmc.exceptions import ModelFormatError, XMCError
 from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
 from xmc.metrics.ranking import precision_at_k
 from xmc.models.base import XMCModel, int_list, manifest_field
@@ -38,7 +38,7 @@ from xmc.utils.fingerprint import digest_folder, digest_matrix, digest_texts
 from xmc.utils.io import load_csr, save_csr
 from xmc.utils.progress import progress
 from xmc.utils.sparse import binarize
-from xmc.utils.validation import check_is_fitted, check_k, check_labels
+from xmc.utils.validation import check_is_fitted, check_k, check_labels, check_texts
 
 log = logging.getLogger(__name__)
 
@@ -314,15 +314,3 @@ def pifa_tree(texts: list[str], Y: sp.csr_matrix, tfidf: TfidfConfig, tree: Tree
     """The PIFA label tree on TF-IDF of the training texts (the methods' clusters come from it)."""
     X = TfidfFeaturizer(tfidf).fit_transform(texts)
     return LabelTree.build(pifa(X, Y), tree)
-
-
-def check_texts(texts, method: str) -> list[str]:
-    if isinstance(texts, str):
-        texts = [texts]
-    if sp.issparse(texts) or isinstance(texts, np.ndarray):
-        raise InvalidInputError(f"{method} takes texts (a list of str), not a feature matrix")
-    texts = list(texts)
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise InvalidInputError(f"{method} takes texts (str); item {bad} is a {type(texts[bad]).__name__}")
-    return texts

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 import torch
 
 from xmc._config import Config, Interval, option
-from xmc.exceptions import InvalidInputError, ModelFormatError, XMCError
+from xmc.exceptions import ModelFormatError, XMCError
 from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
 from xmc.linear.ranker import LinearConfig
 from xmc.models.base import XMCModel, int_list, manifest_field
@@ -45,7 +45,7 @@ from xmc.training.finetune import FinetuneConfig, Finetuner
 from xmc.tree.label_tree import LabelTree, TreeConfig
 from xmc.tree.pifa import pifa
 from xmc.utils.fingerprint import digest_folder, digest_matrix, digest_texts
-from xmc.utils.validation import check_is_fitted, check_labels
+from xmc.utils.validation import check_is_fitted, check_labels, check_texts
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class XRTransformer(XMCModel):
         With ``checkpoint_dir``, the token ids and every finished level are saved there, and
         ``resume=True`` continues from the last finished level (same result as an uninterrupted run).
         """
-        texts = _check_texts(texts)
+        texts = check_texts(texts, self.method)
         Y = check_labels(Y, len(texts))
         cfg, seconds = self.config, {}
         folder = resolve_encoder(cfg.encoder.name)
@@ -198,7 +198,8 @@ class XRTransformer(XMCModel):
     def embed(self, texts: list[str]) -> np.ndarray:
         """Fine-tuned ``(n, dim)`` embeddings of ``texts`` (not normalised)."""
         self._check_fitted()
-        tokens = tokenize(self.tokenizer_, _check_texts(texts), self.config.encoder.max_seq_len, desc="tokenise")
+        texts = check_texts(texts, self.method)
+        tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc="tokenise")
         place(self.encoder_, self.device)
         finetune = self.config.finetune
         return embed(self.encoder_, tokens, finetune.embed_batch_size, self.device, amp=finetune.amp)
@@ -207,7 +208,7 @@ class XRTransformer(XMCModel):
                 post_processor: str | None = None) -> sp.csr_matrix:
         """``(n_docs, n_labels)`` CSR with each row's ``top_k`` label scores from the ranker."""
         self._check_fitted()
-        texts = _check_texts(texts)
+        texts = check_texts(texts, self.method)
         if self.config.finetune.threads:
             torch.set_num_threads(self.config.finetune.threads)
         features = _hstack(self.tfidf_.transform(texts), self.embed(texts), self.config.embedding_scale)
@@ -263,14 +264,4 @@ class XRTransformer(XMCModel):
     @property
     def n_labels_(self) -> int | None:
         return None if self.ranker_ is None else self.ranker_.n_labels_
-
-
-def _check_texts(texts) -> list[str]:
-    if isinstance(texts, str):
-        texts = [texts]
-    texts = list(texts)
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise InvalidInputError(f"xr-transformer takes texts (str); item {bad} is a {type(texts[bad]).__name__}")
-    return texts
 

@@ -69,3 +69,18 @@ def check_k(k, name: str = "k", default: int | None = None) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InvalidInputError(f"{name} must be a positive int, got {k!r}")
     return int(k)
+
+
+def check_texts(texts, who: str | None = None) -> list[str]:
+    """``texts`` as a list of str (one str is one text); ``who`` (a method) names the taker in the
+    message. A feature matrix or any non-str item is an :class:`InvalidInputError`."""
+    if isinstance(texts, str):
+        texts = [texts]
+    taker = f"{who} takes" if who else "expected"
+    if sp.issparse(texts) or isinstance(texts, np.ndarray):
+        raise InvalidInputError(f"{taker} texts (a list of str), not a feature matrix")
+    texts = list(texts)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise InvalidInputError(f"{taker} texts (str); item {bad} is a {type(texts[bad]).__name__}")
+    return texts
