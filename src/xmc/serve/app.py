@@ -105,11 +105,11 @@ def create_app(model: str | Path | api.Pipeline, settings: ServeSettings | None 
     async def lifespan(app: FastAPI):
         started = time.perf_counter()
         if isinstance(model, api.Pipeline):
-            state.update(pipeline=model, stamp=loaded_stamp)
+            state.update(pipeline=model)
             if loaded_stamp is not None and _stamp_or_none(folder) != loaded_stamp:
                 await _reload(state, folder, metrics, settings.quantize)  # replaced since it was loaded
         else:
-            state.update(pipeline=api.load(model, quantize=settings.quantize), stamp=_stamp_or_none(folder))
+            state.update(pipeline=api.load(model, quantize=settings.quantize))
         if settings.threads and "torch" in sys.modules:  # a neural model brought torch in; XR-Linear never does
             sys.modules["torch"].set_num_threads(settings.threads)
         batcher = MicroBatcher(score, settings.batch_wait_ms / 1000, settings.max_batch, metrics.batch.observe)
@@ -129,7 +129,7 @@ def create_app(model: str | Path | api.Pipeline, settings: ServeSettings | None 
     # Only describes the scheme in /docs (its Authorize button); the Gate enforces it.
     secured = [Depends(HTTPBearer(auto_error=False, description="an API key of the server"))] if keys else []
     app.add_middleware(Gate, keys=keys, max_body=settings.max_body, max_drain=settings.max_drain,
-                       on_reject=lambda status, _: metrics.errors.labels(
+                       on_reject=lambda status: metrics.errors.labels(
                            "unauthorized" if status == 401 else "too_large").inc())
 
     app.add_middleware(_Metered, metrics=metrics)  # outermost: it counts what the gate refuses too
@@ -248,14 +248,13 @@ async def _reload(state: dict, folder: Path, metrics: _Metrics, quantize: bool =
             state["reload_again"] = False
             started = time.perf_counter()
             try:
-                stamp = _stamp_or_none(folder)
                 pipeline = await asyncio.to_thread(api.load, folder, quantize=quantize)
                 await asyncio.to_thread(api.predict_texts, pipeline, ["warm-up"], top_k=1)
             except Exception as exc:  # noqa: BLE001  a bad folder must not take the server down
                 metrics.reloads.labels("failed").inc()
                 log.error("reloading %s failed, still serving the previous model: %s", folder, exc)
             else:
-                state.update(pipeline=pipeline, stamp=stamp, reloads=state.get("reloads", 0) + 1)
+                state.update(pipeline=pipeline, reloads=state.get("reloads", 0) + 1)
                 metrics.reloads.labels("done").inc()
                 log.info("reloaded %s (%s, %d labels) in %.1fs", folder, pipeline.method, len(pipeline.vocab),
                          time.perf_counter() - started)

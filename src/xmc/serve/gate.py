@@ -80,7 +80,7 @@ class Gate:
     read here, up to the limit, and handed on). ``on_reject(status)`` counts refusals."""
 
     def __init__(self, app, *, keys: ApiKeys | None, max_body: int, max_drain: int = 64 << 20,
-                 on_reject: Callable[[int, str], None] | None = None):
+                 on_reject: Callable[[int], None] | None = None):
         self.app, self.keys, self.max_body, self.max_drain = app, keys, max_body, max_drain
         self.on_reject = on_reject
 
@@ -117,7 +117,7 @@ class Gate:
             else:
                 drained = False
         if self.on_reject is not None:
-            self.on_reject(status, scope["path"])
+            self.on_reject(status)
         body = json.dumps({"error": message}).encode()
         out = {"content-type": "application/json", "content-length": str(len(body)), **(extra or {})}
         if not drained:  # the rest of the body is still coming: say so, rather than have the close look like a crash
