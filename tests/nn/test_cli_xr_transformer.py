@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+
+import numpy as np
 
 from xmc.cli.main import main
 
@@ -39,3 +42,31 @@ def test_neural_flags_are_checked(eurlex_slice, tmp_path, capsys):
     assert "--resume needs --checkpoint-dir" in capsys.readouterr().err
     assert main([*base, "--method", "xr-transformer", "--encoder", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_update_adds_labels_to_the_ranker(eurlex_slice, tiny_bert, tmp_path, capsys):
+    """``xmc update`` on an XR-Transformer: the new labels join its XR-Linear ranker, read from
+    TF-IDF joined with the fine-tuned embeddings; the encoder is not touched."""
+    from xmc import api
+    from xmc.data import resolve, write_text_split
+
+    src = resolve(eurlex_slice)
+    train, dev = src.load("train"), src.load("dev")
+    counts = Counter(x for ls in train.labels for x in ls)
+    held = set(sorted(label for label, c in counts.items() if 5 <= c <= 20)[:3])
+    kept = [(t, [x for x in ls if x not in held]) for t, ls in zip(train.texts, train.labels, strict=True)]
+    kept = [(t, ls) for t, ls in kept if ls]
+    data = tmp_path / "Held"
+    write_text_split(data, "train", [t for t, _ in kept], [ls for _, ls in kept])
+    write_text_split(data, "dev", dev.texts, dev.labels)
+    m0, m1 = tmp_path / "m0", tmp_path / "m1"
+    assert main(["train", "--method", "xr-transformer", "--data", str(data), "--out", str(m0), "--encoder",
+                 str(tiny_bert), "--device", "cpu", "--max-seq-len", "24", "--eval-split", "none", *SMALL]) == 0
+    assert main(["update", "--model", str(m0), "--data", str(eurlex_slice), "--out", str(m1)]) == 0
+    assert "added" in capsys.readouterr().out
+    before, after = api.load(m0), api.load(m1)
+    assert set(after.vocab.labels) - set(before.vocab.labels) >= held
+    assert after.model.ranker_.n_labels_ == len(after.vocab)
+    texts = [t for t, ls in zip(train.texts, train.labels, strict=True) if set(ls) & held][:20]
+    np.testing.assert_allclose(after.model.embed(texts), before.model.embed(texts), rtol=1e-5, atol=1e-6)
+    assert after.predict(texts, top_k=5).shape == (len(texts), len(after.vocab))

@@ -40,7 +40,9 @@ from xmc.api.prediction import (
     ranked_rows,
     write_predictions,
 )
+from xmc.api.preflight import Preflight, preflight
 from xmc.api.training import DEFAULT_DATASET, DEFAULT_METHOD, TrainResult, ensemble, train
+from xmc.api.update import UpdateResult, update
 from xmc.data.datasets import Dataset, Split, resolve
 from xmc.models.pipeline import Pipeline
 
@@ -49,6 +51,6 @@ __all__ = [
     "check_texts", "combiners", "dataset", "dataset_info", "datasets", "default_config", "derive_dataset",
     "ensemble", "evaluate", "evaluate_split", "features_config", "fetch_dataset", "format_metrics", "import_dataset",
     "load",
-    "load_features", "method_config", "methods", "neural_overrides", "predict", "predict_split", "predict_texts",
-    "ranked_rows", "report", "resolve", "synth_dataset", "train", "write_predictions",
+    "load_features", "method_config", "methods", "neural_overrides", "predict", "predict_split", "preflight", "Preflight", "predict_texts",
+    "ranked_rows", "report", "resolve", "synth_dataset", "train", "update", "UpdateResult", "write_predictions",
 ]

@@ -79,18 +79,9 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     Y = vocab.encode(train_split.labels).Y
     names = dataset.label_names()  # read before training: a broken names file must not cost a training
     seconds["load"] = time.perf_counter() - t0
-    model = _build_model(method, model_cfg, ensemble)
-    featurizer = None
+    model = build_model(method, model_cfg, ensemble)
     t0 = time.perf_counter()
-    if model.input_kind == "texts":
-        if train_split.texts is None:
-            raise XMCError(f"{method} reads raw texts, but {dataset.name} holds bag-of-words features only")
-        inputs = train_split.texts
-    elif train_split.texts is not None:
-        featurizer = TfidfFeaturizer(tfidf_cfg)
-        inputs = featurizer.fit_transform(train_split.texts)
-    else:
-        inputs = normalize_rows(train_split.features, feature_norm)
+    inputs, featurizer = fit_inputs(model, train_split, tfidf_cfg, feature_norm, dataset.name)
     seconds["features"] = time.perf_counter() - t0
     if eval_split == "auto":
         eval_split = _default_eval_split(dataset, split)
@@ -122,6 +113,19 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     return result
 
 
+def fit_inputs(model, split: Split, tfidf_cfg, feature_norm: str, name: str):
+    """What ``model.fit`` reads from ``split`` (raw texts, TF-IDF rows or normalised features), and the
+    featuriser fitted on the way (None unless TF-IDF)."""
+    if model.input_kind == "texts":
+        if split.texts is None:
+            raise XMCError(f"{model.method} reads raw texts, but {name} holds bag-of-words features only")
+        return split.texts, None
+    if split.texts is not None:
+        featurizer = TfidfFeaturizer(tfidf_cfg)
+        return featurizer.fit_transform(split.texts), featurizer
+    return normalize_rows(split.features, feature_norm), None
+
+
 def _secondary_process() -> bool:
     """True in every process of a torchrun group but the first (read from torchrun's environment, so
     this module never imports torch)."""
@@ -137,7 +141,7 @@ def _calibrate(pipeline: Pipeline, split: Split, scores: sp.csr_matrix, where: s
     pipeline.calibration_info = {**info, "fitted_on": where}
 
 
-def _build_model(method: str, config: Config, ensemble: int):
+def build_model(method: str, config: Config, ensemble: int):
     cls = model_class(method)
     if ensemble < 1:
         raise XMCError(f"--ensemble must be at least 1, got {ensemble}")

@@ -16,6 +16,7 @@ def run(args) -> int:
     handler = {
         "data": _data,
         "train": _train,
+        "update": _update,
         "predict": _predict,
         "evaluate": _evaluate,
         "config": _config,
@@ -80,12 +81,32 @@ def _neural_options(args) -> tuple[list[str], dict]:
 
 def _train(args) -> int:
     overrides, fit_options = _neural_options(args)
+    if args.dry_run or args.max_memory:
+        estimate = api.preflight(args.method, args.data, split=args.split, overrides=overrides + args.set,
+                                 ensemble=args.ensemble, max_memory=args.max_memory)
+        print(estimate.summary())
+        estimate.check()
+        if args.dry_run:
+            return 0
     result = api.train(args.method, args.data, args.out, split=args.split, overrides=overrides + args.set,
                        eval_split=_eval_split(args.eval_split), fit_options=fit_options, ensemble=args.ensemble,
                        overwrite=args.overwrite or args.resume)
     if result.path is None and args.out:
         return 0  # a secondary process of a torchrun group: the first one reports and saves
     _print_train(result)
+    print(f"saved {result.path}")
+    return 0
+
+
+def _update(args) -> int:
+    result = api.update(args.model, args.data, args.out, split=args.split, eval_split=_eval_split(args.eval_split),
+                        overwrite=args.overwrite)
+    print(result.update.summary())
+    secs = "  ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+    print(f"the model now has {len(result.pipeline.vocab):,} labels ({secs})")
+    if result.metrics:
+        print()
+        print(_metrics_table(result.metrics, f"{result.pipeline.dataset} / {result.eval_split}"))
     print(f"saved {result.path}")
     return 0
 

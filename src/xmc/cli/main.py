@@ -89,6 +89,11 @@ def _add_model_commands(sub, methods) -> None:
     train.add_argument("--address", default=None, help="Ray cluster to join: auto, or ray://host:port")
     train.add_argument("--ensemble", type=int, default=1, metavar="N",
                        help="train N members with shifted seeds and combine their scores (softmax average)")
+    train.add_argument("--dry-run", action="store_true",
+                       help="estimate peak memory and time from short measured runs on samples; train nothing")
+    train.add_argument("--max-memory", default=None, metavar="SIZE",
+                       help="refuse a run estimated to need more (e.g. 8G; default: the memory available now); "
+                            "without --dry-run the estimate runs first, then the training")
     neural = train.add_argument_group("neural methods (xr-transformer, lightxml, cascadexml)")
     neural.add_argument("--encoder", help="Hugging Face model folder (default: the packaged all-MiniLM-L6-v2)")
     neural.add_argument("--max-seq-len", type=int, help="tokens kept per document")
@@ -98,6 +103,15 @@ def _add_model_commands(sub, methods) -> None:
     neural.add_argument("--resume", action="store_true",
                         help="continue from the last level saved in --checkpoint-dir (and replace the xmc model "
                              "an earlier attempt may have left in --out)")
+
+    upd = sub.add_parser("update", help="add the labels of a dataset that a trained model does not know, without "
+                                        "retraining it (xr-linear, xr-transformer)")
+    upd.add_argument("--model", required=True, help="model folder written by `xmc train`")
+    upd.add_argument("--data", required=True, help="dataset with the new labels' documents")
+    upd.add_argument("--split", default="train")
+    upd.add_argument("--out", required=True, help="model folder to write (new or empty; see --overwrite)")
+    upd.add_argument("--overwrite", action="store_true", help="replace an existing xmc model in --out")
+    upd.add_argument("--eval-split", default="auto", help="split to evaluate after the update (auto: dev/test; none)")
 
     predict = sub.add_parser("predict", help="labels of new texts, or of a dataset split (to .npz and JSON lines)")
     predict.add_argument("--model", required=True)

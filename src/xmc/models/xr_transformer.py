@@ -211,8 +211,12 @@ class XRTransformer(XMCModel):
         texts = check_texts(texts, self.method)
         if self.config.finetune.threads:
             torch.set_num_threads(self.config.finetune.threads)
-        features = _hstack(self.tfidf_.transform(texts), self.embed(texts), self.config.embedding_scale)
-        return self.ranker_.predict(features, top_k=top_k, beam_size=beam_size, post_processor=post_processor)
+        return self.ranker_.predict(self.ranker_features(texts), top_k=top_k, beam_size=beam_size,
+                                    post_processor=post_processor)
+
+    def ranker_features(self, texts: list[str]) -> sp.csr_matrix:
+        """What the XR-Linear ranker reads: TF-IDF joined with the fine-tuned embeddings."""
+        return _hstack(self.tfidf_.transform(texts), self.embed(texts), self.config.embedding_scale)
 
     def _check_fitted(self) -> None:
         check_is_fitted(self, "ranker_")
@@ -236,7 +240,8 @@ class XRTransformer(XMCModel):
         save_heads(folder / "heads.safetensors", self.heads_)
         self.matcher_tree_.save(folder / "matcher_tree")
         self.ranker_.save(folder / "ranker")
-        return {"n_labels": self.matcher_tree_.n_labels, "matcher_levels": self.matcher_tree_.level_sizes,
+        # the ranker's labels: ``xmc update`` adds labels to the ranker, the matcher tree keeps those fine-tuned on
+        return {"n_labels": self.ranker_.n_labels_, "matcher_levels": self.matcher_tree_.level_sizes,
                 "embedding_dim": self.encoder_.dim, "fit_seconds": self.fit_seconds_, "level_logs": self.level_logs_}
 
     def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None:
@@ -244,8 +249,8 @@ class XRTransformer(XMCModel):
         n_labels = manifest_field(shapes, "n_labels", int, where, low=1)
         levels = int_list(shapes, "matcher_levels", where, low=1)
         dim = manifest_field(shapes, "embedding_dim", int, where, low=1)
-        if levels[-1] != n_labels:
-            raise ModelFormatError(f"{where}: the matcher tree ends with {levels[-1]} nodes, not n_labels")
+        if levels[-1] > n_labels:
+            raise ModelFormatError(f"{where}: the matcher tree ends with {levels[-1]} nodes, more than n_labels")
         self.tfidf_ = TfidfFeaturizer.load(folder / "tfidf")
         self.tokenizer_, transformer = load_pretrained(folder / "encoder")
         self.encoder_ = TextEncoder(transformer, self.config.encoder.pooling)

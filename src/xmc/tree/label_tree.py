@@ -75,8 +75,7 @@ class LabelTree:
         n_labels = label_embeddings.shape[0]
         if n_labels < 2:
             return cls([sp.csr_matrix(np.ones((n_labels, 1), np.float32))])
-        depth = max(1, math.ceil(math.log2(n_labels / config.max_leaf_size))) if n_labels > config.max_leaf_size else 0
-        depth = min(depth, int(math.floor(math.log2(n_labels))))
+        depth = _leaf_depth(n_labels, config)
         leaf = balanced_leaf_clusters(label_embeddings, depth, config.kmeans_max_iter, config.seed)
         return cls(_chain_from_leaves(leaf, 2**depth, config.n_splits, config.min_codes or config.n_splits))
 
@@ -100,20 +99,41 @@ class LabelTree:
         return cls(chain)
 
 
-def _assignment(parent: np.ndarray, n_parents: int) -> sp.csr_matrix:
+def _leaf_depth(n_labels: int, config: TreeConfig) -> int:
+    """Binary splits down to the leaf clusters: 2**depth leaves of at most ``max_leaf_size`` labels."""
+    depth = max(1, math.ceil(math.log2(n_labels / config.max_leaf_size))) if n_labels > config.max_leaf_size else 0
+    return min(depth, int(math.floor(math.log2(n_labels))))
+
+
+def tree_shape(n_labels: int, config: TreeConfig | None = None) -> list[int]:
+    """The level sizes :meth:`LabelTree.build` gives ``n_labels`` labels, worked out without clustering."""
+    config = config or TreeConfig()
+    if n_labels < 2:
+        return [n_labels]
+    n = 2 ** _leaf_depth(n_labels, config)
+    if n == 1:
+        return [n_labels]
+    sizes = [n, n_labels]
+    while n > (config.min_codes or config.n_splits):
+        n = (n - 1) // config.n_splits + 1
+        sizes.insert(0, n)
+    return sizes
+
+
+def assignment(parent: np.ndarray, n_parents: int) -> sp.csr_matrix:
     n = parent.size
     return sp.csr_matrix((np.ones(n, np.float32), parent.astype(np.int32), np.arange(n + 1)), shape=(n, n_parents))
 
 
 def _chain_from_leaves(leaf: np.ndarray, n_leaves: int, n_splits: int, min_codes: int) -> list[sp.csr_matrix]:
-    chain = [] if n_leaves == 1 else [_assignment(leaf, n_leaves)]
+    chain = [] if n_leaves == 1 else [assignment(leaf, n_leaves)]
     if n_leaves == 1:
-        return [_assignment(np.zeros(leaf.size, np.int64), 1)]
+        return [assignment(np.zeros(leaf.size, np.int64), 1)]
     n = n_leaves
     while n > min_codes:
         parents = np.arange(n) // n_splits
         n_up = int(parents[-1]) + 1
-        chain.insert(0, _assignment(parents, n_up))
+        chain.insert(0, assignment(parents, n_up))
         n = n_up
-    chain.insert(0, _assignment(np.zeros(n, np.int64), 1))
+    chain.insert(0, assignment(np.zeros(n, np.int64), 1))
     return chain

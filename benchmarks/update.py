@@ -1,0 +1,191 @@
+"""``xmc update`` against a full retrain, and ``xmc train --dry-run``'s estimates against measured runs.
+
+    python benchmarks/update.py [--data EURLEX57K] [--synth 100k,amazon-670k] [--skip-update] [--skip-dry-run]
+
+Update: 10% of EURLEX57K's training labels (seeded, uniform over labels) are taken out of the
+training split (removed from every document; documents left without labels dropped), XR-Linear is
+trained on the rest, and ``xmc update`` adds them back from the full training split. Against it,
+XR-Linear trained from scratch on the full split. Each command runs in its own process and is
+timed from start to exit. Scores on dev: P@1/P@5 over all labels, and RP@5 on the added labels
+(over the dev documents with an added label: added labels in the model's top 5, over min(5, the
+document's added labels)).
+
+Dry run: ``xmc train --dry-run`` and then the same ``xmc train`` on EURLEX57K and on synthetic sets
+(``xmc data synth --preset``); the estimate of time against the run's featurise + fit seconds, the
+estimated peak memory against the training process's peak RSS (``ru_maxrss``).
+Results: benchmarks/results/update.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+WORK = Path(__file__).resolve().parent / ".work" / "update"
+XMC = [sys.executable, "-m", "xmc.cli.main"]
+
+
+def run(cmd: list[str], log: Path) -> dict:
+    """A command in its own process: wall seconds, peak RSS (MB) and its stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    with log.open("w") as f:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True)
+    seconds = time.perf_counter() - t0
+    log.write_text(log.read_text() + proc.stdout)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}); see {log}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"seconds": seconds, "peak_mb": peak / 1024 if peak > before else float("nan"), "stdout": proc.stdout}
+
+
+def stage_seconds(stdout: str) -> dict[str, float]:
+    return {k: float(v) for k, v in re.findall(r"(\w+) ([0-9.]+)s", stdout)}
+
+
+def held_out_dataset(data: str, out: Path, fraction: float, seed: int) -> list[str]:
+    """``data`` without a seeded ``fraction`` of its training labels (dev untouched); the held-out labels."""
+    from xmc.data import LabelVocab, resolve
+    from xmc.data.formats import write_text_split
+
+    dataset = resolve(data)
+    train = dataset.load("train")
+    labels = LabelVocab.build(train.labels).labels
+    rng = np.random.default_rng(seed)
+    held = sorted(rng.choice(labels, int(round(fraction * len(labels))), replace=False).tolist())
+    if not (out / "train_labels.txt.gz").exists():
+        drop = set(held)
+        kept = [(t, [x for x in ls if x not in drop]) for t, ls in zip(train.texts, train.labels, strict=True)]
+        kept = [(t, ls) for t, ls in kept if ls]
+        write_text_split(out, "train", [t for t, _ in kept], [ls for _, ls in kept], collapse=False)
+        for f in dataset.path.glob("dev_*"):
+            shutil.copy(f, out / f.name)
+    return held
+
+
+def dev_scores(model: Path, data: str, held: list[str]) -> dict[str, float]:
+    from xmc import api
+
+    pipeline = api.load(model)
+    dev = api.dataset(data).load("dev")
+    scores = api.predict_split(pipeline, dev, top_k=5)
+    metrics = api.evaluate_split(pipeline, dev, scores)
+    held_set = set(held)
+    top = [[pipeline.vocab.labels[j] for j in row[np.argsort(-vals)][:5]] for row, vals in
+           ((scores.indices[a:b], scores.data[a:b]) for a, b in zip(scores.indptr[:-1], scores.indptr[1:],
+                                                                     strict=True))]
+    rp = [len(set(t) & (set(ls) & held_set)) / min(5, len(set(ls) & held_set))
+          for t, ls in zip(top, dev.labels, strict=True) if set(ls) & held_set]
+    return {"P@1": metrics["P@1"], "P@5": metrics["P@5"], "RP@5 added": 100 * float(np.mean(rp)), "n_added_docs": len(rp)}
+
+
+def update_part(data: str, seed: int) -> str:
+    work = WORK / data
+    work.mkdir(parents=True, exist_ok=True)
+    held_data = work / f"{data}-held"
+    held = held_out_dataset(data, held_data, 0.1, seed)
+    rows, scores = {}, {}
+    steps = {
+        "first model (90% of labels)": ([*XMC, "train", "--method", "xr-linear", "--data", str(held_data), "--out",
+                                         str(work / "m0"), "--overwrite", "--eval-split", "none"], work / "m0"),
+        "xmc update (adds 10%)": ([*XMC, "update", "--model", str(work / "m0"), "--data", data, "--out",
+                                   str(work / "m1"), "--overwrite", "--eval-split", "none"], work / "m1"),
+        "full retrain": ([*XMC, "train", "--method", "xr-linear", "--data", data, "--out", str(work / "full"),
+                          "--overwrite", "--eval-split", "none"], work / "full"),
+    }
+    for name, (cmd, model) in steps.items():
+        print(f"{name} ...", flush=True)
+        rows[name] = run(cmd, work / f"{model.name}.log")
+        scores[name] = dev_scores(model, data, held)
+    full_s = rows["full retrain"]["seconds"]
+    upd = rows["xmc update (adds 10%)"]
+    lines = ["| run | wall s | stages (s) | peak RSS MB | dev P@1 | dev P@5 | RP@5 on added labels |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        s = scores[name]
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in stage_seconds(r["stdout"]).items())
+        lines.append(f"| {name} | {r['seconds']:.1f} | {stages} | {r['peak_mb']:,.0f} | {s['P@1']:.2f} | "
+                     f"{s['P@5']:.2f} | {s['RP@5 added']:.2f} |")
+    summary = [line for line in upd["stdout"].splitlines() if line.startswith("added")]
+    u, f = scores["xmc update (adds 10%)"], scores["full retrain"]
+    ratio = upd["seconds"] / full_s
+    targets = [
+        f"- update time at most 10% of a full retrain: {'met' if ratio <= 0.1 else 'MISSED'} ({100 * ratio:.1f}%)",
+        f"- overall P@5 within 0.3 of the full retrain: {'met' if f['P@5'] - u['P@5'] <= 0.3 else 'MISSED'} "
+        f"({u['P@5']:.2f} vs {f['P@5']:.2f})",
+        f"- RP@5 on the added labels within 2 of the full retrain: "
+        f"{'met' if f['RP@5 added'] - u['RP@5 added'] <= 2 else 'MISSED'} "
+        f"({u['RP@5 added']:.2f} vs {f['RP@5 added']:.2f})",
+    ]
+    return "\n".join([f"## xmc update on {data}", "",
+                      f"{len(held):,} labels held out (seed {seed}); {u['n_added_docs']:,} dev documents carry one.",
+                      "", *lines, "", *(f"`{s}`" for s in summary), "", *targets, ""])
+
+
+def dry_run_part(data: str, synth: list[str]) -> str:
+    sets = [(data, data)]
+    for preset in synth:
+        folder = WORK / f"synth-{preset}"
+        if not (folder / "train_data.txt").exists() and not any(folder.glob("train*")):
+            print(f"synth {preset} ...", flush=True)
+            subprocess.run([*XMC, "data", "synth", "--preset", preset, "--out", str(folder), "--overwrite"],
+                           check=True)
+        sets.append((f"synthetic {preset}", str(folder)))
+    lines = ["| data | dry run s | estimated peak MB | measured peak MB | error | estimated s | measured s "
+             "(featurise + fit) | error |", "|---|---|---|---|---|---|---|---|"]
+    targets = []
+    for name, path in sets:
+        print(f"dry run on {name} ...", flush=True)
+        tag = Path(path).name
+        est = run([sys.executable, "-c", "import json, sys; from xmc import api; r = api.preflight('xr-linear', "
+                   "sys.argv[1]); print(r.summary()); print(json.dumps({'peak': r.peak_bytes, 's': r.seconds}))",
+                   path], WORK / f"dry-{tag}.log")
+        guess = json.loads(est["stdout"].strip().splitlines()[-1])
+        real = run([*XMC, "train", "--method", "xr-linear", "--data", path, "--out", str(WORK / f"dry-model-{tag}"),
+                    "--overwrite", "--eval-split", "none"], WORK / f"train-{tag}.log")
+        st = stage_seconds(real["stdout"])
+        real_s = st.get("features", 0.0) + st.get("fit", 0.0)
+        mem_err = guess["peak"] / 2**20 / real["peak_mb"] - 1
+        time_err = guess["s"] / real_s - 1
+        lines.append(f"| {name} | {est['seconds']:.0f} | {guess['peak'] / 2**20:,.0f} | {real['peak_mb']:,.0f} | "
+                     f"{100 * mem_err:+.0f}% | {guess['s']:.0f} | {real_s:.0f} | {100 * time_err:+.0f}% |")
+        targets.append(f"- {name}: memory within 25% {'met' if abs(mem_err) <= 0.25 else 'MISSED'}, "
+                       f"time within 50% {'met' if abs(time_err) <= 0.5 else 'MISSED'}")
+        shutil.rmtree(WORK / f"dry-model-{tag}", ignore_errors=True)
+    return "\n".join(["## xmc train --dry-run (xr-linear)", "", *lines, "", *targets, ""])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="EURLEX57K")
+    ap.add_argument("--synth", default="100k,amazon-670k", help="synthetic presets for the dry run ('' for none)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-update", action="store_true")
+    ap.add_argument("--skip-dry-run", action="store_true")
+    args = ap.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    parts = []
+    if not args.skip_update:
+        parts.append(update_part(args.data, args.seed))
+    if not args.skip_dry_run:
+        parts.append(dry_run_part(args.data, [s for s in args.synth.split(",") if s]))
+    path = common.write_result("update", "python " + " ".join(sys.argv), "\n".join(parts))
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()

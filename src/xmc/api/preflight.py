@@ -1,0 +1,210 @@
+"""``xmc train --dry-run``: what a training run will cost, from short measured runs, before it runs.
+
+The data are read once, here. Then the same featuriser and model are fitted on random samples of
+the training documents (by default 1/16, 1/8 and 1/4 of them, at most 100,000), each in a fresh
+process of its own that reports its time and its peak resident memory (Python, modules, the
+sample's data, the fit: what the real run's process will hold, at a smaller size). A straight line
+``a + b n`` through the samples (least squares) is read at every document: the intercept holds what
+does not grow with the data (modules, an encoder's weights), the slope what does.
+
+The estimate covers featurising and fitting; evaluating on the dev split and saving come after
+the fit and are not timed.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from xmc.api.config import features_config, method_config
+from xmc.api.training import build_model, fit_inputs
+from xmc.data.datasets import Split, resolve
+from xmc.data.vocab import LabelVocab
+from xmc.exceptions import XMCError
+from xmc.tree.label_tree import TreeConfig, tree_shape
+from xmc.utils.memory import available_bytes, format_size, parse_size, peak_rss_bytes, rss_bytes
+
+log = logging.getLogger(__name__)
+FRACTIONS = (1 / 16, 1 / 8, 1 / 4)  # on EURLEX57K, 1/32-1/8 overestimated the peak by 45%: too
+# small a sample to see the vocabulary and the labels level off
+MIN_SAMPLE = 500  # smaller samples measure start-up costs more than the work
+MAX_SAMPLE = 100_000
+
+
+@dataclass
+class Sample:
+    n_docs: int
+    n_labels: int
+    n_features: int
+    seconds: float
+    peak_bytes: int  # the sample's process at its peak: Python, modules, the sample's data and the fit
+
+
+@dataclass
+class Preflight:
+    method: str
+    data: str
+    n_docs: int
+    n_labels: int
+    n_features: int
+    features_measured: bool  # False: the TF-IDF vocabulary size is extrapolated from the samples
+    levels: list[int] | None
+    samples: list[Sample] = field(default_factory=list)
+    peak_bytes: int = 0
+    seconds: float = 0.0
+    max_memory: int | None = None
+    max_memory_source: str = ""
+
+    def summary(self) -> str:
+        features = f"{self.n_features:,}" if self.features_measured else f"about {self.n_features:,} (TF-IDF)"
+        lines = [f"dry run: {self.method} on {self.data}",
+                 f"  documents {self.n_docs:,}   labels {self.n_labels:,}   features {features}"]
+        if self.levels:
+            lines.append(f"  label tree: {len(self.levels)} levels of {', '.join(f'{n:,}' for n in self.levels)} "
+                         "nodes")
+        for s in self.samples:
+            lines.append(f"  measured on {s.n_docs:,} documents ({s.n_labels:,} labels): {s.seconds:.1f} s, "
+                         f"peak memory {format_size(s.peak_bytes)}")
+        limit = (f"{format_size(self.max_memory)} {self.max_memory_source}" if self.max_memory is not None
+                 else "unknown on this system")
+        lines.append(f"  estimate for {self.n_docs:,} documents: peak memory {format_size(self.peak_bytes)} "
+                     f"(limit {limit}), time {_duration(self.seconds)} to featurise and fit")
+        return "\n".join(lines)
+
+    def check(self) -> None:
+        """Refuse a run estimated to need more memory than allowed."""
+        if self.max_memory is not None and self.peak_bytes > self.max_memory:
+            raise XMCError(f"{self.method} on {self.data} is estimated to need {format_size(self.peak_bytes)} at its "
+                           f"peak, more than the {format_size(self.max_memory)} {self.max_memory_source}; train on "
+                           f"a machine with more memory, or raise the bound with --max-memory")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def preflight(method: str, data: str, *, split: str = "train", overrides: list[str] | tuple[str, ...] = (),
+              ensemble: int = 1, max_memory: str | int | None = None, fractions: tuple[float, ...] = FRACTIONS,
+              seed: int = 0, min_sample: int = MIN_SAMPLE) -> Preflight:
+    """Estimate the peak memory and time of ``xmc train`` with these arguments (see the module doc)."""
+    dataset = resolve(data)
+    model_cfg, tfidf_cfg = method_config(method, overrides)
+    norm = features_config(overrides).norm
+    train_split = dataset.load(split)
+    vocab = LabelVocab.build(train_split.labels)
+    if train_split.n_labels is not None:
+        vocab = LabelVocab(dataset.bow_label_names(train_split.n_labels))
+    Y = vocab.encode(train_split.labels).Y
+    n = Y.shape[0]
+    tree = getattr(model_cfg, "tree", None)
+    report = Preflight(method, f"{dataset.name}/{split}", n, Y.shape[1],
+                       train_split.features.shape[1] if train_split.features is not None else 0,
+                       train_split.features is not None, tree_shape(Y.shape[1], tree)
+                       if isinstance(tree, TreeConfig) else None)
+    rng = np.random.default_rng(seed)
+    for size in _sample_sizes(n, fractions, min_sample):
+        rows = np.sort(rng.choice(n, size, replace=False))
+        report.samples.append(_measure(size, (method, model_cfg, tfidf_cfg, norm, ensemble,
+                                              _subset(train_split, rows), Y[rows], dataset.name)))
+    _extrapolate(report, getattr(tfidf_cfg, "max_features", None))
+    report.max_memory, report.max_memory_source = _memory_bound(max_memory)
+    return report
+
+
+def _sample_sizes(n: int, fractions: tuple[float, ...], min_sample: int) -> list[int]:
+    if n <= min_sample * 4:
+        return [n]  # small enough to measure the run itself
+    return sorted({int(np.clip(round(f * n), min_sample, min(MAX_SAMPLE, n))) for f in fractions})
+
+
+def _subset(split: Split, rows: np.ndarray) -> Split:
+    return Split(split.name, [split.labels[i] for i in rows],
+                 texts=[split.texts[i] for i in rows] if split.texts is not None else None,
+                 features=split.features[rows] if split.features is not None else None, n_labels=split.n_labels)
+
+
+def _extrapolate(report: Preflight, max_features: int | None) -> None:
+    """The least-squares line ``a + b n`` through the samples, read at every document (a slope and
+    an intercept of at least 0: more data never costs less); the TF-IDF vocabulary by Heaps' law."""
+    n = np.array([s.n_docs for s in report.samples], float)
+    for attr, values in (("seconds", [s.seconds for s in report.samples]),
+                         ("peak_bytes", [s.peak_bytes for s in report.samples])):
+        y = np.array(values, float)
+        slope, intercept = np.polyfit(n, y, 1) if n.size > 1 else (y[0] / n[0], 0.0)
+        slope = max(slope, 0.0)
+        intercept = max(intercept, 0.0) if n.size > 1 else 0.0
+        estimate = intercept + slope * report.n_docs
+        setattr(report, attr, estimate)
+    report.peak_bytes = int(report.peak_bytes)
+    if not report.features_measured:
+        v = np.array([s.n_features for s in report.samples], float)
+        if n.size > 1 and np.all(v > 0):
+            beta, log_k = np.polyfit(np.log(n), np.log(v), 1)
+            report.n_features = int(round(np.exp(log_k) * report.n_docs ** min(max(beta, 0.0), 1.0)))
+            report.n_features = min(report.n_features, max_features or report.n_features)
+        else:
+            report.n_features = int(v[-1])
+
+
+def _memory_bound(max_memory: str | int | None) -> tuple[int | None, str]:
+    if max_memory is not None:
+        return parse_size(max_memory), "set by --max-memory"
+    available = available_bytes()
+    if available is None:
+        return None, ""
+    return available + rss_bytes(), "available now"
+
+
+def _fit_sample(method, model_cfg, tfidf_cfg, norm, ensemble, split, Y, name) -> tuple[int, int]:
+    """Featurise and fit on a sample the way ``xmc train`` does; its (labels, features)."""
+    keep = np.flatnonzero(np.diff(sp.csc_matrix(Y).indptr))  # labels with a document in the sample
+    Y = sp.csr_matrix(Y[:, keep])
+    model = build_model(method, model_cfg, ensemble)
+    inputs, featurizer = fit_inputs(model, split, tfidf_cfg, norm, name)
+    model.fit(inputs, Y)
+    n_features = featurizer.n_features_ if featurizer is not None else getattr(inputs, "shape", (0, 0))[1]
+    return Y.shape[1], int(n_features)
+
+
+def _measure(size: int, args: tuple) -> Sample:
+    """Fit in a fresh (spawned) process; its seconds and its whole peak of resident memory.
+
+    Spawned, not forked: a process that has already run OpenMP threads (numba, torch) cannot fork
+    safely, and a fresh process is what the real run will be."""
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child, args=(args, send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        result = receive.recv()
+    except EOFError:
+        child.join()
+        raise XMCError(f"the dry run's sample fit died (exit code {child.exitcode}; out of memory?)") from None
+    child.join()
+    if "error" in result:
+        raise XMCError(f"the dry run's sample fit failed: {result['error']}")
+    return Sample(**{**result, "n_docs": size})
+
+
+def _child(args: tuple, send) -> None:
+    try:
+        t0 = time.perf_counter()
+        n_labels, n_features = _fit_sample(*args)
+        send.send({"n_labels": n_labels, "n_features": n_features, "seconds": time.perf_counter() - t0,
+                   "peak_bytes": peak_rss_bytes()})
+    except BaseException as exc:  # reported to the parent, which raises it as a user-facing error
+        log.debug("sample fit failed:\n%s", traceback.format_exc())
+        send.send({"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        send.close()

@@ -1,0 +1,110 @@
+"""``xmc update``: a trained model learns the labels of a dataset that it does not know yet, without a
+full retraining (:mod:`xmc.models.label_update`), and is saved as a normal model folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from xmc.api.evaluation import evaluate_split
+from xmc.api.prediction import load, predict_split
+from xmc.api.training import _calibrate, _default_eval_split
+from xmc.data.datasets import Split, resolve
+from xmc.data.vocab import LabelVocab
+from xmc.exceptions import XMCError
+from xmc.features.normalize import normalize_rows
+from xmc.metrics.report import RECALL_K
+from xmc.models.label_update import LabelUpdate, add_labels
+from xmc.models.pipeline import Pipeline
+from xmc.utils.folders import check_target
+from xmc.utils.validation import check_features
+
+log = logging.getLogger(__name__)
+UPDATABLE = ("xr-linear", "xr-transformer")
+
+
+@dataclass
+class UpdateResult:
+    pipeline: Pipeline
+    update: LabelUpdate
+    new_labels: list[str]
+    seconds: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] | None = None
+    eval_split: str | None = None
+    path: Path | None = None
+
+
+def update(model: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike | None = None, *,
+           split: str = "train", eval_split: str | None = "auto", overwrite: bool = False) -> UpdateResult:
+    """Add the labels of ``data``'s ``split`` that the model at ``model`` does not know, train their
+    rankers and those of the clusters they join, evaluate on ``eval_split`` (``"auto"``: dev, else
+    test) and save to ``out``. Known labels keep their rankers, the featuriser keeps its vocabulary."""
+    if out is not None:
+        check_target(out, overwrite)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    pipeline = load(model)
+    if not isinstance(pipeline, Pipeline) or pipeline.method not in UPDATABLE:
+        method = pipeline.method if isinstance(pipeline, Pipeline) else "a bare model"
+        raise XMCError(f"xmc update adds labels to {' and '.join(UPDATABLE)} models; {model} holds {method}")
+    dataset = resolve(data)
+    train_split = dataset.load(split)
+    new_labels = [label for label in LabelVocab.build(train_split.labels).labels if label not in pipeline.vocab.index]
+    if not new_labels:
+        raise XMCError(f"every label of {dataset.name}/{split} is already known to the model: nothing to add")
+    vocab = LabelVocab(pipeline.vocab.labels + new_labels)
+    Y = vocab.encode(train_split.labels).Y
+    seconds["load"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    X = _ranker_inputs(pipeline, train_split)
+    seconds["features"] = time.perf_counter() - t0
+    linear = pipeline.model.ranker_ if pipeline.method == "xr-transformer" else pipeline.model
+    report = add_labels(linear, X, Y, len(pipeline.vocab))
+    seconds.update(report.seconds)
+    freq = np.concatenate([pipeline.label_freq, np.diff(sp.csc_matrix(Y[:, len(pipeline.vocab):]).indptr)])
+    updated = Pipeline(pipeline.model, vocab, pipeline.featurizer, freq, pipeline.n_train, pipeline.propensity,
+                       dataset=pipeline.dataset, label_names={**pipeline.label_names, **dataset.label_names()},
+                       feature_norm=pipeline.feature_norm)
+    result = UpdateResult(updated, report, new_labels, seconds)
+    _evaluate(result, dataset, split, eval_split)
+    if out is not None:
+        result.path = updated.save(out, overwrite=overwrite)
+    return result
+
+
+def _ranker_inputs(pipeline: Pipeline, split: Split) -> sp.csr_matrix:
+    """The rows the XR-Linear inside reads, made by the model's own featuriser (and encoder)."""
+    if pipeline.method == "xr-transformer":
+        if split.texts is None:
+            raise XMCError("xr-transformer reads raw texts; this dataset has bag-of-words features only")
+        return pipeline.model.ranker_features(split.texts)
+    if pipeline.featurizer is not None:
+        if split.texts is None:
+            raise XMCError("the model was trained on texts; this dataset has bag-of-words features only")
+        return pipeline.featurizer.transform(split.texts)
+    if split.features is None:
+        raise XMCError("the model was trained on bag-of-words features; this dataset has texts")
+    return normalize_rows(check_features(split.features, pipeline.model.n_features_in_), pipeline.feature_norm)
+
+
+def _evaluate(result: UpdateResult, dataset, split: str, eval_split: str | None) -> None:
+    if eval_split == "auto":
+        eval_split = _default_eval_split(dataset, split)
+    if eval_split is None:
+        return
+    t0 = time.perf_counter()
+    held_out = dataset.load(eval_split)
+    pipeline = result.pipeline
+    scores = predict_split(pipeline, held_out, top_k=RECALL_K)
+    result.metrics = evaluate_split(pipeline, held_out, scores)
+    result.eval_split = eval_split
+    _calibrate(pipeline, held_out, scores, f"{dataset.name}/{eval_split}")
+    pipeline.metrics = {f"{dataset.name}/{eval_split}": result.metrics}
+    result.seconds["evaluate"] = time.perf_counter() - t0

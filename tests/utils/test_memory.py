@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from xmc.exceptions import XMCError
+from xmc.utils.memory import available_bytes, format_size, parse_size, peak_rss_bytes, rss_bytes
+
+
+@pytest.mark.parametrize(("text", "expected"), [("8G", 8 << 30), ("512M", 512 << 20), ("1.5GB", 3 << 29),
+                                                ("2GiB", 2 << 30), ("100k", 102_400), ("4096", 4096), (77, 77),
+                                                (" 1t ", 1 << 40)])
+def test_parse_size(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "lots", "-1G", "0", "8X", "1.2.3G"])
+def test_parse_size_refuses(text):
+    with pytest.raises(XMCError, match="8G, 512M or 1.5GB"):
+        parse_size(text)
+
+
+def test_format_size():
+    assert format_size(3 << 29) == "1.5 GB" and format_size(5 << 20) == "5.0 MB" and format_size(2048) == "2 KB"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc figures")
+def test_resident_memory_and_peak_follow_an_allocation():
+    before = rss_bytes()
+    block = np.ones(64 << 20, np.uint8)  # 64 MB, touched
+    assert rss_bytes() - before > 48 << 20
+    assert peak_rss_bytes() >= rss_bytes()
+    del block
+    assert 0 < available_bytes()
