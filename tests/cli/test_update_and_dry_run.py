@@ -8,10 +8,10 @@ import scipy.sparse as sp
 
 from xmc import api
 from xmc.api.preflight import Preflight, Sample, _extrapolate
-from xmc.exceptions import XMCError
-from xmc.tree.label_tree import tree_shape
 from xmc.cli.main import main
 from xmc.data import resolve, write_text_split
+from xmc.exceptions import XMCError
+from xmc.tree.label_tree import tree_shape
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,27 @@ def test_update_adds_the_missing_labels(small_data, held_out, tmp_path, capsys):
     assert np.mean(found) > 0.8  # training documents of the added labels find them again
     assert main(["update", "--model", str(m1), "--data", str(small_data), "--out", str(tmp_path / "m2")]) == 2
     assert "already known to the model: nothing to add" in capsys.readouterr().err
+
+
+def test_retrain_known_trains_the_labels_that_gained_documents(small_data, tmp_path, capsys):
+    src = resolve(small_data)
+    train = src.load("train")
+    part = tmp_path / "Part"
+    write_text_split(part, "train", train.texts[:300], train.labels[:300])
+    m0, m1 = tmp_path / "m0", tmp_path / "m1"
+    assert main(["train", "--method", "xr-linear", "--data", str(part), "--out", str(m0), "--eval-split", "none"]) == 0
+    assert main(["update", "--model", str(m0), "--data", str(small_data), "--out", str(m1), "--retrain-known",
+                 "--eval-split", "none"]) == 0
+    before, after = api.load(m0), api.load(m1)
+    counts = np.diff(sp.csc_matrix(after.vocab.encode(train.labels).Y).indptr)
+    k = len(before.vocab)
+    gained = np.flatnonzero(counts[:k] > before.label_freq)
+    assert gained.size and "rankers trained per level" in capsys.readouterr().out
+    np.testing.assert_array_equal(after.label_freq, counts)  # gained and new labels count their documents now
+    assert after.n_train == 500
+    w0, w1 = before.model.weights_[-1], after.model.weights_[-1]
+    changed = np.flatnonzero(np.diff(sp.csc_matrix(w1[:, :k] != w0).indptr))
+    np.testing.assert_array_equal(changed, gained)
 
 
 def test_dry_run_estimates_and_trains_nothing(small_data, tmp_path, capsys):

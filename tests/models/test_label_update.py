@@ -82,8 +82,25 @@ def test_update_refuses_what_it_cannot_do():
     with pytest.raises(InvalidInputError, match="knows 24 labels"):
         add_labels(model, X, Y, 20)
     empty = sp.hstack([Y, sp.csr_matrix((Y.shape[0], 1), dtype=np.float32)], format="csr")
-    with pytest.raises(InvalidInputError, match="1 new labels have no training documents"):
+    with pytest.raises(InvalidInputError, match="1 labels to train have no training documents"):
         add_labels(model, X, empty, Y.shape[1])
+    with pytest.raises(InvalidInputError, match="not known labels"):
+        add_labels(model, X, Y, Y.shape[1], retrain_known=np.array([24]))
+
+
+def test_known_labels_are_retrained_on_request():
+    X, Y, label = topic_problem(n=1200, n_labels=40)
+    first = np.arange(400)  # the model sees a third of the documents
+    model = XRLinear(CONFIG).fit(X[first], Y[first])
+    before = model.weights_
+    report = add_labels(model, X, Y, 40, retrain_known=np.array([3, 17]))
+    after = model.weights_
+    last = model.tree_.depth - 1
+    changed = [j for j in range(40) if (after[last][:, [j]] != before[last][:, [j]]).nnz]
+    assert changed == [3, 17] and report.n_new_labels == 0 and report.retrained[last] == 2
+    leaves = np.unique(model.tree_.parent_of(last)[[3, 17]])
+    np.testing.assert_array_equal(np.flatnonzero(np.diff(sp.csc_matrix(after[last - 1] != before[last - 1]).indptr)),
+                                  leaves)
 
 
 def test_a_flat_model_takes_new_labels_under_its_root():

@@ -47,10 +47,10 @@ from xmc.data.datasets import Dataset, Split, resolve
 from xmc.models.pipeline import Pipeline
 
 __all__ = [
-    "DEFAULT_DATASET", "DEFAULT_METHOD", "NEURAL_OPTIONS", "Dataset", "Pipeline", "Split", "TrainResult",
-    "check_texts", "combiners", "dataset", "dataset_info", "datasets", "default_config", "derive_dataset",
-    "ensemble", "evaluate", "evaluate_split", "features_config", "fetch_dataset", "format_metrics", "import_dataset",
-    "load",
-    "load_features", "method_config", "methods", "neural_overrides", "predict", "predict_split", "preflight", "Preflight", "predict_texts",
-    "ranked_rows", "report", "resolve", "synth_dataset", "train", "update", "UpdateResult", "write_predictions",
+    "DEFAULT_DATASET", "DEFAULT_METHOD", "Dataset", "NEURAL_OPTIONS", "Pipeline", "Preflight", "Split", "TrainResult",
+    "UpdateResult", "check_texts", "combiners", "dataset", "dataset_info", "datasets", "default_config",
+    "derive_dataset", "ensemble", "evaluate", "evaluate_split", "features_config", "fetch_dataset", "format_metrics",
+    "import_dataset", "load", "load_features", "method_config", "methods", "neural_overrides", "predict",
+    "predict_split", "predict_texts", "preflight", "ranked_rows", "report", "resolve", "synth_dataset", "train",
+    "update", "write_predictions",
 ]

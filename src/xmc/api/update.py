@@ -42,10 +42,13 @@ class UpdateResult:
 
 
 def update(model: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike | None = None, *,
-           split: str = "train", eval_split: str | None = "auto", overwrite: bool = False) -> UpdateResult:
+           split: str = "train", eval_split: str | None = "auto", retrain_known: bool = False,
+           overwrite: bool = False) -> UpdateResult:
     """Add the labels of ``data``'s ``split`` that the model at ``model`` does not know, train their
     rankers and those of the clusters they join, evaluate on ``eval_split`` (``"auto"``: dev, else
-    test) and save to ``out``. Known labels keep their rankers, the featuriser keeps its vocabulary."""
+    test) and save to ``out``. Known labels keep their rankers unless ``retrain_known``, which trains
+    again those that have more documents in ``data`` than the model was trained on; the featuriser
+    keeps its vocabulary."""
     if out is not None:
         check_target(out, overwrite)
     seconds: dict[str, float] = {}
@@ -57,19 +60,25 @@ def update(model: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
     dataset = resolve(data)
     train_split = dataset.load(split)
     new_labels = [label for label in LabelVocab.build(train_split.labels).labels if label not in pipeline.vocab.index]
-    if not new_labels:
-        raise XMCError(f"every label of {dataset.name}/{split} is already known to the model: nothing to add")
     vocab = LabelVocab(pipeline.vocab.labels + new_labels)
     Y = vocab.encode(train_split.labels).Y
+    n_known = len(pipeline.vocab)
+    counts = np.diff(sp.csc_matrix(Y).indptr)
+    gained = np.flatnonzero(counts[:n_known] > pipeline.label_freq) if retrain_known else np.array([], np.int64)
+    if not new_labels and not gained.size:
+        raise XMCError(f"every label of {dataset.name}/{split} is already known to the model"
+                       f"{' and none gained documents' if retrain_known else ''}: nothing to add")
     seconds["load"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     X = _ranker_inputs(pipeline, train_split)
     seconds["features"] = time.perf_counter() - t0
     linear = pipeline.model.ranker_ if pipeline.method == "xr-transformer" else pipeline.model
-    report = add_labels(linear, X, Y, len(pipeline.vocab))
+    report = add_labels(linear, X, Y, n_known, retrain_known=gained)
     seconds.update(report.seconds)
-    freq = np.concatenate([pipeline.label_freq, np.diff(sp.csc_matrix(Y[:, len(pipeline.vocab):]).indptr)])
-    updated = Pipeline(pipeline.model, vocab, pipeline.featurizer, freq, pipeline.n_train, pipeline.propensity,
+    freq = np.concatenate([pipeline.label_freq, counts[n_known:]])
+    freq[gained] = counts[gained]
+    updated = Pipeline(pipeline.model, vocab, pipeline.featurizer, freq, max(pipeline.n_train, Y.shape[0]),
+                       pipeline.propensity,
                        dataset=pipeline.dataset, label_names={**pipeline.label_names, **dataset.label_names()},
                        feature_norm=pipeline.feature_norm)
     result = UpdateResult(updated, report, new_labels, seconds)

@@ -100,7 +100,7 @@ def _train(args) -> int:
 
 def _update(args) -> int:
     result = api.update(args.model, args.data, args.out, split=args.split, eval_split=_eval_split(args.eval_split),
-                        overwrite=args.overwrite)
+                        retrain_known=args.retrain_known, overwrite=args.overwrite)
     print(result.update.summary())
     secs = "  ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     print(f"the model now has {len(result.pipeline.vocab):,} labels ({secs})")

@@ -112,6 +112,8 @@ def _add_model_commands(sub, methods) -> None:
     upd.add_argument("--out", required=True, help="model folder to write (new or empty; see --overwrite)")
     upd.add_argument("--overwrite", action="store_true", help="replace an existing xmc model in --out")
     upd.add_argument("--eval-split", default="auto", help="split to evaluate after the update (auto: dev/test; none)")
+    upd.add_argument("--retrain-known", action="store_true",
+                     help="also train again the known labels that have more documents in --data than in training")
 
     predict = sub.add_parser("predict", help="labels of new texts, or of a dataset split (to .npz and JSON lines)")
     predict.add_argument("--model", required=True)

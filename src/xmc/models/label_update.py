@@ -11,7 +11,9 @@ new labels change is trained:
   documents routed to its parent, because the new labels' documents are now its positives.
 
 The other rankers, the tree's other nodes and the featuriser stay as they were: a document of D
-that is new to the model helps the new labels and the touched clusters, not the known labels.
+that is new to the model helps the new labels and the touched clusters, and a known label only when
+it is retrained (``retrain_known``: ``xmc update --retrain-known`` picks the labels that gained
+documents).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class LabelUpdate:
     """What :func:`add_labels` did."""
 
     n_new_labels: int
-    leaf_of_new: np.ndarray  # each new label's leaf cluster
+    leaf_of_new: np.ndarray  # each new label's leaf cluster (0 in a one-level tree)
     retrained: list[int] = field(default_factory=list)  # rankers retrained per level (new labels last)
     level_sizes: list[int] = field(default_factory=list)  # nodes per level after the update
     seconds: dict[str, float] = field(default_factory=dict)
@@ -50,20 +52,26 @@ class LabelUpdate:
                 f"rankers trained per level: {levels} ({secs})")
 
 
-def add_labels(model, X: sp.csr_matrix, Y: sp.csr_matrix, n_known: int) -> LabelUpdate:
+def add_labels(model, X: sp.csr_matrix, Y: sp.csr_matrix, n_known: int,
+               retrain_known: np.ndarray | None = None) -> LabelUpdate:
     """Extend the fitted :class:`~xmc.models.xr_linear.XRLinear` ``model`` in place with the labels
-    ``Y[:, n_known:]``; ``X`` and ``Y`` are the update's training documents (features the model reads)
-    and their labels over the known labels followed by the new ones."""
+    ``Y[:, n_known:]`` (none is fine when ``retrain_known`` is given); ``X`` and ``Y`` are the update's
+    training documents (features the model reads) and their labels over the known labels followed by
+    the new ones. ``retrain_known``: known labels whose rankers are trained again on these documents
+    (labels that gained documents), their clusters with them."""
     model._check_fitted()
     if n_known != model.n_labels_:
         raise InvalidInputError(f"the model knows {model.n_labels_} labels, not {n_known}")
     n_new = Y.shape[1] - n_known
-    if n_new < 1:
+    retrain_known = np.unique(np.asarray(retrain_known if retrain_known is not None else [], np.int64))
+    if n_new < 0 or (n_new == 0 and retrain_known.size == 0):
         raise InvalidInputError("there are no new labels to add")
+    if retrain_known.size and (retrain_known[0] < 0 or retrain_known[-1] >= n_known):
+        raise InvalidInputError("retrain_known holds ids that are not known labels")
     Y = binarize(sp.csr_matrix(Y, dtype=np.float32))
-    counts = np.diff(sp.csc_matrix(Y[:, n_known:]).indptr)
+    counts = np.diff(sp.csc_matrix(Y).indptr)[np.r_[retrain_known, n_known:Y.shape[1]]]
     if np.any(counts == 0):
-        raise InvalidInputError(f"{int(np.sum(counts == 0))} new labels have no training documents")
+        raise InvalidInputError(f"{int(np.sum(counts == 0))} labels to train have no training documents")
     t0 = time.perf_counter()
     leaf_of_new = _place(model, X, Y[:, n_known:])
     old_tree = model.tree_
@@ -73,12 +81,12 @@ def add_labels(model, X: sp.csr_matrix, Y: sp.csr_matrix, n_known: int) -> Label
                                 format="csr")])
     seconds = {"place": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    touched = _touched_nodes(tree, leaf_of_new)
+    labels = np.r_[retrain_known, n_known:Y.shape[1]].astype(np.int64)
+    touched = _touched_nodes(tree, labels)
     retrained = []
     for t in range(tree.depth):
-        nodes = touched[t] if t < tree.depth - 1 else np.arange(n_known, n_known + n_new)
-        model._levels[t] = _retrain_nodes(model, tree, X, Y, t, nodes)
-        retrained.append(int(nodes.size))
+        model._levels[t] = _retrain_nodes(model, tree, X, Y, t, touched[t])
+        retrained.append(int(touched[t].size))
     model.tree_ = tree
     seconds["rankers"] = time.perf_counter() - t0
     model.fit_seconds_ = {**model.fit_seconds_, "update": sum(seconds.values())}
@@ -88,7 +96,7 @@ def add_labels(model, X: sp.csr_matrix, Y: sp.csr_matrix, n_known: int) -> Label
 def _place(model, X: sp.csr_matrix, Y_new: sp.csr_matrix) -> np.ndarray:
     """The leaf cluster the model's matcher ranks first for each new label's PIFA embedding."""
     tree = model.tree_
-    if tree.depth == 1:
+    if tree.depth == 1 or Y_new.shape[1] == 0:
         return np.zeros(Y_new.shape[1], np.int64)
     embeddings = pifa(X, Y_new)
     routed = beam_search(embeddings, model._levels, tree.level_sizes, beam_size=model.config.beam.beam_size, top_k=1,
@@ -99,13 +107,11 @@ def _place(model, X: sp.csr_matrix, Y_new: sp.csr_matrix) -> np.ndarray:
     return leaf
 
 
-def _touched_nodes(tree: LabelTree, leaf_of_new: np.ndarray) -> list[np.ndarray]:
-    """Per level above the labels, the nodes whose subtree gains a new label."""
+def _touched_nodes(tree: LabelTree, labels: np.ndarray) -> list[np.ndarray]:
+    """Per level, the nodes to train: ``labels`` at the last level, their ancestors above it."""
     touched = [np.array([], np.int64)] * tree.depth
-    if tree.depth == 1:
-        return touched
-    nodes = np.unique(leaf_of_new)
-    for t in range(tree.depth - 2, -1, -1):
+    nodes = np.unique(labels)
+    for t in range(tree.depth - 1, -1, -1):
         touched[t] = nodes
         nodes = np.unique(tree.parent_of(t)[nodes])
     return touched
