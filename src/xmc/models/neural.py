@@ -32,11 +32,13 @@ from xmc.nn.heads import load_tensors
 from xmc.nn.tokens import TokenizedTexts, bucketed_batches, cached_tokens, length_sorted_batches, tokenize
 from xmc.training.checkpoints import RunCheckpoints, save_state_dict
 from xmc.training.trainer import Stage, TrainConfig, Trainer, standard_groups
+from xmc.training.warm import warm_stage
 from xmc.tree.label_tree import LabelTree, TreeConfig
 from xmc.tree.pifa import pifa
 from xmc.utils.fingerprint import digest_folder, digest_matrix, digest_texts
 from xmc.utils.io import load_csr, save_csr
 from xmc.utils.progress import progress
+from xmc.utils.rng import random_subset
 from xmc.utils.sparse import binarize
 from xmc.utils.validation import check_is_fitted, check_k, check_labels, check_texts
 
@@ -64,6 +66,9 @@ class NeuralConfig(Config):
     predict: PredictConfig = field(default_factory=PredictConfig)
     freeze_embeddings: bool = option(False, "keep the word-embedding table fixed (much cheaper steps on a CPU)")
     freeze_layers: int = option(0, "also keep the first n transformer layers fixed", Interval(int, 0, None))
+    warm_epochs: int = option(0, "epochs of the heads alone on the pretrained encoder's cached outputs, before "
+                                 "joint training (xmc.training.warm)", Interval(int, 0, None))
+    warm_batch_size: int = option(256, "documents per step of those epochs", Interval(int, 2, None))
 
 
 class CascadeModel(XMCModel):
@@ -156,6 +161,9 @@ class CascadeModel(XMCModel):
         evaluate = self._evaluator(eval_set) if eval_set is not None and cfg.train.eval_docs else None
         stages = self._stages(lambda batch: self._loss(tokens, Ys, batch), lambda rng: self._batches(tokens, rng),
                               n_batches, evaluate)
+        if cfg.warm_epochs:
+            stages.insert(0, warm_stage(self.net_, tokens, Ys, cfg.warm_epochs, cfg.warm_batch_size, cfg.train.optim,
+                                        self.device, cfg.train.amp))
         checkpoints = None
         if checkpoint_dir is not None:
             checkpoints = RunCheckpoints(checkpoint_dir, self._fingerprint(inputs), resume)
@@ -185,8 +193,8 @@ class CascadeModel(XMCModel):
         return self.net_.loss(ids.to(self.device), mask.to(self.device), [Y[rows] for Y in Ys])
 
     def _evaluator(self, eval_set):
-        n = min(len(eval_set[0]), self.config.train.eval_docs)
-        texts, Y = list(eval_set[0][:n]), sp.csr_matrix(eval_set[1])[:n]
+        rows = random_subset(len(eval_set[0]), self.config.train.eval_docs, self.config.train.seed)
+        texts, Y = [eval_set[0][i] for i in rows], sp.csr_matrix(eval_set[1])[rows]
         tokens = self._tokenize(texts, desc="tokenise dev")
 
         def evaluate() -> dict[str, float]:

@@ -45,6 +45,7 @@ from xmc.training.finetune import FinetuneConfig, Finetuner
 from xmc.tree.label_tree import LabelTree, TreeConfig
 from xmc.tree.pifa import pifa
 from xmc.utils.fingerprint import digest_folder, digest_matrix, digest_texts
+from xmc.utils.rng import random_subset
 from xmc.utils.validation import check_is_fitted, check_labels, check_texts
 
 log = logging.getLogger(__name__)
@@ -150,10 +151,10 @@ class XRTransformer(XMCModel):
         tokens = cached_tokens(self.tokenizer_, texts, cfg.encoder.max_seq_len, inputs, cache, resume)
         eval_tokens = None
         if eval_set is not None and cfg.finetune.eval_docs:
-            n_eval = min(len(eval_set[0]), cfg.finetune.eval_docs)
-            eval_texts = list(eval_set[0][:n_eval])
+            rows = random_subset(len(eval_set[0]), cfg.finetune.eval_docs, cfg.finetune.seed)
+            eval_texts = [eval_set[0][i] for i in rows]
             eval_tokens = (tokenize(self.tokenizer_, eval_texts, cfg.encoder.max_seq_len, desc="tokenise dev"),
-                           sp.csr_matrix(eval_set[1])[:n_eval])
+                           sp.csr_matrix(eval_set[1])[rows])
         seconds["tokenise"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()

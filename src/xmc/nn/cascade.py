@@ -67,14 +67,18 @@ class CascadeNet(nn.Module):
         self.shortlists = nn.ModuleList([nn.Identity()] + [ClusterShortlist(chains[t]) for t in range(1, len(levels))])
         self.detached: set[int] = set()  # levels whose head sees the features without their gradient
 
-    def _features(self, input_ids, attention_mask) -> list[torch.Tensor]:
-        pooled = self.encoder(input_ids, attention_mask, self.taps)
+    def _features(self, input_ids, attention_mask, pooled: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        if pooled is None:
+            pooled = self.encoder(input_ids, attention_mask, self.taps)
         return [f([pooled[i] for i in spec.taps]) for f, spec in zip(self.features, self.feature_specs, strict=True)]
 
-    def loss(self, input_ids, attention_mask, Ys: list[sp.csr_matrix]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Weighted sum of the levels' BCE; ``Ys[t]`` holds the batch's positives at level t."""
-        feats = self._features(input_ids, attention_mask)
-        device = input_ids.device
+    def loss(self, input_ids, attention_mask, Ys: list[sp.csr_matrix],
+             pooled: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Weighted sum of the levels' BCE; ``Ys[t]`` holds the batch's positives at level t. ``pooled``:
+        the taps' outputs given (cached from a frozen encoder, :mod:`xmc.training.warm`) instead of
+        computed from the token ids."""
+        feats = self._features(input_ids, attention_mask, pooled)
+        device = feats[0].device
         total, logs, full = 0.0, {}, None
         for t, (level, head) in enumerate(zip(self.level_specs, self.heads, strict=True)):
             x = feats[level.feature]

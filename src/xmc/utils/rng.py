@@ -33,3 +33,11 @@ def shuffle(index, n, state):
         t = np.int64(r % np.uint64(s + 1))
         index[s], index[t] = index[t], index[s]
     return state
+
+
+def random_subset(n: int, size: int, seed: int) -> np.ndarray:
+    """``min(n, size)`` sorted row ids drawn without replacement from ``range(n)``: a held-out check
+    on a random subset, not on the first rows (splits are often sorted, by date or by id)."""
+    if size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))

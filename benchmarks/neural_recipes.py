@@ -1,0 +1,133 @@
+"""Recipes of the neural methods measured at the full budget: what each choice gains or costs.
+
+    python benchmarks/neural_recipes.py [--data DIR/EURLEX57K-titles] [--recipes NAME,NAME] [--list]
+
+Each recipe is a method and ``--set`` overrides on its CPU default, trained with ``xmc train`` (the
+Python API) in its own process on the whole training split, for its whole budget. Dev is cut once,
+by a seeded random permutation, into a *selection* half (on which recipes are compared and chosen)
+and a *report* half (which says how well the chosen one does on documents no choice looked at);
+full dev is given too. The in-training check reads ``train.eval_docs`` random dev documents.
+Per recipe: P@1/3/5 on each half and on all of dev, training seconds by stage, the epochs' logs.
+A recipe's result is kept in ``benchmarks/.work/recipes/<name>.json`` and not run again (``--rerun``
+to force): the table grows over sessions. Results: benchmarks/results/neural_recipes.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+WORK = Path(__file__).resolve().parent / ".work" / "recipes"
+SELECTION_SEED = 20261203
+RECIPES: dict[str, tuple[str, list[str], str]] = {
+    "lightxml/clustered-cold": ("lightxml", ["clustered=true", "warm_epochs=0"],
+                                "the CPU default before these measurements: 64 clusters, shortlist 10, cold heads"),
+    "lightxml/dense-cold": ("lightxml", ["clustered=false", "warm_epochs=0"],
+                            "one dense head over all labels (the official code below Wiki-500K)"),
+    "lightxml/dense-warm10": ("lightxml", ["clustered=false", "warm_epochs=10"],
+                              "dense head, warmed for 10 epochs on the frozen encoder's cached outputs"),
+    "lightxml/dense-warm10-48tok": ("lightxml", ["clustered=false", "warm_epochs=10", "encoder.max_seq_len=48"],
+                                    "as above with 48 tokens (the median dev title is 46)"),
+    "lightxml/clustered-warm10": ("lightxml", ["clustered=true", "warm_epochs=10"],
+                                  "clusters and shortlist as the old default, heads warmed"),
+    "cascadexml/warm10": ("cascadexml", ["warm_epochs=10"], "CascadeXML's CPU default with warmed heads"),
+}
+
+
+def halves(n: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(SELECTION_SEED).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2:])
+
+
+def run_recipe(name: str, data: str) -> dict:
+    """Child process: train, predict dev, score the halves."""
+    from xmc import api
+    from xmc.metrics import precision_at_k
+
+    method, sets, _ = RECIPES[name]
+    out = WORK / name.replace("/", "__")
+    t0 = time.perf_counter()
+    result = api.train(method, data, out, overrides=sets, overwrite=True)
+    wall = time.perf_counter() - t0
+    dev = api.dataset(data).load("dev")
+    scores = api.predict_split(result.pipeline, dev, top_k=5)
+    truth = result.pipeline.vocab.encode(dev.labels).Y
+    row = {"name": name, "method": method, "sets": sets, "date": common.today(), "machine": common.machine(),
+           "wall_s": wall, "seconds": result.seconds,
+           "fit_seconds": getattr(result.pipeline.model, "fit_seconds_", {}),
+           "epochs": getattr(result.pipeline.model, "epoch_logs_", []),
+           "config": result.pipeline.model.config.to_dict()}
+    for part, rows in zip(("selection", "report", "dev"), (*halves(len(dev)), np.arange(len(dev))), strict=True):
+        row[part] = {f"P@{k}": 100 * precision_at_k(truth[rows], scores[rows], k) for k in (1, 3, 5)}
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| recipe | what | selection P@1 / P@5 | report P@1 / P@5 | dev P@1 / P@3 / P@5 | train s (stages) "
+             "| date |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        stages = " + ".join(f"{k} {v:.0f}" for k, v in r["fit_seconds"].items())
+        s, p, d = r["selection"], r["report"], r["dev"]
+        lines.append(f"| {r['name']} | {RECIPES.get(r['name'], ('', '', ''))[2]} | {s['P@1']:.2f} / {s['P@5']:.2f} | "
+                     f"{p['P@1']:.2f} / {p['P@5']:.2f} | {d['P@1']:.2f} / {d['P@3']:.2f} / {d['P@5']:.2f} | "
+                     f"{r['seconds'].get('fit', 0):.0f} ({stages}) | {r['date']} |")
+    return "\n".join(lines)
+
+
+def epoch_lines(rows: list[dict]) -> list[str]:
+    out = []
+    for r in rows:
+        logs = "; ".join(f"{e['stage']} {e['epoch'] + 1}: loss {e['loss']:.4f}"
+                         + (f", P@1 {e['dev']['P@1']:.1f}" if e.get("dev") else "") + f" ({e['seconds']:.0f} s)"
+                         for e in r["epochs"])
+        out.append(f"- {r['name']}: {logs}")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=os.environ.get("XMC_TITLES", "EURLEX57K-titles"))
+    ap.add_argument("--recipes", default=",".join(RECIPES))
+    ap.add_argument("--rerun", action="store_true")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.list:
+        for name, (method, sets, what) in RECIPES.items():
+            print(f"{name}: {method} {' '.join(sets)}  ({what})")
+        return
+    WORK.mkdir(parents=True, exist_ok=True)
+    if args.child:
+        row = run_recipe(args.child, args.data)
+        (WORK / f"{args.child.replace('/', '__')}.json").write_text(json.dumps(row, indent=1, default=float))
+        return
+    for name in args.recipes.split(","):
+        path = WORK / f"{name.replace('/', '__')}.json"
+        if path.exists() and not args.rerun:
+            continue
+        print(f"{name} ...", flush=True)
+        subprocess.run([sys.executable, __file__, "--data", args.data, "--child", name], check=True)
+    rows = [json.loads(p.read_text()) for p in sorted(WORK.glob("*.json"))]
+    rows.sort(key=lambda r: list(RECIPES).index(r["name"]) if r["name"] in RECIPES else 99)
+    body = "\n".join([
+        f"Data: {args.data} (train -> dev). Dev cut by a seeded random permutation (seed {SELECTION_SEED}) into a "
+        "selection half and a report half; recipes are chosen on the selection half. Each recipe is a method's CPU "
+        "default with the listed overrides, trained at its full budget in its own process on 2 cores.", "",
+        table(rows), "", "Epochs (in-training check on random dev documents):", "", *epoch_lines(rows), ""])
+    path = common.write_result("neural_recipes", "python " + " ".join(sys.argv), body)
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()
