@@ -82,3 +82,34 @@ def test_with_every_parent_shortlisted_the_cascade_scores_like_exhaustive_produc
     for i in range(3):
         kept = {c for c in narrow[i].tolist() if c >= 0}
         assert len({[0, 0, 1, 1, 1, 2][c] for c in kept}) == 1
+
+
+@pytest.mark.parametrize("scheme", ["weighted", "parent", "level"])
+def test_the_scoring_schemes_on_three_levels(tiny_bert, scheme):
+    """With every parent shortlisted: weighted = the product down the whole path, parent = a label's
+    probability times its parent's own, level = the label's own."""
+    tokenizer, transformer = load_pretrained(tiny_bert)
+    encoder = TextEncoder(transformer)
+    up1, up2 = np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    chains = [sp.csr_matrix(np.ones((2, 1), np.float32)),
+              sp.csr_matrix((np.ones(4, np.float32), (np.arange(4), up1)), shape=(4, 2)),
+              sp.csr_matrix((np.ones(8, np.float32), (np.arange(8), up2)), shape=(8, 4))]
+    torch.manual_seed(1)
+    net = CascadeNet(encoder, (Tap("cls", -1),), encoder.dim, [FeatureSpec((0,))],
+                     [LevelSpec(2), LevelSpec(4, top_k=1), LevelSpec(8, top_k=1)], chains).eval()
+    with torch.no_grad():
+        for head in net.heads[1:]:
+            head.table.weight.normal_(0, 1.0)  # spread the probabilities so that the schemes rank differently
+    tokens = tokenize(tokenizer, ["fish and bananas", "council regulation", "imports"], max_len=16)
+    ids, mask = tokens.batch(np.arange(3))
+    indices, scores = net.predict(ids, mask, top_k=8, shortlist_k=(2, 4), scheme=scheme)
+    with torch.no_grad():
+        x = net.features[0]([encoder(ids, mask, net.taps)[0]])
+        p0 = torch.sigmoid(net.heads[0](x))
+        p1 = torch.sigmoid(net.heads[1](x, torch.arange(4).repeat(3, 1)))
+        p2 = torch.sigmoid(net.heads[2](x, torch.arange(8).repeat(3, 1)))
+    expected = {"weighted": p2 * p1[:, up2] * p0[:, up1[up2]], "parent": p2 * p1[:, up2], "level": p2}[scheme]
+    for i in range(3):
+        order = torch.argsort(expected[i], descending=True)
+        assert indices[i].tolist() == order.tolist()
+        torch.testing.assert_close(scores[i], expected[i][order])

@@ -150,3 +150,20 @@ def test_gradient_clipping_counts_sparse_rows_like_torch_counts_dense():
     total = clip_grad_norm([sparse_emb.weight], 0.1)
     assert total == pytest.approx(float(expected), rel=1e-5)
     torch.testing.assert_close(sparse_emb.weight.grad.to_dense(), dense_emb.weight.grad)
+
+
+def test_parameter_groups_by_rate_and_decay():
+    """Encoder and heads at their own rates; weight decay on matrices only, the heads' own when given;
+    sparse embedding tables apart (SparseAdam)."""
+    from torch import nn
+
+    from xmc.training.trainer import standard_groups
+
+    encoder = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+    heads = [nn.Linear(4, 3), nn.Embedding(5, 2, sparse=True)]
+    groups = standard_groups(encoder, heads, 1e-4, 1e-3, 0.01, 0.001)
+    summary = [(g.lr, g.weight_decay, g.sparse, sorted(tuple(p.shape) for p in g.params)) for g in groups]
+    assert summary == [(1e-4, 0.01, False, [(4, 4)]), (1e-4, 0.0, False, [(4,), (4,), (4,)]),
+                       (1e-3, 0.001, False, [(3, 4)]), (1e-3, 0.0, False, [(3,)]), (1e-3, 0.0, True, [(5, 2)])]
+    same = standard_groups(encoder, heads, 1e-4, 1e-3, 0.01)
+    assert [g.weight_decay for g in same] == [0.01, 0.0, 0.01, 0.0, 0.0]

@@ -61,8 +61,14 @@ class InceptionConfig(NeuralConfig):
     channels: int = option(32, "channels of every convolution", Interval(int, 4, None))
     dropout: float = option(0.2, "dropout in the encoder's blocks", Interval(float, 0, 1, "left"))
     attention: bool = option(True, "the embedding enhancement (attention across tokens and dimensions)")
+    learned_attention: bool = option(False, "that enhancement as the official code's: learned, no softmax, its weight "
+                                            "starting at 0 (False: parameter-free softmax at full weight)")
     hidden: int = option(1024, "width of the heads' hidden block (0 = none)", Interval(int, 0, None))
     head_dropout: float = option(0.3, "dropout of the hidden block", Interval(float, 0, 1, "left"))
+    residual_head: bool = option(False, "the official code's head: a residual block as wide as the CNN's output "
+                                        "(hidden is ignored), BatchNorm, then out_dropout")
+    out_dropout: float = option(0.5, "dropout in front of the classifier of a residual head (the code: 0.4-0.5)",
+                                Interval(float, 0, 1, "left"))
     sparse: bool = option(True, "sparse gradients for the word and label tables (SparseAdam)")
 
 
@@ -110,7 +116,7 @@ class InceptionXML(CascadeModel):
     def _encoder(self, table: torch.Tensor) -> InceptionEncoder:
         cfg = self.config
         return InceptionEncoder(table, cfg.encoder.max_seq_len, cfg.channels, dropout=cfg.dropout,
-                                sparse=cfg.sparse, attention=cfg.attention)
+                                sparse=cfg.sparse, attention=cfg.attention, learned=cfg.learned_attention)
 
     def _train_tokens(self, texts, inputs, cache, resume) -> TokenizedTexts:
         return self._tokenize(texts)
@@ -152,9 +158,16 @@ class InceptionXML(CascadeModel):
     def _label_tree(self, texts: list[str], Y: sp.csr_matrix) -> list[sp.csr_matrix]:
         return [sp.csr_matrix(np.ones((Y.shape[1], 1), np.float32))]
 
-    def _network(self, encoder: InceptionEncoder, chains: list[sp.csr_matrix]) -> CascadeNet:
+    def _head(self, encoder: InceptionEncoder) -> dict[str, Any]:
+        """The hidden block of every head: the plain one, or the official residual one."""
         cfg = self.config
-        levels = [LevelSpec(chains[0].shape[0], hidden=cfg.hidden, dropout=cfg.head_dropout)]
+        if cfg.residual_head:
+            return {"hidden": encoder.dim, "dropout": cfg.head_dropout, "residual": True,
+                    "out_dropout": cfg.out_dropout}
+        return {"hidden": cfg.hidden, "dropout": cfg.head_dropout}
+
+    def _network(self, encoder: InceptionEncoder, chains: list[sp.csr_matrix]) -> CascadeNet:
+        levels = [LevelSpec(chains[0].shape[0], **self._head(encoder))]
         return CascadeNet(encoder, (Tap("mean", -1),), encoder.dim, [FeatureSpec((0,))], levels, chains)
 
 
@@ -171,10 +184,8 @@ class SyncXML(InceptionXML):
 
     def _network(self, encoder: InceptionEncoder, chains: list[sp.csr_matrix]) -> CascadeNet:
         cfg = self.config
-        levels = [LevelSpec(chains[0].shape[0], hidden=cfg.hidden, dropout=cfg.head_dropout,
-                            loss_weight=cfg.meta_scale),
-                  LevelSpec(chains[1].shape[0], hidden=cfg.hidden, dropout=cfg.head_dropout, top_k=cfg.top_k,
-                            sparse=cfg.sparse)]
+        levels = [LevelSpec(chains[0].shape[0], loss_weight=cfg.meta_scale, **self._head(encoder)),
+                  LevelSpec(chains[1].shape[0], top_k=cfg.top_k, sparse=cfg.sparse, **self._head(encoder))]
         return CascadeNet(encoder, (Tap("mean", -1),), encoder.dim, [FeatureSpec((0,))], levels, chains)
 
     def _stages(self, loss, batches, n_batches: int, evaluate) -> list[Stage]:

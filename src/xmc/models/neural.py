@@ -50,8 +50,8 @@ class PredictConfig(Config):
     top_k: int = option(20, "labels returned per document", Interval(int, 1, None))
     shortlist: tuple[int, ...] = option((), "parents kept per level at prediction (empty = the training top_k)",
                                         Interval(int, 1, None))
-    scheme: str = option("weighted", "weighted: a node's probability times its parent's; level: its own only",
-                         Options(SCHEMES))
+    scheme: str = option("weighted", "weighted: a node's probability times its parent's path score; parent: "
+                         "times its parent's own probability; level: its own only", Options(SCHEMES))
     batch_size: int = option(64, "documents per prediction batch", Interval(int, 1, None))
 
 
@@ -104,7 +104,7 @@ class CascadeModel(XMCModel):
     def _groups(self):
         o = self.config.train.optim
         return standard_groups(self.net_.encoder, [self.net_.features, self.net_.heads], o.lr, o.head_lr,
-                               o.weight_decay)
+                               o.weight_decay, o.weight_decay * o.head_decay)
 
     # -- the encoder and its inputs (a Hugging Face transformer here; InceptionXML brings a CNN) ---------
     def _prepare_encoder(self, texts: list[str]) -> tuple[torch.nn.Module, str]:

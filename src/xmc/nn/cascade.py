@@ -6,7 +6,9 @@ parents the level above shortlists (its own top-k, with the true parents first w
 with a candidate head. Each level reads one feature: taps of the encoder, concatenated, optionally
 projected (CascadeXML reads a different layer per level; LightXML and SyncXML one feature for all).
 The loss is the weighted sum of each level's binary cross-entropy; a prediction multiplies each
-node's probability by its parent's (``weighted``) or keeps the level's own (``level``).
+node's probability by its parent's path score (``weighted``: the product down the whole path), by
+its parent's own probability only (``parent``: CascadeXML's official scoring), or keeps the
+level's own (``level``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from xmc.nn.encoders import Tap, TapFeature
 from xmc.nn.heads import CandidateHead, DenseHead, masked_bce
 from xmc.nn.shortlist import ClusterShortlist, candidate_targets, dense_positives
 
-SCHEMES = ("weighted", "level")
+SCHEMES = ("weighted", "parent", "level")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class LevelSpec:
     top_k: int = 10  # parents shortlisted from the level above (prediction may use another k)
     loss_weight: float = 1.0
     sparse: bool = False  # sparse gradients for the candidate table (SparseAdam)
+    residual: bool = False  # the hidden block as InceptionXML's official residual block (hidden = feature width)
+    out_dropout: float = 0.0  # dropout after that residual block
 
 
 class CascadeNet(nn.Module):
@@ -59,10 +63,11 @@ class CascadeNet(nn.Module):
         for t, level in enumerate(levels):
             in_dim = self.features[level.feature].dim
             if t == 0:
-                heads.append(DenseHead(in_dim, level.n_nodes, level.hidden, level.dropout))
+                heads.append(DenseHead(in_dim, level.n_nodes, level.hidden, level.dropout, level.residual,
+                                       level.out_dropout))
             else:
                 heads.append(CandidateHead(level.n_nodes, level.dim or in_dim, in_dim, level.hidden, level.dropout,
-                                           level.sparse))
+                                           level.sparse, level.residual, level.out_dropout))
         self.heads = nn.ModuleList(heads)
         self.shortlists = nn.ModuleList([nn.Identity()] + [ClusterShortlist(chains[t]) for t in range(1, len(levels))])
         self.detached: set[int] = set()  # levels whose head sees the features without their gradient
@@ -107,7 +112,7 @@ class CascadeNet(nn.Module):
         (``-1`` indices where a row has fewer candidates). ``shortlist_k[t - 1]`` overrides level t's
         ``top_k`` parents."""
         feats = self._features(input_ids, attention_mask)
-        prob = torch.sigmoid(self.heads[0](feats[self.level_specs[0].feature]).float())
+        prob = own_full = torch.sigmoid(self.heads[0](feats[self.level_specs[0].feature]).float())
         candidates = None
         for t in range(1, len(self.level_specs)):
             level, shortlist = self.level_specs[t], self.shortlists[t]
@@ -115,14 +120,16 @@ class CascadeNet(nn.Module):
             parents = shortlist.select(prob, k)
             candidates = shortlist.expand(parents)
             own = torch.sigmoid(self.heads[t](feats[level.feature], candidates).float())
-            if scheme == "weighted":
-                parent_prob = prob.gather(1, parents).repeat_interleave(shortlist.width, dim=1)
-                own = own * parent_prob
-            own = own.masked_fill(candidates == level.n_nodes, -1.0)
+            score = own
+            if scheme != "level":  # weighted: the parent's path score; parent: the parent's own probability
+                above = prob if scheme == "weighted" else own_full
+                score = own * above.gather(1, parents).repeat_interleave(shortlist.width, dim=1)
+            score = score.masked_fill(candidates == level.n_nodes, -1.0)
             if t + 1 < len(self.level_specs):
-                prob = _scatter_full(own, candidates, level.n_nodes, fill=0.0).clamp_min(0.0)
+                prob = _scatter_full(score, candidates, level.n_nodes, fill=0.0).clamp_min(0.0)
+                own_full = _scatter_full(own, candidates, level.n_nodes, fill=0.0)
             else:
-                prob = own
+                prob = score
         k = min(top_k, prob.shape[1])
         scores, pos = torch.topk(prob, k, dim=1)
         indices = pos if candidates is None else candidates.gather(1, pos)

@@ -46,9 +46,10 @@ class DenseHead(nn.Module):
     """A linear layer over every output (the clusters of a meta level, or all labels of a small set),
     with an optional hidden block in front (SyncXML's meta head)."""
 
-    def __init__(self, in_dim: int, n_out: int, hidden: int = 0, dropout: float = 0.0):
+    def __init__(self, in_dim: int, n_out: int, hidden: int = 0, dropout: float = 0.0, residual: bool = False,
+                 out_dropout: float = 0.0):
         super().__init__()
-        self.block = HiddenBlock(in_dim, hidden, dropout) if hidden else None
+        self.block = HiddenBlock(in_dim, hidden, dropout, residual, out_dropout) if hidden else None
         self.linear = nn.Linear(hidden or in_dim, n_out)
 
     @property
@@ -60,15 +61,24 @@ class DenseHead(nn.Module):
 
 
 class HiddenBlock(nn.Module):
-    """Dropout, a linear layer and GELU: the block SyncXML puts in front of both of its heads."""
+    """Dropout, a linear layer and GELU: the block SyncXML puts in front of both of its heads.
+    ``residual``: the official InceptionXML's block instead, ``x + BatchNorm(GELU(linear(dropout(x))))``
+    (so ``dim`` must be ``in_dim``), then ``out_dropout`` in front of the classifier."""
 
-    def __init__(self, in_dim: int, dim: int, dropout: float = 0.0):
+    def __init__(self, in_dim: int, dim: int, dropout: float = 0.0, residual: bool = False, out_dropout: float = 0.0):
         super().__init__()
+        if residual and dim != in_dim:
+            raise ValueError(f"a residual block keeps the width: {in_dim} in, {dim} out")
         self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(in_dim, dim)
+        self.norm = nn.BatchNorm1d(dim) if residual else None
+        self.out_dropout = nn.Dropout(out_dropout) if residual else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.gelu(self.linear(self.dropout(x)))
+        h = torch.nn.functional.gelu(self.linear(self.dropout(x)))
+        if self.norm is None:
+            return h
+        return self.out_dropout(x + self.norm(h))
 
 
 class CandidateHead(nn.Module):
@@ -81,10 +91,10 @@ class CandidateHead(nn.Module):
     """
 
     def __init__(self, n_out: int, dim: int, in_dim: int | None = None, hidden: int = 0, dropout: float = 0.0,
-                 sparse: bool = False):
+                 sparse: bool = False, residual: bool = False, out_dropout: float = 0.0):
         super().__init__()
         in_dim = in_dim or dim
-        self.block = HiddenBlock(in_dim, hidden, dropout) if hidden else None
+        self.block = HiddenBlock(in_dim, hidden, dropout, residual, out_dropout) if hidden else None
         width = hidden or in_dim
         self.bottleneck = nn.Linear(width, dim) if width != dim else None
         self.table = nn.Embedding(n_out + 1, dim, padding_idx=n_out, sparse=sparse)

@@ -4,7 +4,9 @@ convolves along the *embedding* axis, not along the words, so it does not depend
 ``(B, T)`` word ids, padded or cut to ``T`` (32), become:
 
 1. word embeddings ``(B, T, D)``, *enhanced* by two cheap self-attention passes, one across the
-   tokens and one across the embedding dimensions (added back residually);
+   tokens and one across the embedding dimensions (added back residually): parameter-free softmax
+   attention at full weight, or (``learned``) the official code's learned attention whose weight
+   starts at 0 (:class:`LearnedEnhancement`);
 2. a 1x1 convolution mapping the ``T`` positions to ``channels`` (32) channels, ``(B, 32, D)``;
 3. parallel 1-D convolutions along the embedding axis with kernels 4, 8 and 16, stride 4 and
    circular padding, concatenated to 96 channels;
@@ -39,12 +41,47 @@ class _Block(nn.Module):
         return self.dropout(self.norm(nn.functional.gelu(self.conv(x))))
 
 
+class SimpleSelfAttention(nn.Module):
+    """``x + gamma (x y^T)(W x)`` over ``(B, C, N)``: the official code's enhancement (fastai's
+    SimpleSelfAttention): ``W`` a spectral-normalised 1x1 convolution, no softmax, and ``gamma``
+    starting at 0, so training starts from the plain embeddings and learns how much to add."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        conv = nn.Conv1d(channels, channels, 1, bias=False)
+        nn.init.xavier_normal_(conv.weight)
+        self.conv = nn.utils.parametrizations.spectral_norm(conv)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        y = x if y is None else y
+        return x + self.gamma * torch.bmm(torch.bmm(x, y.transpose(1, 2)), self.conv(x))  # (C,C)(C,N): O(N C^2)
+
+
+class LearnedEnhancement(nn.Module):
+    """Embedding dropout, then a learned attention across the tokens and one across the embedding
+    dimensions (the second reading the first's output against the dropped-out embeddings), as the
+    official ``SelfAttentionModule``."""
+
+    def __init__(self, seq_len: int, dim: int, dropout: float = 0.25):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.over_tokens = SimpleSelfAttention(seq_len)
+        self.over_dims = SimpleSelfAttention(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D)
+        x = self.dropout(x)
+        h = self.over_tokens(x).transpose(1, 2)  # (B, D, T)
+        return self.over_dims(h, x.transpose(1, 2)).transpose(1, 2)
+
+
 class InceptionEncoder(nn.Module):
     def __init__(self, table: torch.Tensor, seq_len: int = 32, channels: int = 32, kernels=(4, 8, 16),
-                 dropout: float = 0.2, sparse: bool = False, attention: bool = True):
+                 dropout: float = 0.2, sparse: bool = False, attention: bool = True, learned: bool = False):
         super().__init__()
         vocab, dim = table.shape
         self.seq_len, self.emb_dim, self.attention = seq_len, dim, attention
+        self.learned = LearnedEnhancement(seq_len, dim) if attention and learned else None
         self.embedding = nn.Embedding(vocab, dim, padding_idx=0, sparse=sparse)
         with torch.no_grad():
             self.embedding.weight.copy_(torch.as_tensor(table))
@@ -88,7 +125,9 @@ class InceptionEncoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, taps=None) -> list[torch.Tensor]:
         ids, mask = self.pad(input_ids, attention_mask)
         x = self.embedding(ids)
-        if self.attention:
+        if self.learned is not None:
+            x = self.learned(x * mask.unsqueeze(-1).to(x.dtype))
+        elif self.attention:
             x = self.enhance(x, mask)
         feature = self._trunk(x)
         return [feature] * (len(taps) if taps else 1)

@@ -45,6 +45,8 @@ class OptimConfig(Config):
                            Options(SCHEDULES))
     warmup: float = option(0.1, "share of the steps spent warming up", Interval(float, 0, 1))
     clip: float = option(1.0, "gradient-norm clipping (0 = none)", Interval(float, 0, None))
+    head_decay: float = option(1.0, "the heads' weight decay as a multiple of weight_decay (CascadeXML's code: 0.1)",
+                               Interval(float, 0, None))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,11 +108,14 @@ class EpochLog:
 
 
 def standard_groups(encoder: nn.Module | None, heads: Iterable[nn.Module], lr: float, head_lr: float,
-                    weight_decay: float) -> list[ParamGroup]:
-    """Encoder at ``lr``, heads at ``head_lr``; weight decay on matrices only (never on biases and
-    LayerNorm); embedding tables with sparse gradients in a group of their own for SparseAdam."""
+                    weight_decay: float, head_weight_decay: float | None = None) -> list[ParamGroup]:
+    """Encoder at ``lr``, heads at ``head_lr``; weight decay (``head_weight_decay`` for the heads,
+    default the same) on matrices only (never on biases and LayerNorm); embedding tables with sparse
+    gradients in a group of their own for SparseAdam."""
     groups = []
-    for modules, rate in (([encoder] if encoder is not None else [], lr), (list(heads), head_lr)):
+    head_weight_decay = weight_decay if head_weight_decay is None else head_weight_decay
+    for modules, rate, decay_rate in (([encoder] if encoder is not None else [], lr, weight_decay),
+                                      (list(heads), head_lr, head_weight_decay)):
         decay, no_decay, sparse = [], [], []
         for module in modules:
             sparse_ids = {id(m.weight) for m in module.modules() if isinstance(m, nn.Embedding) and m.sparse}
@@ -123,7 +128,7 @@ def standard_groups(encoder: nn.Module | None, heads: Iterable[nn.Module], lr: f
                     no_decay.append(p)
                 else:
                     decay.append(p)
-        groups += [ParamGroup(decay, rate, weight_decay), ParamGroup(no_decay, rate, 0.0),
+        groups += [ParamGroup(decay, rate, decay_rate), ParamGroup(no_decay, rate, 0.0),
                    ParamGroup(sparse, rate, 0.0, sparse=True)]
     return [g for g in groups if g.params]
 

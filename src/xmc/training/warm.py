@@ -57,7 +57,8 @@ def warm_stage(net, tokens: TokenizedTexts, Ys: list[sp.csr_matrix], epochs: int
         return net.loss(None, None, [Y[rows] for Y in Ys], pooled=pooled)
 
     def groups():
-        return standard_groups(None, [net.features, net.heads], optim.head_lr, optim.head_lr, optim.weight_decay)
+        return standard_groups(None, [net.features, net.heads], optim.head_lr, optim.head_lr,
+                               optim.weight_decay * optim.head_decay)
 
     n = len(tokens)
     return Stage(name="warm-heads", loss=loss, batches=_shuffled(n, batch_size), groups=groups, epochs=epochs,
