@@ -115,3 +115,21 @@ def test_extrapolation_reads_the_least_squares_line_at_every_document():
     report.max_memory, report.max_memory_source = 1000, "set by --max-memory"
     with pytest.raises(XMCError, match="estimated to need"):
         report.check()
+
+
+@pytest.mark.parametrize(("method", "expected"), [("xr-linear", [94, 188, 375]), ("lightxml", [23, 47, 94])])
+def test_neural_methods_are_measured_on_smaller_samples(eurlex_slice, monkeypatch, method, expected):
+    """A neural fit costs epochs x documents, so its samples are 1/64-1/16 of the data, not 1/16-1/4."""
+    import importlib
+
+    pf = importlib.import_module("xmc.api.preflight")  # the module, not the function xmc.api exports
+    sizes = []
+
+    def fake(size, args):
+        sizes.append(size)
+        return Sample(size, 10, 100, 0.01 * size, 1000 * size)
+
+    monkeypatch.setattr(pf, "_measure", fake)
+    report = pf.preflight(method, str(eurlex_slice), min_sample=10)
+    assert sizes == expected
+    assert report.seconds == pytest.approx(15.0) and report.peak_bytes == 1_500_000  # the lines read at 1,500
