@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -40,17 +39,18 @@ XMC = [sys.executable, "-m", "xmc.cli.main"]
 
 
 def run(cmd: list[str], log: Path) -> dict:
-    """A command in its own process: wall seconds, peak RSS (MB) and its stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """A command in its own process: wall seconds, its own peak RSS (MB, from wait4) and its stdout."""
     t0 = time.perf_counter()
     with log.open("w") as f:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=f, text=True)
+        stdout = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
     seconds = time.perf_counter() - t0
-    log.write_text(log.read_text() + proc.stdout)
+    log.write_text(log.read_text() + stdout)
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}); see {log}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"seconds": seconds, "peak_mb": peak / 1024 if peak > before else float("nan"), "stdout": proc.stdout}
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "stdout": stdout}
 
 
 def stage_seconds(stdout: str) -> dict[str, float]:
@@ -128,6 +128,11 @@ def update_part(data: str, fractions: list[float], seed: int) -> str:
                          f"{r['peak_mb']:,.0f} | {sc['P@1']:.2f} | {sc['P@5']:.2f} | {sc['RP@5 added']:.2f} |")
         notes += [f"- {100 * fraction:g}%: `{line}`; {scores['xmc update']['n_added_docs']:,} dev documents carry an "
                   "added label" for line in upd["stdout"].splitlines() if line.startswith("added")]
+        us, fs = stage_seconds(upd["stdout"]), stage_seconds(full["stdout"])
+        notes.append(f"  Where the update's {upd['seconds']:.0f} s go: featurising all {data}'s training documents "
+                     f"with the model's TF-IDF {us.get('features', 0):.0f} s (the retrain's fit + transform: "
+                     f"{fs.get('features', 0):.0f} s), rankers {us.get('rankers', 0):.0f} s (the retrain's fit: "
+                     f"{fs.get('fit', 0):.0f} s), placing {us.get('place', 0):.1f} s, the rest loading and saving.")
         u, f = scores["xmc update"], scores["full retrain"]
         ratio = upd["seconds"] / full["seconds"]
         targets += [

@@ -103,12 +103,13 @@ def test_preflight_measures_each_sample_in_a_child(eurlex_slice):
     assert api.preflight("xr-linear", str(eurlex_slice), min_sample=500).samples[0].n_docs == 1500  # small: all
 
 
-def test_extrapolation_reads_the_least_squares_line_at_every_document():
-    report = Preflight("m", "d", 1000, 10, 0, False, None, samples=[
-        Sample(100, 5, 1000, 2.0, 300), Sample(200, 6, 1414, 3.0, 500), Sample(400, 8, 2000, 5.0, 900)])
+def test_extrapolation_reads_the_fits_at_every_document_and_label():
+    report = Preflight("m", "d", 1000, 50, 0, False, None, baseline_bytes=10_000, samples=[
+        Sample(100, 5, 1000, 2.0, 10_000 + 2 * 100 + 30 * 5), Sample(200, 9, 1414, 3.0, 10_000 + 2 * 200 + 30 * 9),
+        Sample(400, 20, 2000, 5.0, 10_000 + 2 * 400 + 30 * 20)])
     _extrapolate(report, max_features=None)
     assert report.seconds == pytest.approx(1.0 + 0.01 * 1000)  # exact line: 1 s + 10 ms a document
-    assert report.peak_bytes == 100 + 2 * 1000
+    assert report.peak_bytes == 10_000 + 2 * 1000 + 30 * 50  # baseline + per document + per label, at 1,000 and 50
     assert report.n_features == pytest.approx(100 * 1000 ** 0.5, rel=1e-3)  # Heaps: 100 sqrt(n)
     _extrapolate(report, max_features=2500)
     assert report.n_features == 2500
@@ -127,9 +128,10 @@ def test_neural_methods_are_measured_on_smaller_samples(eurlex_slice, monkeypatc
 
     def fake(size, args):
         sizes.append(size)
-        return Sample(size, 10, 100, 0.01 * size, 1000 * size)
+        grown = 1000 * size if sizes[1:] else 0  # the first call is the baseline
+        return Sample(size, 10, 100, 0.01 * size, 50_000 + grown)
 
     monkeypatch.setattr(pf, "_measure", fake)
     report = pf.preflight(method, str(eurlex_slice), min_sample=10)
-    assert sizes == expected
-    assert report.seconds == pytest.approx(15.0) and report.peak_bytes == 1_500_000  # the lines read at 1,500
+    assert sizes == [min(100, expected[0] // 2), *expected]  # the baseline, then the samples
+    assert report.seconds == pytest.approx(15.0) and report.peak_bytes == 50_000 + 1_500_000  # read at 1,500

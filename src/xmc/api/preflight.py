@@ -4,9 +4,11 @@ The data are read once, here. Then the same featuriser and model are fitted on r
 the training documents (by default 1/16, 1/8 and 1/4 of them, at most 100,000; 1/64, 1/32 and 1/16 for
 the neural methods, whose time is epochs times documents), each in a fresh
 process of its own that reports its time and its peak resident memory (Python, modules, the
-sample's data, the fit: what the real run's process will hold, at a smaller size). A straight line
-``a + b n`` through the samples (least squares) is read at every document: the intercept holds what
-does not grow with the data (modules, an encoder's weights), the slope what does.
+sample's data, the fit: what the real run's process will hold, at a smaller size), and one more on
+100 documents gives the baseline of memory (Python, modules, compiled kernels). Time is the
+least-squares line ``a + b n`` through the samples read at every document; memory is the baseline
+plus a share per document and a share per label seen, fitted on the samples and read at the full
+run's documents and labels (see :func:`_extrapolate`).
 
 The estimate covers featurising and fitting; evaluating on the dev split and saving come after
 the fit and are not timed.
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.optimize import nnls
 
 from xmc.api.config import features_config, method_config
 from xmc.api.training import build_model, fit_inputs
@@ -35,7 +38,8 @@ log = logging.getLogger(__name__)
 FRACTIONS = (1 / 16, 1 / 8, 1 / 4)  # on EURLEX57K, 1/32-1/8 overestimated the peak by 45%: too
 # small a sample to see the vocabulary and the labels level off
 NEURAL_FRACTIONS = (1 / 64, 1 / 32, 1 / 16)  # a neural fit's time is epochs x documents: small samples do
-MIN_SAMPLE = 500  # smaller samples measure start-up costs more than the work
+MIN_SAMPLE = 500
+BASELINE_SAMPLE = 100  # smaller samples measure start-up costs more than the work
 MAX_SAMPLE = 100_000
 
 
@@ -58,6 +62,7 @@ class Preflight:
     features_measured: bool  # False: the TF-IDF vocabulary size is extrapolated from the samples
     levels: list[int] | None
     samples: list[Sample] = field(default_factory=list)
+    baseline_bytes: int = 0  # peak of a fit on BASELINE_SAMPLE documents
     peak_bytes: int = 0
     seconds: float = 0.0
     max_memory: int | None = None
@@ -70,6 +75,9 @@ class Preflight:
         if self.levels:
             lines.append(f"  label tree: {len(self.levels)} levels of {', '.join(f'{n:,}' for n in self.levels)} "
                          "nodes")
+        if self.baseline_bytes:
+            lines.append(f"  baseline (a fit on {BASELINE_SAMPLE} documents): peak memory "
+                         f"{format_size(self.baseline_bytes)}")
         for s in self.samples:
             lines.append(f"  measured on {s.n_docs:,} documents ({s.n_labels:,} labels): {s.seconds:.1f} s, "
                          f"peak memory {format_size(s.peak_bytes)}")
@@ -116,7 +124,13 @@ def preflight(method: str, data: str, *, split: str = "train", overrides: list[s
     if fractions is None:
         fractions = NEURAL_FRACTIONS if build_model(method, model_cfg, 1).input_kind == "texts" else FRACTIONS
     rng = np.random.default_rng(seed)
-    for size in _sample_sizes(n, fractions, min_sample):
+    sizes = _sample_sizes(n, fractions, min_sample)
+    if len(sizes) > 1:  # the baseline: a fit on a handful of documents
+        few = min(BASELINE_SAMPLE, sizes[0] // 2)
+        rows = np.sort(rng.choice(n, few, replace=False))
+        args = (method, model_cfg, tfidf_cfg, norm, ensemble, _subset(train_split, rows), Y[rows], dataset.name)
+        report.baseline_bytes = _measure(few, args).peak_bytes
+    for size in sizes:
         rows = np.sort(rng.choice(n, size, replace=False))
         report.samples.append(_measure(size, (method, model_cfg, tfidf_cfg, norm, ensemble,
                                               _subset(train_split, rows), Y[rows], dataset.name)))
@@ -138,18 +152,27 @@ def _subset(split: Split, rows: np.ndarray) -> Split:
 
 
 def _extrapolate(report: Preflight, max_features: int | None) -> None:
-    """The least-squares line ``a + b n`` through the samples, read at every document (a slope and
-    an intercept of at least 0: more data never costs less); the TF-IDF vocabulary by Heaps' law."""
+    """Time: the least-squares line ``a + b n`` through the samples, read at every document (slope and
+    intercept at least 0). Memory: the baseline (a fit on a handful of documents: Python, modules,
+    compiled kernels) plus what grows with the documents and with the labels they bring, fitted by
+    non-negative least squares on the samples and read at the full run's documents and labels (a sample
+    sees only some labels; the line in documents alone overshot by a third at 100k labels). The TF-IDF
+    vocabulary: Heaps' law through the samples."""
     n = np.array([s.n_docs for s in report.samples], float)
-    for attr, values in (("seconds", [s.seconds for s in report.samples]),
-                         ("peak_bytes", [s.peak_bytes for s in report.samples])):
-        y = np.array(values, float)
-        slope, intercept = np.polyfit(n, y, 1) if n.size > 1 else (y[0] / n[0], 0.0)
-        slope = max(slope, 0.0)
-        intercept = max(intercept, 0.0) if n.size > 1 else 0.0
-        estimate = intercept + slope * report.n_docs
-        setattr(report, attr, estimate)
-    report.peak_bytes = int(round(report.peak_bytes))
+    y = np.array([s.seconds for s in report.samples], float)
+    if n.size > 1:
+        slope, intercept = np.polyfit(n, y, 1)
+        report.seconds = max(intercept, 0.0) + max(slope, 0.0) * report.n_docs
+    else:
+        report.seconds = y[0] * report.n_docs / n[0]
+    base = report.baseline_bytes
+    grown = np.array([s.peak_bytes for s in report.samples], float) - base
+    labels = np.array([s.n_labels for s in report.samples], float)
+    if n.size > 1:
+        (per_doc, per_label), _ = nnls(np.c_[n, labels], np.maximum(grown, 0.0))
+        report.peak_bytes = int(round(base + per_doc * report.n_docs + per_label * report.n_labels))
+    else:
+        report.peak_bytes = int(round(base + max(grown[0], 0.0) * report.n_docs / n[0]))
     if not report.features_measured:
         v = np.array([s.n_features for s in report.samples], float)
         if n.size > 1 and np.all(v > 0):
@@ -184,31 +207,37 @@ def _measure(size: int, args: tuple) -> Sample:
     """Fit in a fresh (spawned) process; its seconds and its whole peak of resident memory.
 
     Spawned, not forked: a process that has already run OpenMP threads (numba, torch) cannot fork
-    safely, and a fresh process is what the real run will be."""
+    safely, and a fresh process is what the real run will be. The sample goes through a pipe after
+    the start, not as the process's arguments: a child that dies early then shows as a broken pipe
+    here (CPython's spawn blocks for ever writing large arguments to a child that is gone)."""
     ctx = multiprocessing.get_context("spawn")
-    receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child, args=(args, send), daemon=True)
+    here, there = ctx.Pipe()
+    child = ctx.Process(target=_child, args=(there,), daemon=True)
     child.start()
-    send.close()
+    there.close()
     try:
-        result = receive.recv()
-    except EOFError:
+        here.send(args)
+        result = here.recv()
+    except (EOFError, OSError):
         child.join()
         raise XMCError(f"the dry run's sample fit died (exit code {child.exitcode}; out of memory?)") from None
+    finally:
+        here.close()
     child.join()
     if "error" in result:
         raise XMCError(f"the dry run's sample fit failed: {result['error']}")
     return Sample(**{**result, "n_docs": size})
 
 
-def _child(args: tuple, send) -> None:
+def _child(conn) -> None:
     try:
+        args = conn.recv()
         t0 = time.perf_counter()
         n_labels, n_features = _fit_sample(*args)
-        send.send({"n_labels": n_labels, "n_features": n_features, "seconds": time.perf_counter() - t0,
+        conn.send({"n_labels": n_labels, "n_features": n_features, "seconds": time.perf_counter() - t0,
                    "peak_bytes": peak_rss_bytes()})
     except BaseException as exc:  # reported to the parent, which raises it as a user-facing error
         log.debug("sample fit failed:\n%s", traceback.format_exc())
-        send.send({"error": f"{type(exc).__name__}: {exc}"})
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
     finally:
-        send.close()
+        conn.close()
