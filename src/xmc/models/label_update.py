@@ -84,10 +84,10 @@ def add_labels(model, X: sp.csr_matrix, Y: sp.csr_matrix, n_known: int,
     labels = np.r_[retrain_known, n_known:Y.shape[1]].astype(np.int64)
     touched = _touched_nodes(tree, labels)
     retrained = []
+    model.tree_ = tree  # each level's matching routes documents through the updated tree
     for t in range(tree.depth):
         model._levels[t] = _retrain_nodes(model, tree, X, Y, t, touched[t])
         retrained.append(int(touched[t].size))
-    model.tree_ = tree
     seconds["rankers"] = time.perf_counter() - t0
     model.fit_seconds_ = {**model.fit_seconds_, "update": sum(seconds.values())}
     return LabelUpdate(n_new, leaf_of_new, retrained, tree.level_sizes, seconds)
@@ -128,8 +128,7 @@ def _retrain_nodes(model, tree: LabelTree, X: sp.csr_matrix, Y: sp.csr_matrix, t
         W = sp.hstack([W, sp.csc_matrix((W.shape[0], n_nodes - W.shape[1]), dtype=np.float32)], format="csc")
     if nodes.size:
         Y_t = binarize(tree.project_labels(Y, t))
-        model.tree_ = tree  # the matching reads the updated tree
-        M = model._matching(X, Y, t)
+        M = model._matching(X, Y, t)  # on the updated tree (model.tree_)
         W_nodes = train_level(X, Y_t[:, nodes], M, tree.chain[t][nodes], config,
                               desc=f"level {t + 1}/{tree.depth}: {nodes.size} nodes")
         keep = np.ones(n_nodes, bool)
