@@ -27,9 +27,8 @@ import scipy.sparse as sp
 from scipy.optimize import nnls
 
 from xmc.api.config import features_config, method_config
-from xmc.api.training import build_model, fit_inputs
+from xmc.api.training import build_model, fit_inputs, training_labels
 from xmc.data.datasets import Split, resolve
-from xmc.data.vocab import LabelVocab
 from xmc.exceptions import XMCError
 from xmc.tree.label_tree import TreeConfig, tree_shape
 from xmc.utils.memory import available_bytes, format_size, parse_size, peak_rss_bytes, rss_bytes
@@ -111,10 +110,7 @@ def preflight(method: str, data: str, *, split: str = "train", overrides: list[s
     model_cfg, tfidf_cfg = method_config(method, overrides)
     norm = features_config(overrides).norm
     train_split = dataset.load(split)
-    vocab = LabelVocab.build(train_split.labels)
-    if train_split.n_labels is not None:
-        vocab = LabelVocab(dataset.bow_label_names(train_split.n_labels))
-    Y = vocab.encode(train_split.labels).Y
+    _, Y = training_labels(dataset, train_split)
     n = Y.shape[0]
     tree = getattr(model_cfg, "tree", None)
     report = Preflight(method, f"{dataset.name}/{split}", n, Y.shape[1],

@@ -73,10 +73,7 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     train_split = dataset.load(split)
-    vocab = LabelVocab.build(train_split.labels)
-    if train_split.n_labels is not None:  # bag-of-words: the header's full label list, in index order
-        vocab = LabelVocab(dataset.bow_label_names(train_split.n_labels))
-    Y = vocab.encode(train_split.labels).Y
+    vocab, Y = training_labels(dataset, train_split)
     names = dataset.label_names()  # read before training: a broken names file must not cost a training
     seconds["load"] = time.perf_counter() - t0
     model = build_model(method, model_cfg, ensemble)
@@ -111,6 +108,15 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
         result.path = pipeline.save(out, overwrite=overwrite)
         kill_point("train:saved")
     return result
+
+
+def training_labels(dataset: Dataset, split: Split) -> tuple[LabelVocab, sp.csr_matrix]:
+    """The label vocabulary of a training split (for bag-of-words, the header's full label list in
+    index order) and its 0/1 label matrix."""
+    vocab = LabelVocab.build(split.labels)
+    if split.n_labels is not None:
+        vocab = LabelVocab(dataset.bow_label_names(split.n_labels))
+    return vocab, vocab.encode(split.labels).Y
 
 
 def fit_inputs(model, split: Split, tfidf_cfg, feature_norm: str, name: str):
