@@ -4,7 +4,7 @@
                                            [--max-len 32] [--layers 3] [--skip-xmc] [--skip-official]
 
 The official code is read from a snapshot of its repository (``fetch github:kongds/LightXML``, found
-under ``/work/.mirror`` or ``$LIGHTXML_REPO``), copied to ``benchmarks/.work/lightxml_official/`` and
+under ``/work/.mirror`` or ``$LIGHTXML_REPO``; it also needs pandas), copied to ``benchmarks/.work/lightxml_official/`` and
 patched there by :data:`PATCHES`, a list of exact replacements (each must match, so a changed
 source fails loudly). The patch changes only what a CPU and this budget need: no apex/CUDA, the
 packaged all-MiniLM-L6-v2 cut to ``--layers`` layers (its tokenizer and vocabulary), ``--layers``
@@ -20,6 +20,7 @@ says so and runs xmc alone. Results: benchmarks/results/lightxml_official.md.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -74,9 +75,13 @@ PATCHES = [
                  "                          'attention_mask': batch[1],\n"
                  "                          'token_type_ids': batch[2]}"),
     ("model.py", "inputs['labels'] = batch[3].cuda()", "inputs['labels'] = batch[3]"),
-    ("dataset.py", "    fext = ", "    dataset = os.environ['PEER_DATA']\n    fext = "),
+    ("dataset.py", "    fext = '_texts.txt' if dataset == 'Eurlex-4K' else '_raw_texts.txt'\n",
+     "    fext = '_texts.txt' if dataset == 'Eurlex-4K' else '_raw_texts.txt'\n    dataset = os.environ['PEER_DATA']\n"),
     ("dataset.py", "open(f'./data/{dataset}/", "open(f'{dataset}/"),
     ("dataset.py", "np.long", "np.int64"),
+    # transformers 5's BertTokenizer has no encode_plus: tell it from a tokenizers.Tokenizer another way
+    ("dataset.py", "        elif hasattr(self.tokenizer, 'encode_plus'):",
+     "        elif not hasattr(self.tokenizer, 'no_truncation'):"),
 ]
 
 
@@ -84,6 +89,9 @@ def official_source(work: Path) -> Path | None:
     """The official files, copied from the snapshot and patched; None when there is no snapshot."""
     if not MIRROR.exists():
         return None
+    missing = [m for m in ("pandas", "tqdm", "sklearn") if importlib.util.find_spec(m) is None]
+    if missing:  # the official code's own imports, beyond xmc's
+        raise SystemExit(f"the official LightXML needs {', '.join(missing)}: pip install {' '.join(missing)}")
     commit = subprocess.run([GIT, "-C", str(MIRROR), "rev-parse", "HEAD"], capture_output=True, text=True,
                             check=True).stdout.strip()
     src = work / f"src-{commit[:10]}"
