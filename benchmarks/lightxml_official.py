@@ -4,12 +4,13 @@
                                            [--max-len 32] [--layers 3] [--skip-xmc] [--skip-official]
 
 The official code is read from a snapshot of its repository (``fetch github:kongds/LightXML``, found
-under ``/work/.mirror`` or ``$LIGHTXML_REPO``; it also needs pandas), copied to ``benchmarks/.work/lightxml_official/`` and
-patched there by :data:`PATCHES`, a list of exact replacements (each must match, so a changed
-source fails loudly). The patch changes only what a CPU and this budget need: no apex/CUDA, the
-packaged all-MiniLM-L6-v2 cut to ``--layers`` layers (its tokenizer and vocabulary), ``--layers``
-[CLS] taps instead of 5, exactly ``--epochs`` epochs, the dev split as its test split, no data-loader
-workers, and the final weights' dev scores saved. Its recipe stays its own: dense head (no label
+under ``/work/.mirror`` or ``$LIGHTXML_REPO``; it also needs pandas), copied to
+``benchmarks/.work/lightxml_official/`` and patched there by :data:`PATCHES`, a list of exact
+replacements (each must match, so a changed source fails loudly). The patch changes only what a CPU
+and this budget need: no apex/CUDA, the packaged all-MiniLM-L6-v2 cut to ``--layers`` layers (its
+tokenizer and vocabulary), ``--layers`` [CLS] taps instead of 5, exactly ``--epochs`` epochs, the
+dev split as its test split, no data-loader workers, and the final weights' dev scores saved.
+Its recipe stays its own: dense head (no label
 clusters below Wiki-500K), [CLS] pooling, dropout 0.5, one AdamW learning rate of 1e-4, batch 16.
 xmc's LightXML runs with its CPU default and ``encoder.n_layers``, ``encoder.max_seq_len`` and
 ``train.epochs`` set to the same budget. Each run is a process of its own; scores are xmc's P@k on
@@ -76,7 +77,8 @@ PATCHES = [
                  "                          'token_type_ids': batch[2]}"),
     ("model.py", "inputs['labels'] = batch[3].cuda()", "inputs['labels'] = batch[3]"),
     ("dataset.py", "    fext = '_texts.txt' if dataset == 'Eurlex-4K' else '_raw_texts.txt'\n",
-     "    fext = '_texts.txt' if dataset == 'Eurlex-4K' else '_raw_texts.txt'\n    dataset = os.environ['PEER_DATA']\n"),
+     "    fext = '_texts.txt' if dataset == 'Eurlex-4K' else '_raw_texts.txt'\n"
+     "    dataset = os.environ['PEER_DATA']\n"),
     ("dataset.py", "open(f'./data/{dataset}/", "open(f'{dataset}/"),
     ("dataset.py", "np.long", "np.int64"),
     # transformers 5's BertTokenizer has no encode_plus: tell it from a tokenizers.Tokenizer another way

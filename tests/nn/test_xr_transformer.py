@@ -11,9 +11,10 @@ import torch
 from tests.nn.conftest import tiny_config
 
 from xmc.exceptions import InvalidConfigError, NotFittedError, XMCError
+from xmc.features.join import join_embedding
 from xmc.metrics import precision_at_k
 from xmc.models.pipeline import load
-from xmc.models.xr_transformer import XRTransformer, _hstack
+from xmc.models.xr_transformer import XRTransformer
 from xmc.nn.encoders import TextEncoder, load_pretrained
 from xmc.nn.heads import ShortlistHead
 from xmc.training.finetune import FinetuneConfig, Finetuner
@@ -52,7 +53,7 @@ def test_ranker_input_balances_tfidf_and_embedding_blocks():
     X = sp.csr_matrix(X / np.linalg.norm(X.toarray(), axis=1, keepdims=True))
     emb = rng.normal(5.0, 1.0, size=(6, 4)).astype(np.float32)
     for scale in (1.0, 0.5):
-        joined = _hstack(X, emb, scale)
+        joined = join_embedding(X, emb, scale)
         np.testing.assert_allclose(np.linalg.norm(joined[:, :20].toarray(), axis=1), 1.0, rtol=1e-5)
         np.testing.assert_allclose(np.linalg.norm(joined[:, 20:].toarray(), axis=1), scale, rtol=1e-5)
         unit_rows = emb / np.linalg.norm(emb, axis=1, keepdims=True)

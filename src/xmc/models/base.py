@@ -31,6 +31,8 @@ _REGISTRY: dict[str, str] = {
     "cascadexml": "xmc.models.cascadexml:CascadeXML",
     "inceptionxml": "xmc.models.inceptionxml:InceptionXML",
     "syncxml": "xmc.models.inceptionxml:SyncXML",
+    "elias": "xmc.models.elias:Elias",
+    "elias++": "xmc.models.elias_pp:EliasPlusPlus",
 }
 # Loadable from a folder but not trained by name (built from other models).
 _COMPOSITES: dict[str, str] = {"ensemble": "xmc.models.ensemble:Ensemble"}

@@ -84,6 +84,7 @@ class CascadeModel(XMCModel):
         self.chains_: list[sp.csr_matrix] | None = None
         self.fit_seconds_: dict[str, float] = {}
         self.epoch_logs_: list[dict[str, Any]] = []
+        self._taps_cache: dict[str, torch.Tensor] | None = None  # the pretrained encoder's taps, when kept for later
 
     # -- what a method defines ---------------------------------------------------------------------
     def _label_tree(self, texts: list[str], Y: sp.csr_matrix) -> list[sp.csr_matrix]:
@@ -163,7 +164,7 @@ class CascadeModel(XMCModel):
                               n_batches, evaluate)
         if cfg.warm_epochs:
             stages.insert(0, warm_stage(self.net_, tokens, Ys, cfg.warm_epochs, cfg.warm_batch_size, cfg.train.optim,
-                                        self.device, cfg.train.amp))
+                                        self.device, cfg.train.amp, cache=self._taps_cache))
         checkpoints = None
         if checkpoint_dir is not None:
             checkpoints = RunCheckpoints(checkpoint_dir, self._fingerprint(inputs), resume)

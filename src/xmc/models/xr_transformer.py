@@ -30,6 +30,7 @@ import torch
 
 from xmc._config import Config, Interval, option
 from xmc.exceptions import ModelFormatError, XMCError
+from xmc.features.join import join_embedding
 from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
 from xmc.linear.ranker import LinearConfig
 from xmc.models.base import XMCModel, int_list, manifest_field
@@ -81,16 +82,6 @@ class XRTransformerConfig(Config):
     def for_gpu(cls) -> XRTransformerConfig:
         """The paper's Eurlex-4K schedule: the whole encoder, 128 tokens, 600/800/1,200 steps of 32."""
         return cls(encoder=EncoderConfig(max_seq_len=128), finetune=FinetuneConfig(steps=(600, 800, 1200), lr=5e-5))
-
-
-def _hstack(X: sp.csr_matrix, emb: np.ndarray, scale: float = 1.0) -> sp.csr_matrix:
-    """[TF-IDF, scale x L2-normalised embedding] as one CSR (normalised on the dense array: SciPy's
-    row scaling cost more than the encoder for one int8 title)."""
-    emb = np.asarray(emb, dtype=np.float32)
-    norms = np.sqrt(np.einsum("ij,ij->i", emb, emb))
-    norms[norms == 0] = 1.0
-    dense = sp.csr_matrix(emb * (np.float32(scale) / norms.astype(np.float32))[:, None])
-    return sp.hstack([X, dense], format="csr", dtype=np.float32)
 
 
 class XRTransformer(XMCModel):
@@ -176,7 +167,7 @@ class XRTransformer(XMCModel):
         seconds["embed"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        features = _hstack(X, emb, cfg.embedding_scale)
+        features = join_embedding(X, emb, cfg.embedding_scale)
         # PIFA on the ranker's own input, as PECOS does: raw pooled embeddings have norms near 5
         # against TF-IDF's 1, and would decide the clusters almost alone.
         ranker_tree = LabelTree.build(pifa(features, Y), cfg.ranker.tree) if cfg.recluster else None
@@ -217,7 +208,7 @@ class XRTransformer(XMCModel):
 
     def ranker_features(self, texts: list[str]) -> sp.csr_matrix:
         """What the XR-Linear ranker reads: TF-IDF joined with the fine-tuned embeddings."""
-        return _hstack(self.tfidf_.transform(texts), self.embed(texts), self.config.embedding_scale)
+        return join_embedding(self.tfidf_.transform(texts), self.embed(texts), self.config.embedding_scale)
 
     def _check_fitted(self) -> None:
         check_is_fitted(self, "ranker_")

@@ -43,11 +43,14 @@ def cache_taps(encoder: torch.nn.Module, taps, tokens: TokenizedTexts, batch_siz
 
 
 def warm_stage(net, tokens: TokenizedTexts, Ys: list[sp.csr_matrix], epochs: int, batch_size: int,
-               optim: OptimConfig, device: torch.device, amp: bool, embed_batch_size: int = 128) -> Stage:
+               optim: OptimConfig, device: torch.device, amp: bool, embed_batch_size: int = 128,
+               cache: dict[str, torch.Tensor] | None = None) -> Stage:
     """A stage of ``epochs`` passes over the cached taps that trains ``net.features`` and ``net.heads``
     (at the heads' learning rate) and leaves the encoder alone. The cache is made on the stage's
-    first step (a run resumed past this stage never makes it) and dropped at its end."""
-    cache: dict[str, torch.Tensor] = {}
+    first step (a run resumed past this stage never makes it) and dropped at its end, unless it is
+    the caller's ``cache`` (filled already, or kept for later use of the same encoder outputs)."""
+    own = cache is None
+    cache = {} if own else cache
 
     def loss(batch):
         if "taps" not in cache:
@@ -63,7 +66,7 @@ def warm_stage(net, tokens: TokenizedTexts, Ys: list[sp.csr_matrix], epochs: int
     n = len(tokens)
     return Stage(name="warm-heads", loss=loss, batches=_shuffled(n, batch_size), groups=groups, epochs=epochs,
                  n_batches=int(np.ceil(n / batch_size)), warmup=optim.warmup, schedule=optim.schedule,
-                 clip=optim.clip, on_end=cache.clear, keep_best=False)
+                 clip=optim.clip, on_end=cache.clear if own else None, keep_best=False)
 
 
 def _shuffled(n: int, batch_size: int) -> Callable[[np.random.Generator], list[dict]]:
