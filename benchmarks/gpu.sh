@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every neural method's GPU config (XR-Transformer, LightXML, CascadeXML: their for_gpu() recipes)
+# Every neural method's GPU config (XR-Transformer, LightXML, CascadeXML, ELIAS++ (with ELIAS inside):
+# their for_gpu() recipes)
 # on EURLEX57K train -> dev, with XR-Linear and the score ensembles beside them, written to
 # benchmarks/results/neural_gpu.md. Sized for well under 10 minutes on one H200-class GPU.
 #
@@ -9,13 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${XMC_PYTHON:-.venv/bin/python}
 export XMC_DATA_DIR=${XMC_DATA_DIR:-$(cd ../shared/data 2>/dev/null && pwd || echo "")}
+METHODS=xr-linear,xr-transformer,lightxml,cascadexml,elias++
 
 if [ "${1:-}" = "--dry-run" ]; then
-    exec "$PY" benchmarks/neural.py --config gpu --datasets full --name neural_gpu_dry_run --dry-run
+    exec "$PY" benchmarks/neural.py --config gpu --datasets full --name neural_gpu_dry_run --dry-run \
+        --methods "$METHODS"
 fi
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     echo "gpu.sh: torch sees no CUDA device; use --dry-run on a CPU" >&2
     exit 2
 fi
 "$PY" -c "import torch; print('GPU:', torch.cuda.get_device_name(0))"
-exec "$PY" benchmarks/neural.py --config gpu --datasets full --name neural_gpu
+exec "$PY" benchmarks/neural.py --config gpu --datasets full --name neural_gpu --methods "$METHODS"

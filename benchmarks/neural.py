@@ -28,12 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 METHODS = ("xr-linear", "xr-transformer", "lightxml", "cascadexml")
-NEURAL = ("xr-transformer", "lightxml", "cascadexml")
+NEURAL = ("xr-transformer", "lightxml", "cascadexml", "elias++")
 METRICS = ("P@1", "P@3", "P@5", "PSP@5", "nDCG@5")
 N_SINGLE = 200
 DRY_RUN_SETS = {"xr-transformer": ["finetune.steps=[2]", "finetune.eval_docs=20", "encoder.max_seq_len=16"],
                 "lightxml": ["train.epochs=1", "train.eval_docs=20", "encoder.max_seq_len=16"],
                 "cascadexml": ["train.epochs=1", "train.eval_docs=20", "encoder.max_seq_len=16"],
+                "elias++": ["train.epochs=1", "stage1_epochs=1", "warm_epochs=1", "train.eval_docs=20",
+                            "encoder.max_seq_len=16"],
                 "xr-linear": []}
 
 
@@ -100,7 +102,12 @@ def reused(out: Path, reuse: bool) -> bool:
 
 
 def child(args: list[str]) -> None:
-    subprocess.run([sys.executable, __file__, *args], check=True)
+    child_of(__file__, args)
+
+
+def child_of(script: str, args: list[str]) -> None:
+    """``script`` with ``args`` in a process of its own (a training's peak RSS is then its own)."""
+    subprocess.run([sys.executable, str(script), *args], check=True)
 
 
 def prepare_titles(data: str, dry_run: bool) -> str:

@@ -95,3 +95,49 @@ def test_the_index_stays_sparse():
     index = LearnedIndex(16384, 1_000_000, kappa=64)
     sizes = {name: t.numel() for name, t in index.state_dict().items()}
     assert sum(sizes.values()) <= 2 * 16384 * 64 + 1_000_001 + 2
+
+
+def _random_net(n_labels=60, n_clusters=8, kappa=20, seed=0):
+    from xmc.nn.elias import EliasNet
+    from xmc.nn.encoders import Tap
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    features = torch.randn(16, 12)
+
+    class Fixed(torch.nn.Module):
+        def forward(self, ids, mask, taps=None):
+            return [features[: ids.shape[0]]]
+
+    net = EliasNet(Fixed(), (Tap("mean", -1),), 12, n_clusters, n_labels, kappa=kappa, beam=3, shortlist=15,
+                   alpha=3.0, beta=8.0, dropout=0.0)
+    rows = rng.integers(0, n_labels, size=n_clusters * kappa)
+    A = sp.csr_matrix((rng.random(rows.size).astype(np.float32) + 0.01,
+                       (rows, np.repeat(np.arange(n_clusters), kappa))), shape=(n_labels, n_clusters))
+    net.index.set_adjacency(A, init="weights")
+    Y = sp.csr_matrix((np.ones(32, np.float32), rng.integers(0, n_labels, 32), np.arange(0, 33, 2)),
+                      shape=(16, n_labels))
+    return net, torch.zeros((16, 1), dtype=torch.long), Y
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_dense_and_sorted_shortlists_agree(training):
+    """The two ways to build a shortlist (a (B, L) row per document, or sorting the expanded slots)
+    give the same labels, paths, targets, recall-term paths and label logits."""
+    net, ids, Y = _random_net()
+    x = net.feature(ids, ids)
+    out = {}
+    for dense in (True, False):
+        net.dense_labels = dense
+        labels, path, targets, positives = net.shortlist(x, Y if training else None)
+        pairs = [sorted((lab, round(p, 5)) for lab, p in zip(labels[r].tolist(), path[r].tolist(), strict=True)
+                        if lab != net.n_labels) for r in range(16)]
+        logits = net.label_logits(x, labels)
+        torch.testing.assert_close(logits, net.heads[1](x, labels))  # one product gathered = each row's own
+        scored = [sorted((lab, round(z, 4)) for lab, z in zip(labels[r].tolist(), logits[r].tolist(), strict=True))
+                  for r in range(16)]
+        out[dense] = (pairs, scored, None if targets is None else float(targets.sum()),
+                      None if positives is None else sorted(round(p, 5) for p in positives.tolist()))
+    assert out[True] == out[False]
+    if training:
+        assert out[True][2] == Y.nnz  # every positive is in the shortlist

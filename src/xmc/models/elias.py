@@ -70,6 +70,7 @@ class EliasConfig(NeuralConfig):
     stage1_recall_weight: float = option(0.01, "weight of the recall term in stage 1", Interval(float, 0, None))
     recall_weight: float = option(0.05, "weight of the recall term in stage 2", Interval(float, 0, None))
     edge_lr: float = option(3e-4, "learning rate of the edge values (stage 2)", Interval(float, 0, None))
+    sparse: bool = option(False, "sparse gradients for the label classifiers (SparseAdam; for very many labels)")
     edge_init: str = option("weights", "stage 2's first edge values: uniform (the official code's: random, so a "
                             "cluster's edges weigh alike) or weights (proportional to Y^T M)",
                             Options(EDGE_INITS))
@@ -158,7 +159,7 @@ class Elias(CascadeModel):
         shortlist = cfg.shortlist or cfg.beam * cfg.tree.max_leaf_size
         net = EliasNet(encoder, self._taps(encoder.n_layers), encoder.dim, leaves.shape[1], leaves.shape[0],
                        kappa=min(cfg.kappa, leaves.shape[0]), beam=cfg.beam, shortlist=shortlist, alpha=cfg.alpha,
-                       beta=cfg.beta, label_dim=cfg.label_dim, dropout=cfg.dropout)
+                       beta=cfg.beta, label_dim=cfg.label_dim, dropout=cfg.dropout, sparse=cfg.sparse)
         net.index.assign(leaves)
         net.recall_weight = cfg.stage1_recall_weight
         return net

@@ -38,6 +38,11 @@ class LearnedIndex(nn.Module):
     def is_learned(self) -> bool:
         return bool(self.learned)
 
+    @property
+    def slot_width(self) -> int:
+        """Slots a cluster expands to: kappa once learned, the fixed index's widest cluster before."""
+        return self.kappa if self.is_learned else int(self.width)
+
     # -- building ----------------------------------------------------------------------------------
     @torch.no_grad()
     def assign(self, assignment: sp.spmatrix) -> None:
