@@ -188,8 +188,8 @@ def report(results: dict, heads: list[dict], seconds: float) -> str:
                   "| labels | clusters C | kappa | C x kappa | train ms/doc | predict ms/doc | MB | peak RSS MB |",
                   "|---|---|---|---|---|---|---|---|"]
         lines += [f"| {h['labels']:,} | {h['clusters']:,} | {h['kappa']:,} | {h['clusters'] * h['kappa']:,} | "
-                  f"{h['train_ms']:.3f} | {h['predict_ms']:.3f} | {h['bytes'] / 2**20:,.0f} | {h['peak_rss_mb']:,.0f} |"
-                  for h in heads]
+                  f"{h['train_ms']:.3f} | {h['predict_ms']:.3f} | {h['bytes'] / 2**20:,.0f} | "
+                  f"{h['peak_rss_mb']:,.0f} |" for h in heads]
         lines.append("")
     lines += ["## Targets", "", *targets(results), "", f"Total {seconds / 60:.0f} minutes of this run."]
     return "\n".join(lines)
