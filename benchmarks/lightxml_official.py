@@ -1,7 +1,7 @@
 """The official LightXML (kongds/LightXML) beside xmc's LightXML at the same budget, on EURLEX57K-titles.
 
     python benchmarks/lightxml_official.py [--data DIR/EURLEX57K-titles] [--seeds 0,1] [--epochs 2]
-                                           [--max-len 32] [--layers 3] [--skip-xmc] [--skip-official]
+                                           [--max-len 32] [--layers 3] [--skip-xmc] [--skip-official] [--reuse]
 
 The official code is read from a snapshot of its repository (``fetch github:kongds/LightXML``, found
 under ``/work/.mirror`` or ``$LIGHTXML_REPO``; it also needs pandas), copied to
@@ -149,7 +149,18 @@ def run_official(src: Path, data_dir: Path, seed: int, args) -> dict:
                               stderr=subprocess.STDOUT)
     if proc.returncode:
         raise SystemExit(f"the official LightXML failed ({proc.returncode}); see {log}")
-    return {"seconds": time.perf_counter() - t0, "scores": np.load(out)}
+    seconds = time.perf_counter() - t0
+    out.with_suffix(".json").write_text(json.dumps({"seconds": seconds, "date": time.strftime("%Y-%m-%d %H:%M")}))
+    return {"seconds": seconds, "scores": np.load(out)}
+
+
+def earlier_official(seed: int) -> dict | None:
+    """An earlier run's scores and seconds (``--reuse``), or None."""
+    out = WORK / f"official-seed{seed}.npy"
+    if not (out.exists() and out.with_suffix(".json").exists()):
+        return None
+    print(f"reusing {out}", flush=True)
+    return {**json.loads(out.with_suffix(".json").read_text()), "scores": np.load(out)}
 
 
 def run_xmc(data: str, seed: int, args) -> dict:
@@ -173,6 +184,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--skip-xmc", action="store_true")
     ap.add_argument("--skip-official", action="store_true")
+    ap.add_argument("--reuse", action="store_true", help="keep the seeds an earlier run finished (the same budget)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -187,13 +199,17 @@ def main() -> None:
     dev_labels, label_map = write_data(args.data, WORK / "data") if src is not None else (None, None)
     for seed in [int(s) for s in args.seeds.split(",")]:
         if src is not None:
-            print(f"official seed {seed} ...", flush=True)
-            r = run_official(src, WORK / "data", seed, args)
+            r = earlier_official(seed) if args.reuse else None
+            if r is None:
+                print(f"official seed {seed} ...", flush=True)
+                r = run_official(src, WORK / "data", seed, args)
             rows.append(("official LightXML", seed, score(dev_labels, label_map, r["scores"]), r["seconds"]))
         if not args.skip_xmc:
-            print(f"xmc seed {seed} ...", flush=True)
-            subprocess.run([sys.executable, __file__, "--data", args.data, "--epochs", str(args.epochs), "--max-len",
-                            str(args.max_len), "--layers", str(args.layers), "--child", f"xmc-seed{seed}"], check=True)
+            if not (args.reuse and (WORK / f"xmc-seed{seed}.json").exists()):
+                print(f"xmc seed {seed} ...", flush=True)
+                subprocess.run([sys.executable, __file__, "--data", args.data, "--epochs", str(args.epochs),
+                                "--max-len", str(args.max_len), "--layers", str(args.layers), "--child",
+                                f"xmc-seed{seed}"], check=True)
             r = json.loads((WORK / f"xmc-seed{seed}.json").read_text())
             rows.append(("xmc LightXML (CPU default)", seed, r["metrics"], r["seconds"]))
     lines = ["| system | seed | dev P@1 | dev P@3 | dev P@5 | wall s (train + dev scoring) |",
