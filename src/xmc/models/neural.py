@@ -29,6 +29,7 @@ from xmc.nn.device import autocast, resolve_device
 from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve_encoder, save_encoder
 from xmc.nn.fast_cpu import is_quantized, onnx_int8_encoder, refuse_quantized
 from xmc.nn.heads import load_tensors
+from xmc.nn.prefix import FrozenPrefix
 from xmc.nn.tokens import TokenizedTexts, bucketed_batches, cached_tokens, length_sorted_batches, tokenize
 from xmc.training.checkpoints import RunCheckpoints, save_state_dict
 from xmc.training.trainer import Stage, TrainConfig, Trainer, standard_groups
@@ -66,6 +67,8 @@ class NeuralConfig(Config):
     predict: PredictConfig = field(default_factory=PredictConfig)
     freeze_embeddings: bool = option(False, "keep the word-embedding table fixed (much cheaper steps on a CPU)")
     freeze_layers: int = option(0, "also keep the first n transformer layers fixed", Interval(int, 0, None))
+    cache_frozen: bool = option(True, "with freeze_layers, compute the frozen layers once and cache their output "
+                                      "(float16, without dropout): an epoch then runs only the layers that learn")
     warm_epochs: int = option(0, "epochs of the heads alone on the pretrained encoder's cached outputs, before "
                                  "joint training (xmc.training.warm)", Interval(int, 0, None))
     warm_batch_size: int = option(256, "documents per step of those epochs", Interval(int, 2, None))
@@ -85,6 +88,7 @@ class CascadeModel(XMCModel):
         self.fit_seconds_: dict[str, float] = {}
         self.epoch_logs_: list[dict[str, Any]] = []
         self._taps_cache: dict[str, torch.Tensor] | None = None  # the pretrained encoder's taps, when kept for later
+        self._prefix: FrozenPrefix | None = None  # the frozen layers' cached output (freeze_layers, cache_frozen)
 
     # -- what a method defines ---------------------------------------------------------------------
     def _label_tree(self, texts: list[str], Y: sp.csr_matrix) -> list[sp.csr_matrix]:
@@ -172,6 +176,7 @@ class CascadeModel(XMCModel):
         logs = Trainer(self.net_, cfg.train, checkpoints).run(stages)
         seconds["train"] = time.perf_counter() - t0
         self.net_.eval()
+        self._prefix = None
         self.epoch_logs_ = [dataclasses.asdict(e) for e in logs]
         self.fit_seconds_ = seconds
         return self
@@ -190,6 +195,13 @@ class CascadeModel(XMCModel):
 
     def _loss(self, tokens: TokenizedTexts, Ys: list[sp.csr_matrix], batch):
         rows = batch["rows"]
+        cfg = self.config
+        if cfg.freeze_layers and cfg.cache_frozen and isinstance(self.net_.encoder, TextEncoder):
+            if self._prefix is None or self._prefix.tokens is not tokens:  # made on the first step that needs it
+                self._prefix = FrozenPrefix(self.net_.encoder, tokens, cfg.freeze_layers, self.device,
+                                            amp=cfg.train.amp)
+            pooled, _ = self._prefix.taps(rows, self.net_.taps)
+            return self.net_.loss(None, None, [Y[rows] for Y in Ys], pooled=pooled)
         ids, mask = tokens.batch(rows)
         return self.net_.loss(ids.to(self.device), mask.to(self.device), [Y[rows] for Y in Ys])
 
