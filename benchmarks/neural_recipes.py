@@ -40,7 +40,18 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
                                     "as above with 48 tokens (the median dev title is 46)"),
     "lightxml/clustered-warm10": ("lightxml", ["clustered=true", "warm_epochs=10"],
                                   "clusters and shortlist as the old default, heads warmed"),
+    "lightxml/dense-warm10-frozen1-3ep": ("lightxml", ["clustered=false", "warm_epochs=10", "freeze_layers=1",
+                                                       "train.epochs=3"],
+                                          "dense, warm, the first layer frozen and cached: 3 epochs of the 2 "
+                                          "layers that learn in about the time of 2 of all 3"),
+    "lightxml/dense-warm10-4ep": ("lightxml", ["clustered=false", "warm_epochs=10", "train.epochs=4"],
+                                  "the default recipe at twice the epochs (accuracy against budget)"),
     "cascadexml/warm10": ("cascadexml", ["warm_epochs=10"], "CascadeXML's CPU default with warmed heads"),
+    "cascadexml/warm10-parent": ("cascadexml", ["warm_epochs=10", "predict.scheme=parent",
+                                                "train.optim.head_decay=0.1"],
+                                 "warm heads, the official code's parent scoring and a tenth of the decay on heads"),
+    "elias/default": ("elias", [], "ELIAS's CPU default"),
+    "elias/uniform-edges": ("elias", ["edge_init=uniform"], "ELIAS with the official random start of the edges"),
 }
 
 
