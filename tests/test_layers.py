@@ -51,7 +51,7 @@ def test_torch_only_in_neural_layers():
     for path in SRC.rglob("*.py"):
         top = path.relative_to(SRC).parts[0]
         neural_model = top == "models" and path.stem in {"xr_transformer", "lightxml", "cascadexml", "inceptionxml",
-                                                          "elias", "neural"}
+                                                          "elias", "elias_pp", "neural"}
         if top not in allowed and not neural_model:
             assert "torch" not in _imports(path), f"{path} imports torch"
 

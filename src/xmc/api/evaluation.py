@@ -12,6 +12,7 @@ from xmc.api.prediction import _pipeline, load, predict_split
 from xmc.data.datasets import Split, resolve
 from xmc.evaluation import DEFAULT_KS, load_predictions, metrics_of, scored, train_frequencies
 from xmc.exceptions import XMCError
+from xmc.metrics.calibration import ACCEPT_PRECISION, accept_key, accept_rate
 from xmc.metrics.report import RECALL_K
 from xmc.models.pipeline import Pipeline
 from xmc.utils.validation import check_k
@@ -24,14 +25,32 @@ def format_metrics(metrics: dict[str, Any], title: str = "") -> str:
 
 
 def evaluate_split(pipeline: Pipeline, split: Split, scores: sp.csr_matrix | None = None, *,
-                   ks=DEFAULT_KS, groups: bool = False) -> dict[str, Any]:
+                   ks=DEFAULT_KS, groups: bool = False, where: str | None = None) -> dict[str, Any]:
     """Metrics in percent (:func:`xmc.evaluation.metrics_of`), plus ``n_docs``, ``unseen_labels``
     (distinct labels absent from the training vocabulary, kept in the truth as misses) and the
     propensity constants; with ``groups``, per label group."""
     if scores is None:
         scores = predict_split(pipeline, split, top_k=max(RECALL_K, *ks))
     s = scored(scores, pipeline.vocab.labels, split, pipeline.label_freq, pipeline.n_train, pipeline.propensity)
-    return metrics_of(s, ks, groups)
+    return {**metrics_of(s, ks, groups), **accept_metrics(pipeline, split, scores, where)}
+
+
+def accept_metrics(pipeline: Pipeline, split: Split, scores: sp.csr_matrix, where: str | None) -> dict[str, Any]:
+    """``AR@P90`` (percent of documents whose calibrated top score reaches the threshold chosen on the
+    calibration split for 90% precision) and the precision of those documents on this split; on the
+    calibration split itself (``where`` = its name), the two-fold figures measured when it was fitted.
+    Empty for a model without calibration."""
+    info = pipeline.calibration_info
+    key = accept_key(ACCEPT_PRECISION)
+    if pipeline.calibration is None or f"{key}_threshold" not in info:
+        return {}
+    if where is not None and where == info.get("fitted_on") and key in info:
+        return {key: info[key], f"{key}_precision": info[f"{key}_precision"]}
+    threshold = info[f"{key}_threshold"]
+    truth = pipeline.vocab.encode(split.labels).Y
+    rate, precision = accept_rate(pipeline.calibration.apply(scores), truth,
+                                  float("inf") if threshold is None else float(threshold))
+    return {key: round(rate, 4), f"{key}_precision": None if precision is None else round(precision, 4)}
 
 
 def evaluate(model: Pipeline | str | os.PathLike | None, data: str | os.PathLike, split: str = "test", *,
@@ -48,7 +67,7 @@ def evaluate(model: Pipeline | str | os.PathLike | None, data: str | os.PathLike
         freq, n_train = train_frequencies(data, labels)
         return metrics_of(scored(scores, labels, part, freq, n_train), ks, groups)
     pipeline = _pipeline(model)
-    metrics = evaluate_split(pipeline, part, ks=ks, groups=groups)
+    metrics = evaluate_split(pipeline, part, ks=ks, groups=groups, where=f"{dataset.name}/{split}")
     if record and not isinstance(model, Pipeline):
         pipeline.update_metrics(model, f"{dataset.name}/{split}", metrics)
     return metrics

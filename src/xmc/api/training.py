@@ -101,7 +101,8 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
         result.metrics = evaluate_split(pipeline, held_out, scores)
         result.eval_split = eval_split
         _calibrate(pipeline, held_out, scores, f"{dataset.name}/{eval_split}")
-        result.metrics.update({k: v for k, v in pipeline.calibration_info.items() if k.startswith("ECE")})
+        result.metrics.update({k: v for k, v in pipeline.calibration_info.items()
+                               if k.startswith(("ECE", "AR@")) and not k.endswith("_threshold")})
         pipeline.metrics = {f"{dataset.name}/{eval_split}": result.metrics}
         seconds["evaluate"] = time.perf_counter() - t0
     if out is not None:

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from xmc.data.formats import read_bow, read_lines, read_text_split
 from xmc.data.label_names import find_label_names
+from xmc.data.label_texts import find_label_texts
 from xmc.exceptions import DatasetNotFoundError
 
 DATA_DIR_ENV = "XMC_DATA_DIR"
@@ -97,6 +98,11 @@ class Dataset:
     def label_names(self) -> dict[str, str]:
         """Readable names of the labels (:mod:`xmc.data.label_names`); ``{}`` when the folder has none."""
         return find_label_names(self.path)  # its name files are named after the folder, as the dataset is
+
+    def label_texts(self) -> dict[str, str]:
+        """What each label means, as text (:mod:`xmc.data.label_texts`); ``{}`` when the folder has none.
+        It may cover labels no split uses (EUROVOC's concepts without documents)."""
+        return find_label_texts(self.path)
 
 
 def _sibling(path: Path, old: str, new: str) -> Path | None:

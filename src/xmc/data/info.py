@@ -37,6 +37,9 @@ class DatasetStats:
     torso: int
     tail: int
     freq_quantiles: dict[str, float] = field(default_factory=dict)
+    labels_with_text: int = 0  # labels the folder gives a text for (label_texts.txt or descriptors)
+    text_without_train_docs: int = 0  # of those, labels with no training document (zero-shot candidates)
+    unseen_with_text: int = 0  # labels used outside train, never in train, that have a text
 
 
 def describe(dataset: Dataset) -> DatasetStats:
@@ -80,7 +83,14 @@ def describe(dataset: Dataset) -> DatasetStats:
         torso=int(((freqs > TAIL_MAX_DOCS) & (freqs < HEAD_MIN_DOCS)).sum()),
         tail=int((freqs <= TAIL_MAX_DOCS).sum()),
         freq_quantiles=quantiles,
+        **_text_counts(dataset, set(train), all_labels),
     )
+
+
+def _text_counts(dataset: Dataset, train: set[str], used: set[str]) -> dict[str, int]:
+    texts = set(dataset.label_texts())
+    return {"labels_with_text": len(texts), "text_without_train_docs": len(texts - train),
+            "unseen_with_text": len((used - train) & texts)}
 
 
 def format_stats(stats: DatasetStats) -> str:
@@ -102,6 +112,9 @@ def format_stats(stats: DatasetStats) -> str:
         f"train label frequency: head (>= {HEAD_MIN_DOCS} docs) {stats.head:,}   "
         f"torso ({TAIL_MAX_DOCS + 1}-{HEAD_MIN_DOCS - 1}) {stats.torso:,}   tail (<= {TAIL_MAX_DOCS}) {stats.tail:,}",
     ]
+    if stats.labels_with_text:
+        lines.append(f"labels with a text: {stats.labels_with_text:,}   of them without training documents: "
+                     f"{stats.text_without_train_docs:,}   zero-shot labels with a text: {stats.unseen_with_text:,}")
     if stats.freq_quantiles:
         quantiles = "  ".join(f"{k}={v:g}" for k, v in stats.freq_quantiles.items())
         lines.append("docs per train label, quantiles: " + quantiles)

@@ -48,8 +48,8 @@ def format_report(metrics: dict[str, float], title: str = "") -> str:
     families: dict[str, dict[str, float]] = {}
     others = {}
     for key, value in metrics.items():
-        if "@" in key:
-            fam, k = key.split("@")
+        fam, _, k = key.partition("@")
+        if k.isdigit():  # P@5 and the like; AR@P90 and counts are listed below the table
             families.setdefault(fam, {})[k] = value
         else:
             others[key] = value
