@@ -44,9 +44,11 @@ from xmc.api.preflight import Preflight, preflight
 from xmc.api.training import DEFAULT_DATASET, DEFAULT_METHOD, TrainResult, ensemble, train
 from xmc.api.update import UpdateResult, update
 from xmc.data.datasets import Dataset, Split, resolve
+from xmc.models.label_text import LabelTextConfig
 from xmc.models.pipeline import Pipeline
 
 __all__ = [
+    "LabelTextConfig",
     "DEFAULT_DATASET", "DEFAULT_METHOD", "Dataset", "NEURAL_OPTIONS", "Pipeline", "Preflight", "Split", "TrainResult",
     "UpdateResult", "check_texts", "combiners", "dataset", "dataset_info", "datasets", "default_config",
     "derive_dataset", "ensemble", "evaluate", "evaluate_split", "features_config", "fetch_dataset", "format_metrics",

@@ -24,6 +24,7 @@ from xmc.features.tfidf import TfidfFeaturizer
 from xmc.metrics.calibration import fit_calibration
 from xmc.metrics.report import RECALL_K
 from xmc.models.base import model_class
+from xmc.models.label_text import LabelTextBlend, LabelTextConfig, LabelTextScorer, label_text_list
 from xmc.models.pipeline import Pipeline
 from xmc.utils.faults import kill_point
 from xmc.utils.folders import check_target
@@ -52,7 +53,8 @@ def _default_eval_split(dataset: Dataset, train_split: str) -> str | None:
 def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASET,
           out: str | os.PathLike | None = None, *, split: str = "train",
           overrides: list[str] | tuple[str, ...] = (), config: Config | None = None, eval_split: str | None = "auto",
-          fit_options: dict[str, Any] | None = None, ensemble: int = 1, overwrite: bool = False) -> TrainResult:
+          fit_options: dict[str, Any] | None = None, ensemble: int = 1, overwrite: bool = False,
+          zero_shot: str | None = None, label_text: LabelTextConfig | None = None) -> TrainResult:
     """Train ``method`` on ``data``'s ``split``, save it to ``out`` and evaluate it on ``eval_split``
     (``"auto"``: dev, else test, when present; ``None``: skip).
 
@@ -61,8 +63,15 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     per-level log. ``ensemble > 1`` trains that many members with shifted seeds and combines
     their scores (:mod:`xmc.models.ensemble`).
 
+    ``zero_shot`` (``"splits"``: the labels any split of the dataset uses; ``"all"``: every label the
+    folder gives a text for) adds the labels known by their text to the model's vocabulary and
+    blends label-text scores into its predictions (:mod:`xmc.models.label_text`, configured by
+    ``label_text``), the blend's weights chosen on ``eval_split``.
+
     ``out`` must be new, empty, or (with ``overwrite``) an xmc model folder; this is checked before
     any work starts, and the old model stays intact until the new one is completely written."""
+    if zero_shot is not None and zero_shot not in ZERO_SHOT:
+        raise XMCError(f"--zero-shot must be one of {', '.join(ZERO_SHOT)}, got {zero_shot!r}")
     if out is not None:
         check_target(out, overwrite)
     dataset = resolve(data)
@@ -92,6 +101,10 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     freq = np.diff(sp.csc_matrix(Y).indptr)
     pipeline = Pipeline(model, vocab, featurizer, freq, Y.shape[0], dataset=dataset.name,
                         label_names=names, feature_norm=feature_norm if train_split.features is not None else "none")
+    if zero_shot is not None:
+        t0 = time.perf_counter()
+        pipeline = with_label_texts(pipeline, dataset, train_split, held_out, zero_shot, label_text)
+        seconds["label_text"] = time.perf_counter() - t0
     result = TrainResult(pipeline, seconds)
     if _secondary_process():  # under torchrun, the first process evaluates and saves; the others stop here
         return result
@@ -109,6 +122,38 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
         result.path = pipeline.save(out, overwrite=overwrite)
         kill_point("train:saved")
     return result
+
+
+ZERO_SHOT = ("splits", "all")
+
+
+def with_label_texts(pipeline: Pipeline, dataset: Dataset, train_split: Split, held_out: Split | None,
+                     zero_shot: str, config: LabelTextConfig | None) -> Pipeline:
+    """``pipeline`` with the labels known by their text added after its own, and a fitted blend."""
+    if zero_shot not in ZERO_SHOT:
+        raise XMCError(f"--zero-shot must be one of {', '.join(ZERO_SHOT)}, got {zero_shot!r}")
+    texts = dataset.label_texts()
+    if not texts:
+        raise XMCError(f"{dataset.name} has no label texts (label_texts.txt or {dataset.name}.json[.gz] in "
+                       f"{dataset.path}); --zero-shot needs them")
+    if train_split.texts is None:
+        raise XMCError("--zero-shot compares raw texts with label texts; this dataset has bag-of-words only")
+    if zero_shot == "splits":
+        used = {label for split in dataset.splits for labels in dataset.load(split).labels for label in labels}
+        texts = {label: text for label, text in texts.items() if label in used}
+    vocab = pipeline.vocab
+    extra = sorted(label for label in texts if label not in vocab.index)
+    full = LabelVocab(vocab.labels + extra)
+    freq = np.concatenate([pipeline.label_freq, np.zeros(len(extra), np.int64)])
+    scorer = LabelTextScorer(config).fit(train_split.texts, label_text_list(full.labels, texts))
+    blend = LabelTextBlend(scorer, len(vocab), freq)
+    if held_out is not None and held_out.texts is not None:
+        model_scores = pipeline.predict(held_out.texts, top_k=RECALL_K)
+        info = blend.fit_weights(held_out.texts, model_scores, full.encode(held_out.labels).Y)
+        log.info("label texts: %d labels added; weights %s", len(extra), info)
+    return Pipeline(pipeline.model, full, pipeline.featurizer, freq, pipeline.n_train, pipeline.propensity,
+                    dataset=pipeline.dataset, label_names=dataset.label_names(), feature_norm=pipeline.feature_norm,
+                    label_text=blend)
 
 
 def training_labels(dataset: Dataset, split: Split) -> tuple[LabelVocab, sp.csr_matrix]:

@@ -89,6 +89,11 @@ def _add_model_commands(sub, methods) -> None:
     train.add_argument("--address", default=None, help="Ray cluster to join: auto, or ray://host:port")
     train.add_argument("--ensemble", type=int, default=1, metavar="N",
                        help="train N members with shifted seeds and combine their scores (softmax average)")
+    train.add_argument("--zero-shot", choices=["splits", "all"], default=None,
+                       help="also predict labels known only by their text (label_texts.txt or the dataset's "
+                            "descriptors): the labels any split uses (splits) or every label with a text (all)")
+    train.add_argument("--label-text-encoder", default="", metavar="NAME",
+                       help="with --zero-shot, a sentence encoder whose cosine joins TF-IDF's (minilm-l6 or a folder)")
     train.add_argument("--dry-run", action="store_true",
                        help="estimate peak memory and time from short measured runs on samples; train nothing")
     train.add_argument("--max-memory", default=None, metavar="SIZE",

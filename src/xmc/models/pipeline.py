@@ -38,8 +38,10 @@ from xmc.models.base import (
     read_manifest,
     write_manifest,
 )
+from xmc.models.label_text import LabelTextBlend, load_blend, save_blend
 from xmc.utils.folders import atomic_folder
 from xmc.utils.io import load_arrays, save_arrays, write_json, write_text
+from xmc.utils.sparse import topk_per_row
 from xmc.utils.validation import check_features
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,8 @@ class Pipeline:
                  label_freq: np.ndarray, n_train: int, propensity: tuple[float, float] = (DEFAULT_A, DEFAULT_B),
                  metrics: dict[str, Any] | None = None, dataset: str | None = None,
                  label_names: dict[str, str] | None = None, calibration: ScoreCalibration | None = None,
-                 calibration_info: dict[str, Any] | None = None, feature_norm: str = "none"):
+                 calibration_info: dict[str, Any] | None = None, feature_norm: str = "none",
+                 label_text: LabelTextBlend | None = None):
         self.model, self.vocab, self.featurizer = model, vocab, featurizer
         self.label_freq, self.n_train = np.asarray(label_freq, np.int64), int(n_train)
         self.propensity = tuple(propensity)
@@ -61,6 +64,7 @@ class Pipeline:
         self.label_names = {k: v for k, v in (label_names or {}).items() if k in vocab.index}
         self.calibration, self.calibration_info = calibration, calibration_info or {}
         self.feature_norm = feature_norm  # applied to given feature rows, as at training time
+        self.label_text = label_text  # labels known by their text (zero-shot), blended with the model's scores
 
     @property
     def method(self) -> str:
@@ -103,8 +107,15 @@ class Pipeline:
         if backend == "ray":
             from xmc.linear.distributed import predict_ray
 
-            return predict_ray(self.model, self.inputs(texts, features), workers, address, **kwargs)
-        return self.model.predict(self.inputs(texts, features), **kwargs)
+            scores = predict_ray(self.model, self.inputs(texts, features), workers, address, **kwargs)
+        else:
+            scores = self.model.predict(self.inputs(texts, features), **kwargs)
+        if self.label_text is None:
+            return scores
+        if texts is None:
+            raise XMCError("this model scores labels by their text: give texts, not a feature matrix")
+        top_k = kwargs.get("top_k") or int(np.diff(scores.indptr).max(initial=0)) or 1
+        return self.label_text.predict(texts, scores, top_k)
 
     def inv_propensity(self, n_labels: int) -> np.ndarray:
         """Weights over ``n_labels`` columns; columns past the vocabulary are unseen labels."""
@@ -125,11 +136,13 @@ class Pipeline:
                                                             for k in self.vocab.labels if k in self.label_names))
             if self.calibration is not None:
                 self.calibration.save(tmp / "calibration.npz")
+            if self.label_text is not None:
+                save_blend(tmp / "label_text", self.label_text)
             write_manifest(tmp, "pipeline", self.method, None, featurizer="tfidf" if self.featurizer else None,
                            n_labels=len(self.vocab), propensity=list(self.propensity), metrics=self.metrics,
                            dataset=self.dataset, label_names=bool(self.label_names),
                            calibration=self.calibration_info if self.calibration is not None else None,
-                           feature_norm=self.feature_norm)
+                           feature_norm=self.feature_norm, label_text=self.label_text is not None)
         return Path(folder)
 
     def predict_rows(self, texts: list[str] | None = None, features: sp.csr_matrix | None = None, *,
@@ -139,6 +152,8 @@ class Pipeline:
         probability when the pipeline has a calibration (and ``calibrated``), else the raw score;
         labels below ``min_score`` are dropped."""
         scores = self.predict(texts, features, top_k=top_k, beam_size=beam_size)
+        if self.label_text is not None:  # its extra zero-shot entries serve evaluation, not a reader
+            scores = topk_per_row(scores, top_k or int(np.diff(scores.indptr).max(initial=0)) or 1)
         if calibrated and self.calibration is not None:
             scores = self.calibration.apply(scores)
         return [[(label, score, self.label_names.get(label)) for label, score in row if score >= min_score]
@@ -188,7 +203,9 @@ class Pipeline:
         featurizer = TfidfFeaturizer.load(folder / "tfidf") if featurizer_kind == "tfidf" else None
         if len(vocab) != n_labels:
             raise ModelFormatError(f"{folder}: labels.txt has {len(vocab)} labels, xmc.json says {n_labels}")
-        if model.n_labels_ != n_labels:
+        has_text = manifest_field(manifest, "label_text", bool, where, optional=True)
+        label_text = load_blend(folder / "label_text", stats["label_freq"], model.n_labels_) if has_text else None
+        if model.n_labels_ != n_labels and (label_text is None or label_text.scorer.n_labels != n_labels):
             raise ModelFormatError(f"{folder}: the model scores {model.n_labels_} labels, xmc.json says {n_labels}")
         reads_tfidf = featurizer is not None and model.input_kind == "features"
         if reads_tfidf and model.n_features_in_ != featurizer.n_features_:
@@ -203,7 +220,7 @@ class Pipeline:
             raise ModelFormatError(f"{folder / 'label_names.tsv'} names labels the model does not have")
         calibration = ScoreCalibration.load(folder / "calibration.npz") if calibration_info is not None else None
         return cls(model, vocab, featurizer, stats["label_freq"], int(stats["n_train"]), tuple(propensity),
-                   metrics, dataset, names, calibration, calibration_info, feature_norm)
+                   metrics, dataset, names, calibration, calibration_info, feature_norm, label_text)
 
 
 def ranked_labels(scores: sp.csr_matrix, labels: list[str]) -> list[list[tuple[str, float]]]:

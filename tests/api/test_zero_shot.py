@@ -1,0 +1,75 @@
+"""Labels known by their text: ``train(zero_shot=...)`` adds them, scores them from their text,
+keeps them through save and load, and the zero-shot group is evaluated on its own ranking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xmc import api
+from xmc.exceptions import XMCError
+from xmc.features.tfidf import TfidfConfig
+
+KNOWN = {"fin": "finance banking money", "agr": "agriculture farming crops", "fish": "fishery fishing boats",
+         "tra": "transport railway roads", "ene": "energy electricity power"}
+TEXT_ONLY = {"zeb": "zebra stripes savanna", "vol": "volcano lava eruption", "ice": "glacier ice polar"}
+
+
+def _write(folder, split, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{split}_texts.txt").write_text("".join(t + "\n" for t, _ in rows))
+    (folder / f"{split}_labels.txt").write_text("".join(" ".join(ls) + "\n" for _, ls in rows))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("zs") / "Toy"
+    filler = ["the", "council", "regulation", "member", "states", "article", "annex"]
+
+    def doc(labels, texts):
+        words = [w for lab in labels for w in rng.choice(texts[lab].split(), 2)] + list(rng.choice(filler, 4))
+        return " ".join(rng.permutation(words)), labels
+
+    known = list(KNOWN)
+    train = [doc([known[i % 5]] + ([known[(i + 2) % 5]] if i % 3 == 0 else []), KNOWN) for i in range(300)]
+    all_texts = {**KNOWN, **TEXT_ONLY}
+    dev = [doc([known[i % 5]], all_texts) for i in range(60)]
+    dev += [doc(["zeb"], all_texts) for _ in range(10)] + [doc(["vol"], all_texts) for _ in range(10)]
+    _write(folder, "train", train)
+    _write(folder, "dev", dev)
+    (folder / "label_texts.txt").write_text("".join(f"{k}\t{v}\n" for k, v in {**all_texts, "unused": "x y"}.items()))
+    return folder
+
+
+def test_zero_shot_labels_are_predicted_from_their_text(dataset, tmp_path):
+    overrides = ["tfidf.min_df=1"]
+    plain = api.train("xr-linear", dataset, tmp_path / "plain", overrides=overrides)
+    assert len(plain.pipeline.vocab) == 5
+    result = api.train("xr-linear", dataset, tmp_path / "zs", overrides=overrides, zero_shot="splits",
+                       label_text=api.LabelTextConfig(tfidf=TfidfConfig(min_df=1)))
+    pipeline = result.pipeline
+    assert pipeline.vocab.labels[:5] == plain.pipeline.vocab.labels
+    assert set(pipeline.vocab.labels[5:]) == {"zeb", "vol"}
+    assert pipeline.label_freq[5:].tolist() == [0, 0]
+    metrics = api.evaluate(tmp_path / "zs", dataset, "dev", groups=True)
+    assert metrics["groups"]["zero"]["n_docs"] == 20 and metrics["groups"]["zero"]["RP@5"] > 90
+    assert metrics["P@1"] >= plain.metrics["P@1"] - 1  # known labels keep their ranks
+    zebra = api.load(tmp_path / "zs").predict_rows(["zebra stripes near the savanna"], top_k=3, calibrated=False)
+    assert zebra[0][0][0] == "zeb"
+    again = api.load(tmp_path / "zs")
+    dev = api.resolve(dataset).load("dev")
+    assert (again.predict(dev.texts, top_k=5) != pipeline.predict(dev.texts, top_k=5)).nnz == 0
+
+
+def test_all_labels_with_a_text_and_refusals(dataset, tmp_path):
+    result = api.train("xr-linear", dataset, tmp_path / "all", overrides=["tfidf.min_df=1"], zero_shot="all",
+                       label_text=api.LabelTextConfig(tfidf=TfidfConfig(min_df=1)))
+    assert set(result.pipeline.vocab.labels[5:]) == {"zeb", "vol", "ice", "unused"}
+    (dataset.parent / "Bare").mkdir()
+    _write(dataset.parent / "Bare", "train", [("apple banana", ["x"]), ("cherry date", ["y"])])
+    with pytest.raises(XMCError, match="no label texts"):
+        api.train("xr-linear", dataset.parent / "Bare", None, overrides=["tfidf.min_df=1"], zero_shot="all",
+                  eval_split=None)
+    with pytest.raises(XMCError, match="--zero-shot must be one of"):
+        api.train("xr-linear", dataset, None, overrides=["tfidf.min_df=1"], zero_shot="some")
