@@ -11,7 +11,7 @@ few can be helped.
   ``w_zero x cosine``; other labels keep the model's score. The two weights are chosen on the
   held-out split (dev), on the few-shot labels for ``w_few`` (few-shot RP@5, as long as P@5 and
   frequent-label RP@5 lose no more than 0.3 and 0.5) and on every label's ranking for ``w_zero``
-  (nDCG@5 over all labels, known and not): never on test.
+  (nDCG@5 over all labels, known and not, within the same limits): never on test.
 
 TF-IDF only needs NumPy and SciPy; the encoder part imports torch when it is asked for.
 """
@@ -198,7 +198,8 @@ class LabelTextBlend:
         best_zero, best_g = 0.0, ndcg(0.0)
         for w in ZERO_SHOT_GRID[1:]:
             g = ndcg(w)
-            if g > best_g:
+            p, _, rp_freq = measure(best_few, w)
+            if g > best_g and 100 * p >= 100 * base[0] - 0.3 and rp_freq >= base[2] - 0.5:
                 best_zero, best_g = w, g
         self.w_few, self.w_zero = best_few, best_zero
         return {"w_few": best_few, "w_zero": best_zero, "few_RP@5_before": base[1], "few_RP@5_after": best}
