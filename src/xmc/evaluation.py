@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from xmc.data.datasets import Split, resolve
 from xmc.data.vocab import LabelVocab
 from xmc.exceptions import InvalidInputError, ModelFormatError
+from xmc.metrics.calibration import ACCEPT_PRECISION, accept_key, accept_rate
 from xmc.metrics.groups import group_metrics, rank_metrics
 from xmc.metrics.propensity import DEFAULT_A, DEFAULT_B, inv_propensity_from_counts
 from xmc.metrics.report import evaluate_scores
@@ -96,3 +97,21 @@ def train_frequencies(data: str | os.PathLike, labels: list[str]) -> tuple[np.nd
     name = "train" if dataset.has_split("train") else dataset.splits[0]
     Y = LabelVocab(labels).encode(dataset.load(name).labels).Y
     return np.diff(sp.csc_matrix(Y).indptr).astype(np.int64), Y.shape[0]
+
+
+def accept_metrics(pipeline, split: Split, scores: sp.csr_matrix, where: str | None) -> dict[str, Any]:
+    """``AR@P90`` (percent of documents whose calibrated top score reaches the threshold chosen on the
+    calibration split for 90% precision) and the precision of those documents on this split; on the
+    calibration split itself (``where`` = its name), the two-fold figures measured when it was fitted.
+    Empty for a model without calibration."""
+    info = pipeline.calibration_info
+    key = accept_key(ACCEPT_PRECISION)
+    if pipeline.calibration is None or f"{key}_threshold" not in info:
+        return {}
+    if where is not None and where == info.get("fitted_on") and key in info:
+        return {key: info[key], f"{key}_precision": info[f"{key}_precision"]}
+    threshold = info[f"{key}_threshold"]
+    truth = pipeline.vocab.encode(split.labels).Y
+    rate, precision = accept_rate(pipeline.calibration.apply(scores), truth,
+                                  float("inf") if threshold is None else float(threshold))
+    return {key: round(rate, 4), f"{key}_precision": None if precision is None else round(precision, 4)}

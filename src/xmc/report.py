@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from xmc.evaluation import Scored, metrics_of, scored
+from xmc.evaluation import Scored, accept_metrics, metrics_of, scored
 from xmc.metrics.groups import FREQUENT_MIN, decile_metrics, kept_labels, per_label_f1
 from xmc.models.pipeline import Pipeline
 from xmc.utils.folders import atomic_folder, check_target
@@ -49,7 +49,7 @@ def build(models: list[tuple[str, Pipeline]], split, data_name: str, split_name:
           overwrite: bool = False) -> Path:
     """Write the report of ``models`` (``(name, pipeline)`` pairs) on ``split`` to the folder ``out``."""
     check_target(out, overwrite, owned=_is_report)
-    reports = [_model_report(name, p, split) for name, p in models]
+    reports = [_model_report(name, p, split, f"{data_name}/{split_name}") for name, p in models]
     figures = _figures(reports)
     with atomic_folder(out, overwrite, owned=_is_report) as tmp:
         for key, png in figures.items():
@@ -60,10 +60,10 @@ def build(models: list[tuple[str, Pipeline]], split, data_name: str, split_name:
     return Path(out)
 
 
-def _model_report(name: str, pipeline: Pipeline, split) -> ModelReport:
+def _model_report(name: str, pipeline: Pipeline, split, where: str) -> ModelReport:
     raw = pipeline.predict(split.texts, split.features, top_k=max(KS))
     s = scored(raw, pipeline.vocab.labels, split, pipeline.label_freq, pipeline.n_train, pipeline.propensity)
-    metrics = metrics_of(s, KS, groups=True)
+    metrics = {**metrics_of(s, KS, groups=True), **accept_metrics(pipeline, split, raw, where)}
     top5 = kept_labels(s.scores, top_k=5)
     correct = np.asarray(top5.multiply(s.truth).sum(axis=1)).ravel().astype(np.int64)
     f1 = per_label_f1(s.truth, top5)
@@ -200,7 +200,7 @@ def _page(reports: list[ModelReport], figures: dict[str, bytes], data: str, spli
         if info:
             where = html.escape(str(info.get("fitted_on")))
             parts.append(f"<p>{html.escape(r.name)}: ECE {info.get('ECE', float('nan')):.2f}% calibrated, "
-                         f"{info.get('ECE_raw', float('nan')):.2f}% raw (two-fold on {where}).</p>")
+                         f"{info.get('ECE_raw', float('nan')):.2f}% raw (two-fold on {where}).{_accepted(r)}</p>")
     for r in reports:
         parts += [f"<h2>{html.escape(r.name)}: the 20 frequent labels with the worst F1 (top 5)</h2>",
                   _table([[w["label"], w["name"] or "", w["f1"], w["train_docs"], w["dev_docs"]] for w in r.worst],
@@ -220,3 +220,12 @@ def _settings(pipeline: Pipeline) -> dict[str, Any]:
             "fit_seconds": getattr(model, "fit_seconds_", None) or {}, "dataset": pipeline.dataset,
             "training_documents": pipeline.n_train, "labels": len(pipeline.vocab)}
 
+
+def _accepted(r: ModelReport) -> str:
+    """The accept rate at 90% precision, when the model has one."""
+    rate, precision = r.metrics.get("AR@P90"), r.metrics.get("AR@P90_precision")
+    if rate is None:
+        return ""
+    right = f"{precision:.2f}% of them right" if precision is not None else "none accepted"
+    return (f" Accepted automatically at 90% precision (threshold chosen on the calibration split): "
+            f"{rate:.2f}% of the documents, {right}.")

@@ -10,9 +10,8 @@ import scipy.sparse as sp
 
 from xmc.api.prediction import _pipeline, load, predict_split
 from xmc.data.datasets import Split, resolve
-from xmc.evaluation import DEFAULT_KS, load_predictions, metrics_of, scored, train_frequencies
+from xmc.evaluation import DEFAULT_KS, accept_metrics, load_predictions, metrics_of, scored, train_frequencies
 from xmc.exceptions import XMCError
-from xmc.metrics.calibration import ACCEPT_PRECISION, accept_key, accept_rate
 from xmc.metrics.report import RECALL_K
 from xmc.models.pipeline import Pipeline
 from xmc.utils.validation import check_k
@@ -33,24 +32,6 @@ def evaluate_split(pipeline: Pipeline, split: Split, scores: sp.csr_matrix | Non
         scores = predict_split(pipeline, split, top_k=max(RECALL_K, *ks))
     s = scored(scores, pipeline.vocab.labels, split, pipeline.label_freq, pipeline.n_train, pipeline.propensity)
     return {**metrics_of(s, ks, groups), **accept_metrics(pipeline, split, scores, where)}
-
-
-def accept_metrics(pipeline: Pipeline, split: Split, scores: sp.csr_matrix, where: str | None) -> dict[str, Any]:
-    """``AR@P90`` (percent of documents whose calibrated top score reaches the threshold chosen on the
-    calibration split for 90% precision) and the precision of those documents on this split; on the
-    calibration split itself (``where`` = its name), the two-fold figures measured when it was fitted.
-    Empty for a model without calibration."""
-    info = pipeline.calibration_info
-    key = accept_key(ACCEPT_PRECISION)
-    if pipeline.calibration is None or f"{key}_threshold" not in info:
-        return {}
-    if where is not None and where == info.get("fitted_on") and key in info:
-        return {key: info[key], f"{key}_precision": info[f"{key}_precision"]}
-    threshold = info[f"{key}_threshold"]
-    truth = pipeline.vocab.encode(split.labels).Y
-    rate, precision = accept_rate(pipeline.calibration.apply(scores), truth,
-                                  float("inf") if threshold is None else float(threshold))
-    return {key: round(rate, 4), f"{key}_precision": None if precision is None else round(precision, 4)}
 
 
 def evaluate(model: Pipeline | str | os.PathLike | None, data: str | os.PathLike, split: str = "test", *,
