@@ -1,0 +1,159 @@
+"""Labels known by their text on EURLEX57K (train -> dev), under the EURLEX57K papers' protocol
+(``xmc evaluate --groups``): models with and without label-text scoring, and the plain TF-IDF cosine
+between a document and the label texts (the floor a zero-shot scorer must beat).
+
+    python benchmarks/label_text.py [--data EURLEX57K] [--models xr-linear] [--reuse]
+
+Per system, each trained in its own process: P@1/5, RP@5 and nDCG@5 overall and for frequent,
+few-shot and zero-shot labels, AR@P90 (the share of documents accepted automatically at 90%
+precision, two-fold on dev), training time, prediction ms per document. Zero-shot candidates:
+the labels any split uses (``--zero-shot splits``, the papers' protocol) and every EUROVOC concept
+without a training document (``--zero-shot all``). Results: benchmarks/results/label_text.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+import neural  # noqa: E402
+
+NAME = "label_text"
+GROUPS = ("frequent", "few", "zero")
+
+
+def run_child(method: str, data: str, zero_shot: str, out: Path) -> None:
+    """Child process: train (with ``--zero-shot`` unless ``none``), evaluate dev with groups, time."""
+    from xmc import api
+
+    t0 = time.perf_counter()
+    zero_shot = None if zero_shot == "none" else zero_shot
+    result = api.train(method, data, out / "model", overwrite=True, zero_shot=zero_shot)
+    wall = time.perf_counter() - t0
+    metrics = api.evaluate(out / "model", data, "dev", groups=True, record=False)
+    dev = api.resolve(data).load("dev")
+    pipeline = api.load(out / "model")
+    pipeline.predict(texts=dev.texts[:20], top_k=10)
+    t0 = time.perf_counter()
+    pipeline.predict(texts=dev.texts, top_k=10)
+    batch_ms = 1000 * (time.perf_counter() - t0) / len(dev.texts)
+    json.dump({"metrics": metrics, "wall_s": wall, "seconds": result.seconds, "batch_ms_per_doc": batch_ms,
+               "peak_rss_mb": common.peak_rss_mb()}, open(out / "result.json", "w"), indent=1, default=str)
+
+
+def floor_child(data: str, out: Path) -> None:
+    """Child process: the plain TF-IDF cosine of dev documents and label texts, zero-shot group only
+    (RP@5 and nDCG@5 over the documents with a zero-shot label), for both candidate sets."""
+    from xmc import api
+    from xmc.features.tfidf import TfidfFeaturizer
+    from xmc.metrics.groups import rank_metrics
+    from xmc.utils.sparse import l2_normalize_rows, topk_per_row
+
+    dataset = api.resolve(data)
+    train, dev = dataset.load("train"), dataset.load("dev")
+    texts = dataset.label_texts()
+    seen = {label for labels in train.labels for label in labels}
+    used = {label for split in dataset.splits for labels in dataset.load(split).labels for label in labels}
+    featurizer = TfidfFeaturizer().fit(train.texts)
+    X = l2_normalize_rows(featurizer.transform(dev.texts))
+    out_rows = {}
+    for name, candidates in (("splits", sorted((used - seen) & set(texts))), ("all", sorted(set(texts) - seen))):
+        T = l2_normalize_rows(featurizer.transform([texts[c] for c in candidates]))
+        scores = topk_per_row((X @ T.T).tocsr(), 10)
+        index = {c: j for j, c in enumerate(candidates)}
+        rows = [[index[label] for label in labels if label in index] for labels in dev.labels]
+        indptr = np.cumsum([0] + [len(r) for r in rows])
+        truth = sp.csr_matrix((np.ones(indptr[-1], np.float32), np.concatenate(rows or [[]]).astype(np.int64), indptr),
+                              shape=(len(rows), len(candidates)))
+        m = rank_metrics(truth, scores, (5,))
+        out_rows[name] = {"candidates": len(candidates), "RP@5": m["RP@5"], "nDCG@5": m["nDCG@5"],
+                          "docs": int((np.diff(truth.indptr) > 0).sum())}
+    json.dump(out_rows, open(out, "w"), indent=1)
+
+
+def row(name: str, r: dict) -> str:
+    m, g = r["metrics"], r["metrics"].get("groups", {})
+    cells = [f"{m['P@1']:.2f}", f"{m['P@5']:.2f}", f"{m['RP@5']:.2f}", f"{m['nDCG@5']:.2f}"]
+    for group in GROUPS:
+        gm = g.get(group, {})
+        cells.append(f"{gm['RP@5']:.2f} / {gm['nDCG@5']:.2f}" if "RP@5" in gm else "-")
+    ar = m.get("AR@P90")
+    cells.append(f"{ar:.2f} ({m.get('AR@P90_precision') or 0:.1f})" if ar is not None else "-")
+    ran = f" (run {r['ran_at']} UTC)" if "ran_at" in r else ""
+    return (f"| {name}{ran} | " + " | ".join(cells)
+            + f" | {r['wall_s']:.0f} | {r['batch_ms_per_doc']:.2f} | {r['peak_rss_mb']:,.0f} |")
+
+
+def report(results: dict, floor: dict, seconds: float) -> str:
+    lines = ["| system | P@1 | P@5 | RP@5 | nDCG@5 | frequent RP@5 / nDCG@5 | few-shot | zero-shot | AR@P90 "
+             "(precision) | train s | predict ms/doc | peak RSS MB |", "|---|" + "---|" * 11]
+    lines += [row(name, r) for name, r in results.items()]
+    lines += ["", "TF-IDF cosine of document and label text alone (the floor), zero-shot labels of dev:", "",
+              "| candidates | labels | documents | RP@5 | nDCG@5 |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {f['candidates']:,} | {f['docs']} | {f['RP@5']:.2f} | {f['nDCG@5']:.2f} |"
+              for name, f in floor.items()]
+    lines += ["", "## Targets", "", *targets(results, floor), "", f"Total {seconds / 60:.0f} minutes of this run."]
+    return "\n".join(lines)
+
+
+def targets(results: dict, floor: dict) -> list[str]:
+    out = []
+    for method in {name.split(" ")[0] for name in results}:
+        plain = results.get(f"{method} (no label text)")
+        for zs, need, floor_key in (("splits", 75, "splits"), ("all", 45, "all")):
+            r = results.get(f"{method} --zero-shot {zs}")
+            if r is None:
+                continue
+            zero = r["metrics"]["groups"]["zero"]["RP@5"]
+            out.append(f"- {method}, zero-shot RP@5 ({zs}) at least {need}: {'met' if zero >= need else 'MISSED'} "
+                       f"({zero:.2f}; TF-IDF floor {floor.get(floor_key, {}).get('RP@5', float('nan')):.2f})")
+            if plain is not None:
+                d5 = r["metrics"]["P@5"] - plain["metrics"]["P@5"]
+                dfreq = r["metrics"]["groups"]["frequent"]["RP@5"] - plain["metrics"]["groups"]["frequent"]["RP@5"]
+                dfew = r["metrics"]["groups"]["few"]["RP@5"] - plain["metrics"]["groups"]["few"]["RP@5"]
+                out.append(f"- {method} --zero-shot {zs}: P@5 {d5:+.2f} (limit -0.3), frequent RP@5 {dfreq:+.2f} "
+                           f"(limit -0.5), few-shot RP@5 {dfew:+.2f} (target +3: {'met' if dfew >= 3 else 'MISSED'})")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="EURLEX57K")
+    ap.add_argument("--models", default="xr-linear")
+    ap.add_argument("--reuse", action="store_true")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        if args.child[0] == "floor":
+            floor_child(args.child[1], Path(args.child[2]))
+        else:
+            run_child(args.child[1], args.child[2], args.child[3], Path(args.child[4]))
+        return
+    start = time.perf_counter()
+    results = {}
+    for method in args.models.split(","):
+        for zs in ("none", "splits", "all"):
+            out = common.WORK / NAME / f"{method}-{zs}"
+            out.mkdir(parents=True, exist_ok=True)
+            if not neural.reused(out, args.reuse):
+                print(f"{method} zero-shot={zs}", flush=True)
+                neural.child_of(__file__, ["--child", "train", method, args.data, zs, str(out)])
+            name = f"{method} (no label text)" if zs == "none" else f"{method} --zero-shot {zs}"
+            results[name] = json.load(open(out / "result.json"))
+    floor_path = common.WORK / NAME / "floor.json"
+    if not (args.reuse and floor_path.exists()):
+        neural.child_of(__file__, ["--child", "floor", args.data, str(floor_path)])
+    body = report(results, json.load(open(floor_path)), time.perf_counter() - start)
+    print(common.write_result(NAME, "python benchmarks/label_text.py " + " ".join(sys.argv[1:]), body))
+
+
+if __name__ == "__main__":
+    main()
