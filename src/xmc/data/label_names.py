@@ -55,14 +55,20 @@ def read_label_tsv(path: str | Path) -> dict[str, str]:
     return names
 
 
-def read_label_json(path: str | Path) -> dict[str, str]:
-    path = Path(path)
+def read_json_object(path: Path, what: str) -> dict:
+    """A JSON file holding one object (label ids to ``what``); anything else is a DataFormatError."""
     try:
         raw = json.loads(_decode(path))
     except (json.JSONDecodeError, RecursionError) as exc:
         raise DataFormatError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
-        raise DataFormatError(f"{path}: expected a JSON object mapping label ids to names")
+        raise DataFormatError(f"{path}: expected a JSON object mapping label ids to {what}")
+    return raw
+
+
+def read_label_json(path: str | Path) -> dict[str, str]:
+    path = Path(path)
+    raw = read_json_object(path, "names")
     names = {}
     for label, value in raw.items():
         name = value.get("label") if isinstance(value, dict) else value

@@ -15,10 +15,9 @@ A file that exists but cannot be read is a :class:`DataFormatError` naming it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from xmc.data.label_names import MAX_NAME, _decode
+from xmc.data.label_names import MAX_NAME, _decode, read_json_object
 from xmc.exceptions import DataFormatError
 
 TEXTS_NAME = "label_texts.txt"
@@ -55,12 +54,7 @@ def read_label_texts(path: str | Path) -> dict[str, str]:
 def read_descriptor_json(path: str | Path) -> dict[str, str]:
     """EUROVOC-style descriptors: descriptor; alternative labels; parents' descriptors."""
     path = Path(path)
-    try:
-        raw = json.loads(_decode(path))
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise DataFormatError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise DataFormatError(f"{path}: expected a JSON object mapping label ids to descriptors")
+    raw = read_json_object(path, "descriptors")
     names = {label: _field(path, label, value) for label, value in raw.items()}
     texts = {}
     for label, value in raw.items():
