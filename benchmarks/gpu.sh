@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every neural method's GPU config (XR-Transformer, LightXML, CascadeXML, ELIAS++ (with ELIAS inside):
+# Every neural method's GPU config (XR-Transformer, LightXML, CascadeXML, ELIAS++ (with ELIAS inside), the
+# dual encoder:
 # their for_gpu() recipes)
 # on EURLEX57K train -> dev, with XR-Linear and the score ensembles beside them, written to
 # benchmarks/results/neural_gpu.md. Sized for well under 10 minutes on one H200-class GPU.
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${XMC_PYTHON:-.venv/bin/python}
 export XMC_DATA_DIR=${XMC_DATA_DIR:-$(cd ../shared/data 2>/dev/null && pwd || echo "")}
-METHODS=xr-linear,xr-transformer,lightxml,cascadexml,elias++
+METHODS=xr-linear,xr-transformer,lightxml,cascadexml,elias++,dual-encoder
 
 if [ "${1:-}" = "--dry-run" ]; then
     exec "$PY" benchmarks/neural.py --config gpu --datasets full --name neural_gpu_dry_run --dry-run \

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 METHODS = ("xr-linear", "xr-transformer", "lightxml", "cascadexml")
-NEURAL = ("xr-transformer", "lightxml", "cascadexml", "elias++")
+NEURAL = ("xr-transformer", "lightxml", "cascadexml", "elias++", "dual-encoder")
 METRICS = ("P@1", "P@3", "P@5", "PSP@5", "nDCG@5")
 N_SINGLE = 200
 DRY_RUN_SETS = {"xr-transformer": ["finetune.steps=[2]", "finetune.eval_docs=20", "encoder.max_seq_len=16"],
@@ -36,6 +36,8 @@ DRY_RUN_SETS = {"xr-transformer": ["finetune.steps=[2]", "finetune.eval_docs=20"
                 "cascadexml": ["train.epochs=1", "train.eval_docs=20", "encoder.max_seq_len=16"],
                 "elias++": ["train.epochs=1", "stage1_epochs=1", "warm_epochs=1", "train.eval_docs=20",
                             "encoder.max_seq_len=16"],
+                "dual-encoder": ["train.epochs=1", "label_epochs=1", "train.eval_docs=20", "encoder.max_seq_len=16",
+                                 "label_max_seq_len=8", "freeze_layers=0"],
                 "xr-linear": []}
 
 

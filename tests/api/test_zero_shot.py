@@ -73,3 +73,23 @@ def test_all_labels_with_a_text_and_refusals(dataset, tmp_path):
                   eval_split=None)
     with pytest.raises(XMCError, match="--zero-shot must be one of"):
         api.train("xr-linear", dataset, None, overrides=["tfidf.min_df=1"], zero_shot="some")
+
+
+def test_the_dual_encoder_learns_labels_from_their_text_through_train(dataset, tmp_path):
+    pytest.importorskip("torch")
+    from xmc.nn.tiny import build_tiny_bert
+
+    dev = api.resolve(dataset).load("dev")
+    words = list(api.resolve(dataset).load("train").texts) + list(dev.texts) + list({**KNOWN, **TEXT_ONLY}.values())
+    encoder = build_tiny_bert(words, tmp_path / "bert", vocab_size=300)
+    overrides = [f"encoder.name={encoder}", "encoder.max_seq_len=16", "label_max_seq_len=8", "train.epochs=3",
+                 "train.batch_size=16", "train.device=cpu", "train.optim.lr=5e-3", "label_epochs=3",
+                 "label_batch_size=32", "refresh_steps=10", "freeze_layers=0"]
+    result = api.train("dual-encoder", dataset, tmp_path / "dual", overrides=overrides, zero_shot="splits")
+    pipeline = result.pipeline
+    assert len(pipeline.vocab) == 7 and set(pipeline.vocab.labels[5:]) == {"zeb", "vol"}
+    assert pipeline.label_freq[5:].tolist() == [0, 0] and pipeline.label_text is None  # scored natively
+    metrics = api.evaluate(tmp_path / "dual", dataset, "dev", groups=True)
+    assert metrics["P@1"] > 80 and metrics["groups"]["zero"]["RP@5"] > 80
+    again = api.load(tmp_path / "dual")
+    assert (again.predict(dev.texts, top_k=5) != pipeline.predict(dev.texts, top_k=5)).nnz == 0

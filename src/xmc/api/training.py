@@ -86,12 +86,17 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     names = dataset.label_names()  # read before training: a broken names file must not cost a training
     seconds["load"] = time.perf_counter() - t0
     model = build_model(method, model_cfg, ensemble)
+    native_label_texts = getattr(model, "reads_label_texts", False)
+    if native_label_texts:  # the model embeds label texts itself: it learns every label it knows by text
+        vocab, Y, label_texts = label_side(dataset, vocab, Y, zero_shot)
     t0 = time.perf_counter()
     inputs, featurizer = fit_inputs(model, train_split, tfidf_cfg, feature_norm, dataset.name)
     seconds["features"] = time.perf_counter() - t0
     if eval_split == "auto":
         eval_split = _default_eval_split(dataset, split)
     fit_options = dict(fit_options or {})
+    if native_label_texts:
+        fit_options["label_texts"] = label_texts
     held_out = dataset.load(eval_split) if eval_split is not None else None
     if model.input_kind == "texts" and held_out is not None and held_out.texts is not None:
         fit_options.setdefault("eval_set", (held_out.texts, vocab.encode(held_out.labels).Y))
@@ -101,7 +106,7 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     freq = np.diff(sp.csc_matrix(Y).indptr)
     pipeline = Pipeline(model, vocab, featurizer, freq, Y.shape[0], dataset=dataset.name,
                         label_names=names, feature_norm=feature_norm if train_split.features is not None else "none")
-    if zero_shot is not None:
+    if zero_shot is not None and not native_label_texts:
         t0 = time.perf_counter()
         pipeline = with_label_texts(pipeline, dataset, train_split, held_out, zero_shot, label_text)
         seconds["label_text"] = time.perf_counter() - t0
@@ -132,15 +137,9 @@ def with_label_texts(pipeline: Pipeline, dataset: Dataset, train_split: Split, h
     """``pipeline`` with the labels known by their text added after its own, and a fitted blend."""
     if zero_shot not in ZERO_SHOT:
         raise XMCError(f"--zero-shot must be one of {', '.join(ZERO_SHOT)}, got {zero_shot!r}")
-    texts = dataset.label_texts()
-    if not texts:
-        raise XMCError(f"{dataset.name} has no label texts (label_texts.txt or {dataset.name}.json[.gz] in "
-                       f"{dataset.path}); --zero-shot needs them")
     if train_split.texts is None:
         raise XMCError("--zero-shot compares raw texts with label texts; this dataset has bag-of-words only")
-    if zero_shot == "splits":
-        used = {label for split in dataset.splits for labels in dataset.load(split).labels for label in labels}
-        texts = {label: text for label, text in texts.items() if label in used}
+    texts = zero_shot_texts(dataset, zero_shot)
     vocab = pipeline.vocab
     extra = sorted(label for label in texts if label not in vocab.index)
     full = LabelVocab(vocab.labels + extra)
@@ -154,6 +153,34 @@ def with_label_texts(pipeline: Pipeline, dataset: Dataset, train_split: Split, h
     return Pipeline(pipeline.model, full, pipeline.featurizer, freq, pipeline.n_train, pipeline.propensity,
                     dataset=pipeline.dataset, label_names=dataset.label_names(), feature_norm=pipeline.feature_norm,
                     label_text=blend)
+
+
+def zero_shot_texts(dataset: Dataset, zero_shot: str) -> dict[str, str]:
+    """The label texts that ``--zero-shot`` makes a model know (``splits``: of the labels any split
+    uses; ``all``: every one)."""
+    texts = dataset.label_texts()
+    if not texts:
+        raise XMCError(f"{dataset.name} has no label texts (label_texts.txt or {dataset.name}.json[.gz] in "
+                       f"{dataset.path}); --zero-shot needs them")
+    if zero_shot == "splits":
+        used = {label for split in dataset.splits for labels in dataset.load(split).labels for label in labels}
+        texts = {label: text for label, text in texts.items() if label in used}
+    return texts
+
+
+def label_side(dataset: Dataset, vocab: LabelVocab, Y: sp.csr_matrix, zero_shot: str | None
+               ) -> tuple[LabelVocab, sp.csr_matrix, list[str]]:
+    """For a model that reads label texts: the vocabulary (with ``zero_shot``, the labels known by
+    text added after the training labels, with empty columns), and one text per label: its text, else
+    its name, else the label itself."""
+    texts = dataset.label_texts()
+    if zero_shot is not None:
+        known = zero_shot_texts(dataset, zero_shot)
+        extra = sorted(label for label in known if label not in vocab.index)
+        vocab = LabelVocab(vocab.labels + extra)
+        Y = sp.csr_matrix((Y.data, Y.indices, Y.indptr), shape=(Y.shape[0], len(vocab)))
+    names = dataset.label_names()
+    return vocab, Y, [texts.get(label) or names.get(label) or label for label in vocab.labels]
 
 
 def training_labels(dataset: Dataset, split: Split) -> tuple[LabelVocab, sp.csr_matrix]:

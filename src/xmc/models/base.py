@@ -33,6 +33,7 @@ _REGISTRY: dict[str, str] = {
     "syncxml": "xmc.models.inceptionxml:SyncXML",
     "elias": "xmc.models.elias:Elias",
     "elias++": "xmc.models.elias_pp:EliasPlusPlus",
+    "dual-encoder": "xmc.models.dual_encoder:DualEncoder",
 }
 # Loadable from a folder but not trained by name (built from other models).
 _COMPOSITES: dict[str, str] = {"ensemble": "xmc.models.ensemble:Ensemble"}

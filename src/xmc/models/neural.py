@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import torch
 
 from xmc._config import Config, Interval, Options, option
-from xmc.exceptions import ModelFormatError, XMCError
+from xmc.exceptions import ModelFormatError
 from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
 from xmc.metrics.ranking import precision_at_k
 from xmc.models.base import XMCModel, int_list, manifest_field
@@ -29,7 +29,7 @@ from xmc.nn.device import autocast, resolve_device
 from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve_encoder, save_encoder
 from xmc.nn.fast_cpu import is_quantized, onnx_int8_encoder, refuse_quantized
 from xmc.nn.heads import load_tensors
-from xmc.nn.prefix import FrozenPrefix
+from xmc.nn.prefix import FrozenPrefix, freeze_encoder
 from xmc.nn.tokens import TokenizedTexts, bucketed_batches, cached_tokens, length_sorted_batches, tokenize
 from xmc.training.checkpoints import RunCheckpoints, save_state_dict
 from xmc.training.trainer import Stage, TrainConfig, Trainer, standard_groups
@@ -160,7 +160,7 @@ class CascadeModel(XMCModel):
         seconds["clusters"] = time.perf_counter() - t0
         torch.manual_seed(cfg.train.seed)  # the heads' initialisation
         self.net_ = self._network(encoder, self.chains_)
-        _freeze(encoder, cfg.freeze_embeddings, cfg.freeze_layers)
+        freeze_encoder(encoder, cfg.freeze_embeddings, cfg.freeze_layers)
         Ys = self._level_labels(Y)
         n_batches = int(np.ceil(len(texts) / cfg.train.batch_size))
         evaluate = self._evaluator(eval_set) if eval_set is not None and cfg.train.eval_docs else None
@@ -309,26 +309,6 @@ class CascadeModel(XMCModel):
         self.net_.eval()
         self.fit_seconds_ = shapes.get("fit_seconds") if isinstance(shapes.get("fit_seconds"), dict) else {}
         self.epoch_logs_ = shapes.get("epoch_logs") if isinstance(shapes.get("epoch_logs"), list) else []
-
-
-def _freeze(encoder: TextEncoder, embeddings: bool, n_layers: int) -> None:
-    """The word-embedding table (and with ``n_layers``, the whole embedding block and the first layers)
-    stop learning: no gradient is computed for them."""
-    if not hasattr(encoder, "transformer"):  # a CNN: only its word table can be frozen
-        if embeddings:
-            encoder.embedding.weight.requires_grad_(False)
-        return
-    if embeddings or n_layers:
-        encoder.transformer.get_input_embeddings().weight.requires_grad_(False)
-    if not n_layers:
-        return
-    if n_layers > encoder.n_layers:
-        raise XMCError(f"freeze_layers={n_layers} but the encoder has {encoder.n_layers} layers")
-    for p in encoder.transformer.embeddings.parameters():
-        p.requires_grad_(False)
-    for layer in encoder.transformer.encoder.layer[:n_layers]:
-        for p in layer.parameters():
-            p.requires_grad_(False)
 
 
 def pifa_tree(texts: list[str], Y: sp.csr_matrix, tfidf: TfidfConfig, tree: TreeConfig) -> LabelTree:

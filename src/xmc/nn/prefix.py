@@ -116,3 +116,24 @@ def _layers(encoder: TextEncoder) -> torch.nn.ModuleList:
         raise XMCError("caching frozen layers needs a BERT-family encoder (transformer.encoder.layer); train "
                        "with cache_frozen=false")
     return layers
+
+
+def freeze_encoder(encoder: TextEncoder, embeddings: bool, n_layers: int) -> None:
+    """The word-embedding table (and with ``n_layers``, the whole embedding block and the first layers)
+    stop learning: no gradient is computed for them."""
+    if not hasattr(encoder, "transformer"):  # a CNN: only its word table can be frozen
+        if embeddings:
+            encoder.embedding.weight.requires_grad_(False)
+        return
+    if embeddings or n_layers:
+        encoder.transformer.get_input_embeddings().weight.requires_grad_(False)
+    if not n_layers:
+        return
+    if n_layers > encoder.n_layers:
+        raise XMCError(f"freeze_layers={n_layers} but the encoder has {encoder.n_layers} layers "
+                       "(set freeze_layers below that, e.g. --set freeze_layers=0)")
+    for p in encoder.transformer.embeddings.parameters():
+        p.requires_grad_(False)
+    for layer in encoder.transformer.encoder.layer[:n_layers]:
+        for p in layer.parameters():
+            p.requires_grad_(False)
