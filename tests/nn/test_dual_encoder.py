@@ -170,3 +170,13 @@ def test_dual_encoder_refuses_missing_label_texts(keyword_labels, keyword_bert):
         DualEncoder(dual_config(keyword_bert)).fit(texts, Y)
     with pytest.raises(XMCError, match="one per column"):
         DualEncoder(dual_config(keyword_bert)).fit(texts, Y, label_texts=label_texts[:-1])
+
+
+def test_an_ensemble_of_dual_encoders_asks_for_label_texts_and_others_do_not(keyword_bert):
+    from xmc.models.dual_encoder import DualEncoder
+    from xmc.models.ensemble import Ensemble
+    from xmc.models.xr_linear import XRLinear
+
+    duals = [DualEncoder(dual_config(keyword_bert)) for _ in range(2)]
+    assert Ensemble(None, duals).reads_label_texts
+    assert not Ensemble(None, [XRLinear(), XRLinear()]).reads_label_texts

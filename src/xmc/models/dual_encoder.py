@@ -102,7 +102,8 @@ class DualEncoderConfig(Config):
     def for_gpu(cls) -> DualEncoderConfig:
         """NGAME's shape on one GPU: every layer fine-tuned, 128 tokens, 5 epochs of 128 documents with
         4 mined hard negatives each, the label-text index rebuilt every 200 steps, 20 label epochs."""
-        return cls(encoder=EncoderConfig(max_seq_len=128, dropout=0.0), hard_negatives=4, refresh_steps=200, label_epochs=20,
+        return cls(encoder=EncoderConfig(max_seq_len=128, dropout=0.0), hard_negatives=4, refresh_steps=200,
+                   label_epochs=20,
                    train=TrainConfig(epochs=5, batch_size=128, optim=OptimConfig(lr=5e-5, head_lr=1e-3, warmup=0.1)))
 
     def loss_weights(self) -> LossWeights:

@@ -103,6 +103,8 @@ class Ensemble(XMCModel):
             self.input_kind = self.members_[0].input_kind
             if any(m.input_kind != self.input_kind for m in self.members_):
                 raise ValueError("ensemble members must all read the same input (texts or features)")
+            # members that embed label texts (the dual encoder) get them through fit, as a single model does
+            self.reads_label_texts = all(getattr(m, "reads_label_texts", False) for m in self.members_)
 
     def fit(self, X, Y, **fit_options) -> Ensemble:
         """Fit every member; a ``checkpoint_dir`` gets one subfolder per member."""
