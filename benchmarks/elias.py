@@ -3,6 +3,7 @@
 
     python benchmarks/elias.py [--data EURLEX57K] [--datasets full,titles]
                                [--methods xr-linear,lightxml,cascadexml,elias++] [--reuse] [--skip-heads]
+                               [--adopt titles:lightxml=FOLDER]
 
 Per system: P@1/3/5, nDCG@5, PSP@5 and R@100 on dev (unseen dev labels kept as misses), training
 time by stage, prediction ms per document (a batch of all dev documents, and one text at a time),
@@ -10,6 +11,11 @@ peak RSS; for ELIAS the recall of its label shortlist before ranking and the num
 end under more than one cluster. ELIAS's row is read from the ELIAS++ run: ELIAS++ is ELIAS plus a
 ranker trained afterwards, so ELIAS's scores are the same model's without the ranker and its
 training time is ELIAS++'s minus the ranker stage (one training run instead of two).
+
+``--adopt DATASET:METHOD=FOLDER`` measures a model folder trained earlier with the method's CPU
+default on the same data (a ``neural_recipes.py`` run) instead of training it again: every figure
+but the training time is measured here, the training time is the one recorded in the folder, and
+the row says where it came from (the child refuses a folder whose config differs from the default).
 
 Then the heads and index alone (random features, like short_text.md's heads-alone table) at 4k,
 100k and 1M labels: ms per document to train a step and to predict, and bytes, to show that the
@@ -59,6 +65,32 @@ def train_child(method: str, data: str, out: Path) -> None:
         result["multi_parent_labels"] = model.multi_parent_labels()
         result["n_labels"] = model.n_labels_
     json.dump(result, open(out / "result.json", "w"), indent=1, default=str)
+
+
+def adopt_child(method: str, data: str, folder: Path, out: Path) -> None:
+    """Child process: ``train_child``'s measurements of an already trained CPU-default model."""
+    from xmc import api
+    from xmc.api.evaluation import evaluate_split
+    from xmc.models import model_class
+
+    pipeline = api.load(folder)
+    model = pipeline.model
+    default = model_class(method).default_config()
+    if model.method != method or model.config.to_dict() != default.to_dict():
+        raise SystemExit(f"{folder} is not {method} with its CPU default config")
+    dev = api.resolve(data).load("dev")
+    pipeline.predict(texts=dev.texts[:20], top_k=10)
+    t0 = time.perf_counter()
+    pipeline.predict(texts=dev.texts, top_k=10)
+    batch_ms = 1000 * (time.perf_counter() - t0) / len(dev.texts)
+    single_ms = common.median_latency_ms(lambda i: pipeline.predict(texts=[dev.texts[i]], top_k=10), neural.N_SINGLE,
+                                         len(dev.texts))
+    scores = pipeline.predict(texts=dev.texts, top_k=100)
+    stages = dict(model.fit_seconds_)
+    json.dump({"method": method, "metrics": evaluate_split(pipeline, dev, scores, ks=(1, 3, 5, 100)),
+               "wall_s": sum(stages.values()), "stages": stages, "batch_ms_per_doc": batch_ms, "single_ms": single_ms,
+               "peak_rss_mb": common.peak_rss_mb(), "adopted_from": str(folder)},
+              open(out / "result.json", "w"), indent=1, default=str)
 
 
 def heads_child(n_labels: int, out: Path) -> None:
@@ -141,6 +173,8 @@ def _row(name, m, wall, stages, r, ranker: bool) -> str:
     timing = (f"{fmt(r.get('batch_ms_per_doc', float('nan')))} | {fmt(r.get('single_ms', float('nan')), 1)}"
               if ranker or "elias_metrics" not in r else "- | -")
     ran = f" (run {r['ran_at']} UTC)" if "ran_at" in r else ""
+    if "adopted_from" in r:
+        ran = f" (trained by neural_recipes.py, {Path(r['adopted_from']).name})"
     return (f"| {name}{ran} | " + " | ".join(fmt(m.get(k, float("nan"))) for k in METRICS)
             + f" | {extra} | {wall:.0f} ({stage_text}) | {timing} | {r['peak_rss_mb']:,.0f} |")
 
@@ -202,15 +236,19 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--reuse", action="store_true", help="keep results of earlier runs (dated in the table)")
     ap.add_argument("--skip-heads", action="store_true")
+    ap.add_argument("--adopt", action="append", default=[], help="DATASET:METHOD=FOLDER (see the docstring)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         if args.child[0] == "train":
             train_child(args.child[1], args.child[2], Path(args.child[3]))
+        elif args.child[0] == "adopt":
+            adopt_child(args.child[1], args.child[2], Path(args.child[3]), Path(args.child[4]))
         else:
             heads_child(int(args.child[1]), Path(args.child[2]))
         return
     start = time.perf_counter()
+    adopted = dict(spec.split("=", 1) for spec in args.adopt)
     results: dict[str, dict] = {}
     for ds in args.datasets.split(","):
         data = args.data if ds == "full" else neural.prepare_titles(args.data, False)
@@ -220,8 +258,12 @@ def main() -> None:
             out = common.WORK / NAME / name / method
             out.mkdir(parents=True, exist_ok=True)
             if not neural.reused(out, args.reuse):
-                print(f"{name}: training {method}", flush=True)
-                neural.child_of(__file__, ["--child", "train", method, data, str(out)])
+                if f"{ds}:{method}" in adopted:
+                    print(f"{name}: measuring {method} from {adopted[f'{ds}:{method}']}", flush=True)
+                    neural.child_of(__file__, ["--child", "adopt", method, data, adopted[f"{ds}:{method}"], str(out)])
+                else:
+                    print(f"{name}: training {method}", flush=True)
+                    neural.child_of(__file__, ["--child", "train", method, data, str(out)])
             results[name][method] = json.load(open(out / "result.json"))
     heads = []
     if not args.skip_heads:
