@@ -110,6 +110,78 @@ def systems(method: str) -> list[tuple[str, str, str, list[str], str | None]]:
             (f"{method} --zero-shot all", f"{method}-all", "all", [], f"{method}-none")]
 
 
+def scorers_child(data: str, out: Path) -> None:
+    """Child process: unsupervised zero-shot scorers on dev's documents with a zero-shot label (the
+    papers' candidates): what the label text, the document's extent and a sentence encoder bring."""
+    import gzip
+
+    from xmc import api
+    from xmc.features.tfidf import TfidfFeaturizer
+    from xmc.metrics.groups import rank_metrics
+    from xmc.nn.sentence import sentence_embeddings
+    from xmc.utils.sparse import l2_normalize_rows, topk_per_row
+
+    dataset = api.resolve(data)
+    train, dev = dataset.load("train"), dataset.load("dev")
+    texts = dataset.label_texts()
+    seen = {label for labels in train.labels for label in labels}
+    used = {label for split in dataset.splits for labels in dataset.load(split).labels for label in labels}
+    candidates = sorted((used - seen) & set(texts))
+    index = {c: j for j, c in enumerate(candidates)}
+    docs = [i for i, labels in enumerate(dev.labels) if any(label in index for label in labels)]
+    rows = [[index[label] for label in dev.labels[i] if label in index] for i in docs]
+    indptr = np.cumsum([0] + [len(r) for r in rows])
+    truth = sp.csr_matrix((np.ones(indptr[-1], np.float32), np.concatenate(rows), indptr),
+                          shape=(len(docs), len(candidates)))
+    featurizer = TfidfFeaturizer().fit(train.texts)
+    doc_texts = [dev.texts[i] for i in docs]
+
+    def tfidf(doc_list, label_list):
+        D, T = l2_normalize_rows(featurizer.transform(doc_list)), l2_normalize_rows(featurizer.transform(label_list))
+        return (D @ T.T).toarray()
+
+    def minilm(doc_list, label_list, tokens):
+        D = sentence_embeddings(doc_list, "minilm-l6", tokens)
+        T = sentence_embeddings(label_list, "minilm-l6", 64)
+        return (D / np.linalg.norm(D, axis=1, keepdims=True)) @ (T / np.linalg.norm(T, axis=1, keepdims=True)).T
+
+    descriptors = json.load(gzip.open(next(dataset.path.glob("*.json.gz"))))
+
+    def text_of(c, alt, parents):
+        d = descriptors[c]
+        return "; ".join([d["label"]] + (d["alt_labels"] if alt else [])
+                         + ([descriptors[p]["label"] for p in d["parents"] if p in descriptors] if parents else []))
+
+    full = [texts[c] for c in candidates]
+    base = tfidf(doc_texts, full)
+    chunks, owner = [], []
+    for i, t in enumerate(doc_texts):
+        words = t.split()
+        for start in range(0, max(len(words), 1), 100):
+            chunks.append(" ".join(words[start:start + 100]))
+            owner.append(i)
+    owner = np.array(owner)
+    per_chunk = minilm(chunks, full, 160)
+    chunk_max = np.stack([per_chunk[owner == i].max(0) for i in range(len(docs))])
+    scorers = {
+        "TF-IDF, full text, descriptor + alternatives + parents (xmc's label text)": base,
+        "TF-IDF, descriptor alone": tfidf(doc_texts, [text_of(c, False, False) for c in candidates]),
+        "TF-IDF, descriptor + parents": tfidf(doc_texts, [text_of(c, False, True) for c in candidates]),
+        "TF-IDF, first 80 words of the document": tfidf([" ".join(t.split()[:80]) for t in doc_texts], full),
+        "TF-IDF, first 200 words": tfidf([" ".join(t.split()[:200]) for t in doc_texts], full),
+        "MiniLM, first 64 tokens": minilm(doc_texts, full, 64),
+        "MiniLM, first 256 tokens": minilm(doc_texts, full, 256),
+        "MiniLM, best 100-word passage": chunk_max,
+        "TF-IDF + 0.2 x MiniLM best passage": base + 0.2 * chunk_max,
+        "TF-IDF + 0.5 x MiniLM best passage": base + 0.5 * chunk_max,
+    }
+    result = {"docs": len(docs), "candidates": len(candidates), "scorers": {}}
+    for name, S in scorers.items():
+        m = rank_metrics(truth, topk_per_row(sp.csr_matrix(S), 10), (5,))
+        result["scorers"][name] = {"RP@5": m["RP@5"], "nDCG@5": m["nDCG@5"]}
+    json.dump(result, open(out, "w"), indent=1)
+
+
 def row(name: str, r: dict) -> str:
     m, g = r["metrics"], r["metrics"].get("groups", {})
     cells = [f"{m['P@1']:.2f}", f"{m['P@5']:.2f}", f"{m['RP@5']:.2f}", f"{m['nDCG@5']:.2f}"]
@@ -123,7 +195,7 @@ def row(name: str, r: dict) -> str:
             + f" | {r['wall_s']:.0f} | {r['batch_ms_per_doc']:.2f} | {r['peak_rss_mb']:,.0f} |")
 
 
-def report(results: dict, floor: dict, seconds: float) -> str:
+def report(results: dict, floor: dict, scorers: dict, seconds: float) -> str:
     lines = ["| system | P@1 | P@5 | RP@5 | nDCG@5 | frequent RP@5 / nDCG@5 | few-shot | zero-shot | AR@P90 "
              "(precision) | train s | predict ms/doc | peak RSS MB |", "|---|" + "---|" * 11]
     lines += [row(name, r) for name, r in results.items()]
@@ -131,6 +203,10 @@ def report(results: dict, floor: dict, seconds: float) -> str:
               "| candidates | labels | documents | RP@5 | nDCG@5 |", "|---|---|---|---|---|"]
     lines += [f"| {name} | {f['candidates']:,} | {f['docs']} | {f['RP@5']:.2f} | {f['nDCG@5']:.2f} |"
               for name, f in floor.items()]
+    lines += ["", f"Unsupervised zero-shot scorers, papers' candidates ({scorers['candidates']} labels), on the "
+              f"{scorers['docs']} dev documents with a zero-shot label (one document moves RP@5 by about "
+              f"{100 / scorers['docs']:.1f}):", "", "| scorer | RP@5 | nDCG@5 |", "|---|---|---|"]
+    lines += [f"| {name} | {m['RP@5']:.2f} | {m['nDCG@5']:.2f} |" for name, m in scorers["scorers"].items()]
     lines += ["", "## Targets", "", *targets(results, floor), "", f"Total {seconds / 60:.0f} minutes of this run."]
     return "\n".join(lines)
 
@@ -172,6 +248,8 @@ def main() -> None:
     if args.child:
         if args.child[0] == "floor":
             floor_child(args.child[1], Path(args.child[2]))
+        elif args.child[0] == "scorers":
+            scorers_child(args.child[1], Path(args.child[2]))
         else:
             base = None if args.child[6] == "-" else Path(args.child[6])
             run_child(*args.child[1:4], Path(args.child[4]), json.loads(args.child[5]), base)
@@ -190,7 +268,10 @@ def main() -> None:
     floor_path = common.WORK / NAME / "floor.json"
     if not (args.reuse and floor_path.exists()):
         neural.child_of(__file__, ["--child", "floor", args.data, str(floor_path)])
-    body = report(results, json.load(open(floor_path)), time.perf_counter() - start)
+    scorers_path = common.WORK / NAME / "scorers.json"
+    if not (args.reuse and scorers_path.exists()):
+        neural.child_of(__file__, ["--child", "scorers", args.data, str(scorers_path)])
+    body = report(results, json.load(open(floor_path)), json.load(open(scorers_path)), time.perf_counter() - start)
     print(common.write_result(NAME, "python benchmarks/label_text.py " + " ".join(sys.argv[1:]), body))
 
 
