@@ -182,6 +182,37 @@ def scorers_child(data: str, out: Path) -> None:
     json.dump(result, open(out, "w"), indent=1)
 
 
+def accept_child(data: str, folder: Path) -> None:
+    """Child process: what a global threshold has to work with (why AR@P90 moves or not). For one
+    model on dev: P@1; the accept rate a perfect ordering of the top scores would reach at 90%
+    precision (min(100, P@1 / 0.9), the ceiling); the rate of one threshold chosen on all of dev (no
+    folds); and the AUROC of the raw top score as a predictor of a right top label. Calibration is
+    monotone, so only this ordering of documents by their top score decides AR@P90."""
+    from sklearn.metrics import roc_auc_score
+
+    from xmc import api
+    from xmc.metrics.calibration import ACCEPT_PRECISION, accept_threshold, top_predictions
+
+    dev = api.resolve(data).load("dev")
+    pipeline = api.load(folder / "model")
+    top, hit = top_predictions(pipeline.predict(dev.texts, dev.features, top_k=1), pipeline.vocab.encode(dev.labels).Y)
+    threshold = accept_threshold(top, hit, ACCEPT_PRECISION)
+    p1 = 100 * hit.mean()
+    json.dump({"P@1": p1, "ceiling": min(100.0, p1 / ACCEPT_PRECISION),
+               "one_threshold": 100 * float((top >= threshold).mean()),
+               "auroc": 100 * roc_auc_score(hit, np.where(np.isfinite(top), top, -1e9))},
+              open(folder / "accept.json", "w"), indent=1)
+
+
+def accept_table(accept: dict) -> list[str]:
+    lines = ["", "What one threshold has to work with (dev, top label of each document; AR@P90 ceiling: every "
+             "document in order of its top score, the right ones first):", "",
+             "| system | P@1 | AR@P90 ceiling | AR@P90, one threshold on all of dev | AUROC of the top score |",
+             "|---|---|---|---|---|"]
+    return lines + [f"| {name} | {a['P@1']:.2f} | {a['ceiling']:.2f} | {a['one_threshold']:.2f} | {a['auroc']:.2f} |"
+                     for name, a in accept.items()]
+
+
 def row(name: str, r: dict) -> str:
     m, g = r["metrics"], r["metrics"].get("groups", {})
     cells = [f"{m['P@1']:.2f}", f"{m['P@5']:.2f}", f"{m['RP@5']:.2f}", f"{m['nDCG@5']:.2f}"]
@@ -195,10 +226,11 @@ def row(name: str, r: dict) -> str:
             + f" | {r['wall_s']:.0f} | {r['batch_ms_per_doc']:.2f} | {r['peak_rss_mb']:,.0f} |")
 
 
-def report(results: dict, floor: dict, scorers: dict, seconds: float) -> str:
+def report(results: dict, floor: dict, scorers: dict, accept: dict, seconds: float) -> str:
     lines = ["| system | P@1 | P@5 | RP@5 | nDCG@5 | frequent RP@5 / nDCG@5 | few-shot | zero-shot | AR@P90 "
              "(precision) | train s | predict ms/doc | peak RSS MB |", "|---|" + "---|" * 11]
     lines += [row(name, r) for name, r in results.items()]
+    lines += accept_table(accept)
     lines += ["", "TF-IDF cosine of document and label text alone (the floor), zero-shot labels of dev:", "",
               "| candidates | labels | documents | RP@5 | nDCG@5 |", "|---|---|---|---|---|"]
     lines += [f"| {name} | {f['candidates']:,} | {f['docs']} | {f['RP@5']:.2f} | {f['nDCG@5']:.2f} |"
@@ -250,12 +282,14 @@ def main() -> None:
             floor_child(args.child[1], Path(args.child[2]))
         elif args.child[0] == "scorers":
             scorers_child(args.child[1], Path(args.child[2]))
+        elif args.child[0] == "accept":
+            accept_child(args.child[1], Path(args.child[2]))
         else:
             base = None if args.child[6] == "-" else Path(args.child[6])
             run_child(*args.child[1:4], Path(args.child[4]), json.loads(args.child[5]), base)
         return
     start = time.perf_counter()
-    results = {}
+    results, accept = {}, {}
     for method in args.models.split(","):
         for name, folder, zs, overrides, base in systems(method):
             out = common.WORK / NAME / folder
@@ -265,13 +299,17 @@ def main() -> None:
                 neural.child_of(__file__, ["--child", "train", method, args.data, zs, str(out), json.dumps(overrides),
                                            str(common.WORK / NAME / base) if base else "-"])
             results[name] = json.load(open(out / "result.json"))
+            if not (args.reuse and (out / "accept.json").exists()):
+                neural.child_of(__file__, ["--child", "accept", args.data, str(out)])
+            accept[name] = json.load(open(out / "accept.json"))
     floor_path = common.WORK / NAME / "floor.json"
     if not (args.reuse and floor_path.exists()):
         neural.child_of(__file__, ["--child", "floor", args.data, str(floor_path)])
     scorers_path = common.WORK / NAME / "scorers.json"
     if not (args.reuse and scorers_path.exists()):
         neural.child_of(__file__, ["--child", "scorers", args.data, str(scorers_path)])
-    body = report(results, json.load(open(floor_path)), json.load(open(scorers_path)), time.perf_counter() - start)
+    body = report(results, json.load(open(floor_path)), json.load(open(scorers_path)), accept,
+                  time.perf_counter() - start)
     print(common.write_result(NAME, "python benchmarks/label_text.py " + " ".join(sys.argv[1:]), body))
 
 
