@@ -8,10 +8,13 @@ few can be helped.
 - :class:`LabelTextBlend`: the pipeline's part. Its label columns are the model's (known labels)
   followed by the labels known only by their text. A known label with at most ``few_shot_max``
   training documents scores ``model + w_few x cosine``; a label without documents scores
-  ``w_zero x cosine``; other labels keep the model's score. The two weights are chosen on the
-  held-out split (dev), on the few-shot labels for ``w_few`` (few-shot RP@5, as long as P@5 and
-  frequent-label RP@5 lose no more than 0.3 and 0.5) and on every label's ranking for ``w_zero``
-  (nDCG@5 over all labels, known and not, within the same limits): never on test.
+  ``w_zero x cosine``, and at least ``ZERO_SHOT_FLOOR x cosine``: when dev says zero-shot labels
+  should not compete with known ones (``w_zero`` 0), they still rank below them, in their text's
+  order, so that the zero-shot group keeps its own ranking; other labels keep the model's score.
+  The two weights are chosen on the held-out split (dev), on the few-shot labels for ``w_few``
+  (few-shot RP@5, as long as P@5 and frequent-label RP@5 lose no more than 0.3 and 0.5) and on
+  every label's ranking for ``w_zero`` (nDCG@5 over all labels, known and not, within the same
+  limits): never on test.
 
 TF-IDF only needs NumPy and SciPy; the encoder part imports torch when it is asked for.
 """
@@ -34,6 +37,7 @@ from xmc.utils.sparse import l2_normalize_rows, topk_per_row
 
 FEW_SHOT_GRID = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 ZERO_SHOT_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+ZERO_SHOT_FLOOR = 1e-6  # a zero-shot label's least weight: below the known labels' scores, never dropped
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,7 +166,7 @@ class LabelTextBlend:
         w_zero = self.w_zero if w_zero is None else w_zero
         text = self.text_scores(texts) if text_scores is None else text_scores
         few, zero = self.groups()
-        weight = np.where(few, w_few, np.where(zero, w_zero, 0.0)).astype(np.float32)
+        weight = np.where(few, w_few, np.where(zero, max(w_zero, ZERO_SHOT_FLOOR), 0.0)).astype(np.float32)
         text = sp.csr_matrix(text.multiply(weight[None, :]))
         model = sp.csr_matrix(model_scores, dtype=np.float32)
         model = sp.csr_matrix((model.data, model.indices, model.indptr), shape=(model.shape[0], self.scorer.n_labels))
