@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import subprocess
@@ -102,6 +103,22 @@ def write_result(name: str, command: str, body: str, folder: Path | None = None)
     path = folder / f"{name}.md"
     path.write_text(f"# {name}\n\n- command: `{command}`\n- machine: {machine()}\n- date: {today()}\n\n{body}\n")
     return path
+
+
+def ledger(name: str) -> dict[str, dict]:
+    """Rows a benchmark finished in earlier runs, by key, from ``results/<name>.rows.json``: kept beside
+    the results file (not in ``.work``, which is lost with the machine) so that a table can grow over
+    sessions without training everything again."""
+    path = RESULTS / f"{name}.rows.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def record(name: str, key: str, row: dict) -> None:
+    """Add or replace one finished row of the ledger (numbers only: no arrays, no models)."""
+    rows = ledger(name)
+    rows[key] = row
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.rows.json").write_text(json.dumps(rows, indent=1, default=float) + "\n")
 
 
 def peak_rss_mb() -> float:

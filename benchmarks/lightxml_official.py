@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / ".work" / "lightxml_official"
+LEDGER = "lightxml_official"
 GIT = shutil.which("git") or "git"
 MIRROR = Path(os.environ.get("LIGHTXML_REPO", "/work/.mirror/kongds+LightXML/repo"))
 FILES = ("main.py", "model.py", "dataset.py", "log.py")
@@ -155,7 +156,7 @@ def run_official(src: Path, data_dir: Path, seed: int, args) -> dict:
 
 
 def earlier_official(seed: int) -> dict | None:
-    """An earlier run's scores and seconds (``--reuse``), or None."""
+    """Scores and seconds a run left in ``.work`` but not yet in the ledger (``--reuse``), or None."""
     out = WORK / f"official-seed{seed}.npy"
     if not (out.exists() and out.with_suffix(".json").exists()):
         return None
@@ -184,7 +185,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--skip-xmc", action="store_true")
     ap.add_argument("--skip-official", action="store_true")
-    ap.add_argument("--reuse", action="store_true", help="keep the seeds an earlier run finished (the same budget)")
+    ap.add_argument("--reuse", action="store_true", help="keep the seeds an earlier run finished (its ledger)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -192,34 +193,44 @@ def main() -> None:
         (WORK / f"{args.child}.json").write_text(json.dumps(run_xmc(args.data, int(args.child.split("seed")[1]),
                                                                     args), default=float))
         return
-    rows, notes = [], []
+    notes = []
     src = None if args.skip_official else official_source(WORK)
     if src is None and not args.skip_official:
         notes.append(f"The official code is absent ({MIRROR} missing): only xmc ran.")
     dev_labels, label_map = write_data(args.data, WORK / "data") if src is not None else (None, None)
+    budget = {"layers": args.layers, "max_len": args.max_len, "epochs": args.epochs}
+    done = common.ledger(LEDGER)
     for seed in [int(s) for s in args.seeds.split(",")]:
-        if src is not None:
+        if src is not None and not (args.reuse and f"official/{seed}" in done):
             r = earlier_official(seed) if args.reuse else None
             if r is None:
                 print(f"official seed {seed} ...", flush=True)
                 r = run_official(src, WORK / "data", seed, args)
-            rows.append(("official LightXML", seed, score(dev_labels, label_map, r["scores"]), r["seconds"]))
-        if not args.skip_xmc:
+            common.record(LEDGER, f"official/{seed}", {
+                "system": "official LightXML", "seed": seed, "metrics": score(dev_labels, label_map, r["scores"]),
+                "seconds": r["seconds"], "date": common.today(), "budget": budget})
+        if not args.skip_xmc and not (args.reuse and f"xmc/{seed}" in done):
             if not (args.reuse and (WORK / f"xmc-seed{seed}.json").exists()):
                 print(f"xmc seed {seed} ...", flush=True)
                 subprocess.run([sys.executable, __file__, "--data", args.data, "--epochs", str(args.epochs),
                                 "--max-len", str(args.max_len), "--layers", str(args.layers), "--child",
                                 f"xmc-seed{seed}"], check=True)
             r = json.loads((WORK / f"xmc-seed{seed}.json").read_text())
-            rows.append(("xmc LightXML (CPU default)", seed, r["metrics"], r["seconds"]))
-    lines = ["| system | seed | dev P@1 | dev P@3 | dev P@5 | wall s (train + dev scoring) |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {name} | {seed} | {m['P@1']:.2f} | {m['P@3']:.2f} | {m['P@5']:.2f} | {s:.0f} |"
-              for name, seed, m, s in rows]
+            common.record(LEDGER, f"xmc/{seed}", {"system": "xmc LightXML (CPU default)", "seed": seed,
+                                                 "metrics": r["metrics"], "seconds": r["seconds"],
+                                                 "date": common.today(), "budget": budget})
+    rows = sorted((r for r in common.ledger(LEDGER).values() if r["budget"] == budget),
+                  key=lambda r: (r["seed"], r["system"]))
+    lines = ["| system | seed | dev P@1 | dev P@3 | dev P@5 | wall s (train + dev scoring) | date |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['system']} | {r['seed']} | {r['metrics']['P@1']:.2f} | {r['metrics']['P@3']:.2f} | "
+              f"{r['metrics']['P@5']:.2f} | {r['seconds']:.0f}{' (' + r['note'] + ')' if r.get('note') else ''} | "
+              f"{r['date']} |" for r in rows]
     commit = (src / "commit.txt").read_text().strip() if src is not None else "absent"
     body = "\n".join([f"Data: {args.data}; budget: MiniLM's first {args.layers} layers, {args.max_len} tokens, "
                       f"{args.epochs} epochs, 2 CPU cores. Official code: kongds/LightXML at {commit}, patched by "
-                      "PATCHES in this script.", "", *lines, "", *notes, ""])
+                      "PATCHES in this script. Rows of earlier runs at the same budget come from "
+                      f"results/{LEDGER}.rows.json.", "", *lines, "", *notes, ""])
     path = common.write_result("lightxml_official", "python " + " ".join(sys.argv), body)
     print(path.read_text())
 

@@ -8,8 +8,8 @@ by a seeded random permutation, into a *selection* half (on which recipes are co
 and a *report* half (which says how well the chosen one does on documents no choice looked at);
 full dev is given too. The in-training check reads ``train.eval_docs`` random dev documents.
 Per recipe: P@1/3/5 on each half and on all of dev, training seconds by stage, the epochs' logs.
-A recipe's result is kept in ``benchmarks/.work/recipes/<name>.json`` and not run again (``--rerun``
-to force): the table grows over sessions. Results: benchmarks/results/neural_recipes.md.
+A recipe's result is kept in ``benchmarks/results/neural_recipes.rows.json`` and not run again
+(``--rerun`` to force): the table grows over sessions and machines. Results: benchmarks/results/neural_recipes.md.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / ".work" / "recipes"
+LEDGER = "neural_recipes"
 SELECTION_SEED = 20261203
 RECIPES: dict[str, tuple[str, list[str], str]] = {
     "lightxml/clustered-cold": ("lightxml", ["clustered=true", "warm_epochs=0"],
@@ -50,6 +51,11 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
     "cascadexml/warm10-parent": ("cascadexml", ["warm_epochs=10", "predict.scheme=parent",
                                                 "train.optim.head_decay=0.1"],
                                  "warm heads, the official code's parent scoring and a tenth of the decay on heads"),
+    "inceptionxml/official": ("inceptionxml", ["learned_attention=true", "residual_head=true"],
+                              "InceptionXML with the paper code's learned enhancement (gain from 0) and residual "
+                              "head (BatchNorm, dropout 0.5)"),
+    "syncxml/official": ("syncxml", ["learned_attention=true", "residual_head=true"],
+                         "SyncXML with the same enhancement and head"),
     "elias/default": ("elias", [], "ELIAS's CPU default"),
     "elias/uniform-edges": ("elias", ["edge_init=uniform"], "ELIAS with the official random start of the edges"),
 }
@@ -123,13 +129,16 @@ def main() -> None:
         row = run_recipe(args.child, args.data)
         (WORK / f"{args.child.replace('/', '__')}.json").write_text(json.dumps(row, indent=1, default=float))
         return
+    done = common.ledger(LEDGER)
     for name in args.recipes.split(","):
         path = WORK / f"{name.replace('/', '__')}.json"
-        if path.exists() and not args.rerun:
+        if name in done and not args.rerun:
             continue
-        print(f"{name} ...", flush=True)
-        subprocess.run([sys.executable, __file__, "--data", args.data, "--child", name], check=True)
-    rows = [json.loads(p.read_text()) for p in sorted(WORK.glob("*.json"))]
+        if args.rerun or not path.exists():
+            print(f"{name} ...", flush=True)
+            subprocess.run([sys.executable, __file__, "--data", args.data, "--child", name], check=True)
+        common.record(LEDGER, name, json.loads(path.read_text()))
+    rows = list(common.ledger(LEDGER).values())
     rows.sort(key=lambda r: list(RECIPES).index(r["name"]) if r["name"] in RECIPES else 99)
     body = "\n".join([
         f"Data: {args.data} (train -> dev). Dev cut by a seeded random permutation (seed {SELECTION_SEED}) into a "
