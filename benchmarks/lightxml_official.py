@@ -173,7 +173,7 @@ def run_xmc(data: str, seed: int, args) -> dict:
     result = api.train("lightxml", data, WORK / f"xmc-seed{seed}", overrides=sets, eval_split="dev", overwrite=True)
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "metrics": {k: result.metrics[k] for k in ("P@1", "P@3", "P@5")},
-            "fit": result.seconds.get("fit", float("nan")), "sets": sets}
+            "fit": result.seconds.get("fit", float("nan")), "sets": sets, "date": common.today()}
 
 
 def main() -> None:
@@ -208,7 +208,7 @@ def main() -> None:
                 r = run_official(src, WORK / "data", seed, args)
             common.record(LEDGER, f"official/{seed}", {
                 "system": "official LightXML", "seed": seed, "metrics": score(dev_labels, label_map, r["scores"]),
-                "seconds": r["seconds"], "date": common.today(), "budget": budget})
+                "seconds": r["seconds"], "date": r.get("date", common.today()), "budget": budget})
         if not args.skip_xmc and not (args.reuse and f"xmc/{seed}" in done):
             if not (args.reuse and (WORK / f"xmc-seed{seed}.json").exists()):
                 print(f"xmc seed {seed} ...", flush=True)
@@ -218,7 +218,7 @@ def main() -> None:
             r = json.loads((WORK / f"xmc-seed{seed}.json").read_text())
             common.record(LEDGER, f"xmc/{seed}", {"system": "xmc LightXML (CPU default)", "seed": seed,
                                                  "metrics": r["metrics"], "seconds": r["seconds"],
-                                                 "date": common.today(), "budget": budget})
+                                                 "date": r.get("date", common.today()), "budget": budget})
     rows = sorted((r for r in common.ledger(LEDGER).values() if r["budget"] == budget),
                   key=lambda r: (r["seed"], r["system"]))
     lines = ["| system | seed | dev P@1 | dev P@3 | dev P@5 | wall s (train + dev scoring) | date |",
