@@ -56,6 +56,9 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
     "inceptionxml/official": ("inceptionxml", ["learned_attention=true", "residual_head=true"],
                               "InceptionXML with the paper code's learned enhancement (gain from 0) and residual "
                               "head (BatchNorm, dropout 0.5)"),
+    "inceptionxml/learned-attention": ("inceptionxml", ["learned_attention=true"],
+                                       "InceptionXML with only the paper code's learned enhancement (the "
+                                       "default's head)"),
     "syncxml/official": ("syncxml", ["learned_attention=true", "residual_head=true"],
                          "SyncXML with the same enhancement and head"),
     "elias/default": ("elias", [], "ELIAS's CPU default"),
