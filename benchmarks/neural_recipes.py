@@ -53,6 +53,8 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
     "cascadexml/warm10-parent": ("cascadexml", ["warm_epochs=10", "predict.scheme=parent",
                                                 "train.optim.head_decay=0.1"],
                                  "warm heads, the official code's parent scoring and a tenth of the decay on heads"),
+    "inceptionxml/default": ("inceptionxml", [], "InceptionXML's CPU default (parameter-free enhancement, "
+                                                 "hidden block of 1,024), for the rows below"),
     "inceptionxml/official": ("inceptionxml", ["learned_attention=true", "residual_head=true"],
                               "InceptionXML with the paper code's learned enhancement (gain from 0) and residual "
                               "head (BatchNorm, dropout 0.5)"),
