@@ -63,6 +63,11 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
                                        "default's head)"),
     "syncxml/official": ("syncxml", ["learned_attention=true", "residual_head=true"],
                          "SyncXML with the same enhancement and head"),
+    "xr-linear/default": ("xr-linear", [], "XR-Linear's default, the reference of the targets and of the ensembles"),
+    "ensemble/lightxml-4ep": ("ensemble", ["xr-linear/default", "lightxml/dense-warm10-4ep"],
+                              "score average of XR-Linear and LightXML at 4 joint epochs (both trained above)"),
+    "ensemble/cascadexml": ("ensemble", ["xr-linear/default", "cascadexml/warm10-parent"],
+                            "score average of XR-Linear and CascadeXML's new default (both trained above)"),
     "elias/default": ("elias", [], "ELIAS's CPU default"),
     "elias/uniform-edges": ("elias", ["edge_init=uniform"], "ELIAS with the official random start of the edges"),
 }
@@ -81,16 +86,22 @@ def run_recipe(name: str, data: str) -> dict:
     method, sets, _ = RECIPES[name]
     out = WORK / name.replace("/", "__")
     t0 = time.perf_counter()
-    result = api.train(method, data, out, overrides=sets, overwrite=True)
+    if method == "ensemble":  # the members are recipes trained earlier on this machine
+        members = [WORK / m.replace("/", "__") for m in sets]
+        missing = [str(m) for m in members if not m.exists()]
+        if missing:
+            raise SystemExit(f"{name} needs its members trained first: {', '.join(missing)}")
+        pipeline, seconds = api.ensemble(members, out, combine="average", overwrite=True), {"fit": 0.0}
+    else:
+        result = api.train(method, data, out, overrides=sets, overwrite=True)
+        pipeline, seconds = result.pipeline, result.seconds
     wall = time.perf_counter() - t0
     dev = api.dataset(data).load("dev")
-    scores = api.predict_split(result.pipeline, dev, top_k=5)
-    truth = result.pipeline.vocab.encode(dev.labels).Y
+    scores = api.predict_split(pipeline, dev, top_k=5)
+    truth = pipeline.vocab.encode(dev.labels).Y
     row = {"name": name, "method": method, "sets": sets, "date": common.today(), "machine": common.machine(),
-           "wall_s": wall, "seconds": result.seconds,
-           "fit_seconds": getattr(result.pipeline.model, "fit_seconds_", {}),
-           "epochs": getattr(result.pipeline.model, "epoch_logs_", []),
-           "config": result.pipeline.model.config.to_dict()}
+           "wall_s": wall, "seconds": seconds, "fit_seconds": getattr(pipeline.model, "fit_seconds_", {}),
+           "epochs": getattr(pipeline.model, "epoch_logs_", []), "config": pipeline.model.config.to_dict()}
     for part, rows in zip(("selection", "report", "dev"), (*halves(len(dev)), np.arange(len(dev))), strict=True):
         row[part] = {f"P@{k}": 100 * precision_at_k(truth[rows], scores[rows], k) for k in (1, 3, 5)}
     return row
