@@ -101,7 +101,7 @@ def run_recipe(name: str, data: str) -> dict:
     truth = pipeline.vocab.encode(dev.labels).Y
     row = {"name": name, "method": method, "sets": sets, "date": common.today(), "machine": common.machine(),
            "wall_s": wall, "seconds": seconds, "fit_seconds": getattr(pipeline.model, "fit_seconds_", {}),
-           "epochs": getattr(pipeline.model, "epoch_logs_", []), "config": pipeline.model.config.to_dict()}
+           "epochs": getattr(pipeline.model, "epoch_logs_", [])}
     for part, rows in zip(("selection", "report", "dev"), (*halves(len(dev)), np.arange(len(dev))), strict=True):
         row[part] = {f"P@{k}": 100 * precision_at_k(truth[rows], scores[rows], k) for k in (1, 3, 5)}
     return row
@@ -183,12 +183,13 @@ def main() -> None:
         common.record(LEDGER, name, json.loads(path.read_text()))
     rows = list(common.ledger(LEDGER).values())
     rows.sort(key=lambda r: list(RECIPES).index(r["name"]) if r["name"] in RECIPES else 99)
+    budget = budget_lines(rows)
     body = "\n".join([
         f"Data: {args.data} (train -> dev). Dev cut by a seeded random permutation (seed {SELECTION_SEED}) into a "
         "selection half and a report half; recipes are chosen on the selection half. Each recipe is a method's CPU "
         "default with the listed overrides, trained at its full budget in its own process on 2 cores.", "",
         table(rows), "", "Epochs (in-training check on random dev documents):", "", *epoch_lines(rows), "",
-        *(["## Accuracy against budget", "", *budget_lines(rows)] if budget_lines(rows) else [])])
+        *(["## Accuracy against budget", "", *budget] if budget else [])])
     path = common.write_result("neural_recipes", "python " + " ".join(sys.argv), body)
     print(path.read_text())
 
