@@ -121,6 +121,17 @@ def record(name: str, key: str, row: dict) -> None:
     (RESULTS / f"{name}.rows.json").write_text(json.dumps(rows, indent=1, default=float) + "\n")
 
 
+SELECTION_SEED = 20261203
+
+
+def halves(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dev cut once, by a seeded random permutation, into a *selection* half (on which settings are
+    chosen) and a *report* half (which says how the chosen setting does on documents no choice saw);
+    random because the splits are sorted by CELEX number, so a slice from the start is old acts only."""
+    order = np.random.default_rng(SELECTION_SEED).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2:])
+
+
 def peak_rss_mb() -> float:
     import resource
 

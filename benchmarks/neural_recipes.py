@@ -29,7 +29,7 @@ import common  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / ".work" / "recipes"
 LEDGER = "neural_recipes"
-SELECTION_SEED = 20261203
+SELECTION_SEED = common.SELECTION_SEED
 RECIPES: dict[str, tuple[str, list[str], str]] = {
     "lightxml/clustered-cold": ("lightxml", ["clustered=true", "warm_epochs=0"],
                                 "the CPU default before these measurements: 64 clusters, shortlist 10, cold heads"),
@@ -73,11 +73,6 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
 }
 
 
-def halves(n: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.random.default_rng(SELECTION_SEED).permutation(n)
-    return np.sort(order[: n // 2]), np.sort(order[n // 2:])
-
-
 def run_recipe(name: str, data: str) -> dict:
     """Child process: train, predict dev, score the halves."""
     from xmc import api
@@ -102,7 +97,8 @@ def run_recipe(name: str, data: str) -> dict:
     row = {"name": name, "method": method, "sets": sets, "date": common.today(), "machine": common.machine(),
            "wall_s": wall, "seconds": seconds, "fit_seconds": getattr(pipeline.model, "fit_seconds_", {}),
            "epochs": getattr(pipeline.model, "epoch_logs_", [])}
-    for part, rows in zip(("selection", "report", "dev"), (*halves(len(dev)), np.arange(len(dev))), strict=True):
+    parts = (*common.halves(len(dev)), np.arange(len(dev)))
+    for part, rows in zip(("selection", "report", "dev"), parts, strict=True):
         row[part] = {f"P@{k}": 100 * precision_at_k(truth[rows], scores[rows], k) for k in (1, 3, 5)}
     return row
 

@@ -30,6 +30,22 @@ def test_combiners_by_hand():
     np.testing.assert_allclose(soft.data, [max(expected)], rtol=1e-6)
 
 
+def test_weighted_combiners_by_hand():
+    a = sp.csr_matrix(np.array([[0.9, 0.1, 0.0]], np.float32))
+    b = sp.csr_matrix(np.array([[0.0, 0.5, 0.7]], np.float32))
+    weighted = combine_scores([a, b], "average", 3, weights=(3, 1))  # normalised to 0.75 / 0.25
+    np.testing.assert_allclose(weighted.toarray(), [[0.675, 0.2, 0.175]], rtol=1e-6)
+    ranks = combine_scores([a, b], "rank_average", 3, weights=(0.0, 2.0))  # a's say is nothing
+    np.testing.assert_allclose(ranks.toarray(), [[0.0, 0.5, 1.0]], rtol=1e-6)
+    assert combine_scores([a, b], "average", 1, weights=(1, 0)).indices.tolist() == [0]
+    assert combine_scores([a, b], "average", 1, weights=(1, 4)).indices.tolist() == [2]
+    equal = combine_scores([a, b], "softmax_average", 3, weights=(2, 2))
+    assert (abs(equal - combine_scores([a, b], "softmax_average", 3)) > 1e-7).nnz == 0
+    for bad in [(1.0,), (1.0, -1.0), (0.0, 0.0), (1.0, float("nan"))]:
+        with pytest.raises(ValueError, match="weight"):
+            combine_scores([a, b], "average", 3, weights=bad)
+
+
 def test_reseeded_moves_every_nested_seed():
     cfg = reseeded(XRLinearConfig(), 3)
     assert cfg.tree.seed == 3 and cfg.ranker.seed == 3 and cfg.beam == XRLinearConfig().beam
@@ -69,3 +85,24 @@ def test_cli_trains_an_ensemble_and_combines_saved_models(eurlex_slice, tmp_path
     assert "other labels" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["ensemble", "--models", str(tmp_path / "e"), "--out", str(tmp_path / "x"), "--combine", "vote"])
+
+
+def test_cli_weights_are_saved_and_checked(eurlex_slice, tmp_path, capsys):
+    for seed in (0, 1):
+        sets = ["--set", "tree.max_leaf_size=32", "--set", f"tree.seed={seed}", "--set", f"ranker.seed={seed}"]
+        out = str(tmp_path / f"m{seed}")
+        assert main(["train", "--method", "xr-linear", "--data", str(eurlex_slice), "--out", out, *sets]) == 0
+    models = [str(tmp_path / "m0"), str(tmp_path / "m1")]
+    capsys.readouterr()
+    assert main(["ensemble", "--models", *models, "--out", str(tmp_path / "w"), "--combine", "average",
+                 "--weights", "1,0"]) == 0
+    weighted, first = load(tmp_path / "w"), load(tmp_path / "m0")
+    assert weighted.model.config.weights == (1.0, 0.0)
+    texts = resolve(eurlex_slice).load("dev").texts[:20]
+    a, b = weighted.predict(texts, top_k=5), first.predict(texts, top_k=5)  # all the say to the first model
+    assert (a.indices != b.indices).sum() == 0
+    np.testing.assert_allclose(a.data, b.data, rtol=1e-6)
+    for bad, message in (("1", "2 members"), ("1,x", "numbers"), ("0,0", "not all zero")):
+        assert main(["ensemble", "--models", *models, "--out", str(tmp_path / "bad"), "--weights", bad]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -232,13 +232,19 @@ def build_model(method: str, config: Config, ensemble: int):
 
 
 def ensemble(models: list[str | os.PathLike], out: str | os.PathLike, combine: str = "softmax_average",
-             overwrite: bool = False) -> Pipeline:
+             overwrite: bool = False, weights: tuple[float, ...] | list[float] = ()) -> Pipeline:
     """One model folder from several trained ones over the same labels, whatever their methods and
-    inputs (each member featurises the raw text itself), combined by score."""
-    from xmc.models.ensemble import Ensemble, EnsembleConfig
+    inputs (each member featurises the raw text itself), combined by score; ``weights`` (one per
+    model, in order) weigh the combination, equal when empty."""
+    from xmc.models.ensemble import Ensemble, EnsembleConfig, check_weights
 
     if len(models) < 2:
         raise XMCError("an ensemble needs at least two models")
+    try:
+        config = EnsembleConfig(combine=combine, weights=tuple(float(w) for w in weights))
+        check_weights(config.weights, len(models))
+    except ValueError as e:
+        raise XMCError(str(e)) from None
     check_target(out, overwrite)
     pipelines = [load(m) for m in models]
     first = pipelines[0]
@@ -248,7 +254,7 @@ def ensemble(models: list[str | os.PathLike], out: str | os.PathLike, combine: s
                            "ensemble members must share labels.txt")
         if p.input_kind != first.input_kind:
             raise XMCError(f"{path} reads {p.input_kind} but {models[0]} reads {first.input_kind}")
-    model = Ensemble(EnsembleConfig(combine=combine), pipelines)
+    model = Ensemble(config, pipelines)
     pipeline = Pipeline(model, first.vocab, None, first.label_freq, first.n_train, first.propensity,
                         dataset=first.dataset)
     pipeline.save(out, overwrite=overwrite)

@@ -225,7 +225,11 @@ def _ks(text: str) -> tuple[int, ...]:
 
 
 def _ensemble(args) -> int:
-    api.ensemble(args.models, args.out, args.combine, overwrite=args.overwrite)
+    try:
+        weights = [float(w) for w in args.weights.split(",") if w.strip()]
+    except ValueError:
+        raise XMCError(f"--weights takes numbers separated by commas, got {args.weights!r}") from None
+    api.ensemble(args.models, args.out, args.combine, overwrite=args.overwrite, weights=weights)
     print(f"saved an ensemble of {len(args.models)} models to {args.out}")
     return 0
 

@@ -159,6 +159,8 @@ def _add_model_commands(sub, methods) -> None:
     ens.add_argument("--out", required=True)
     ens.add_argument("--overwrite", action="store_true", help="replace an existing xmc model in --out")
     ens.add_argument("--combine", default="softmax_average", choices=api.combiners())
+    ens.add_argument("--weights", default="", metavar="W1,W2,...",
+                     help="one weight per model, in --models order (default: equal); choose them on held-out data")
 
     report = sub.add_parser("report", help="an HTML page of plots and tables (and metrics.json) for models on a split")
     report.add_argument("--model", action="append", required=True, help="a model folder (repeat to compare models)")

@@ -6,6 +6,9 @@ scores (a member that did not return a label contributes 0 for it), and the best
 - ``average``: mean of the raw scores;
 - ``rank_average``: mean of 1 / rank (robust to members with different score scales);
 - ``softmax_average``: mean of each member's scores softmax-normalised over its own top-k.
+
+``weights`` turns each mean into a weighted one (a strong member and a weak one rarely deserve equal
+say; choose the weights on held-out documents, never on the ones you report).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class EnsembleConfig(Config):
     combine: str = option("softmax_average", "how member scores are combined", Options(COMBINERS))
     top_k: int = option(20, "labels returned per document", Interval(int, 1, None))
     member_top_k: int = option(50, "labels each member contributes per document", Interval(int, 1, None))
+    weights: tuple[float, ...] = option((), "one weight per member, in their order (empty: equal weights)",
+                                        Interval(float, 0, None))
 
 
 def _row_ids(P: sp.csr_matrix) -> np.ndarray:
@@ -63,14 +68,27 @@ def _softmax_rows(P: sp.csr_matrix) -> sp.csr_matrix:
     return P
 
 
-def combine_scores(members: list[sp.csr_matrix], combine: str, top_k: int) -> sp.csr_matrix:
+def check_weights(weights: tuple[float, ...] | list[float], n_members: int) -> np.ndarray:
+    """Equal weights when none are given; else one non-negative weight per member, not all zero."""
+    if len(weights) == 0:
+        return np.full(n_members, 1.0 / n_members)
+    w = np.asarray(weights, dtype=np.float64)
+    if len(w) != n_members:
+        raise ValueError(f"{len(w)} ensemble weights for {n_members} members; give one per member")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"ensemble weights must be non-negative and not all zero, got {list(weights)}")
+    return w / w.sum()
+
+
+def combine_scores(members: list[sp.csr_matrix], combine: str, top_k: int,
+                   weights: tuple[float, ...] | list[float] = ()) -> sp.csr_matrix:
     transform = {"average": lambda P: sp.csr_matrix(P, dtype=np.float32), "rank_average": _rank_scores,
                  "softmax_average": _softmax_rows}[combine]
-    total = transform(members[0])
-    for P in members[1:]:
-        total = total + transform(P)
-    total = sp.csr_matrix(total / len(members), dtype=np.float32)
-    return topk_per_row(total, top_k)
+    w = check_weights(weights, len(members))
+    total = transform(members[0]) * w[0]
+    for P, wi in zip(members[1:], w[1:], strict=True):
+        total = total + transform(P) * wi
+    return topk_per_row(sp.csr_matrix(total, dtype=np.float32), top_k)
 
 
 def reseeded(config: Config, offset: int) -> Config:
@@ -105,6 +123,7 @@ class Ensemble(XMCModel):
                 raise ValueError("ensemble members must all read the same input (texts or features)")
             # members that embed label texts (the dual encoder) get them through fit, as a single model does
             self.reads_label_texts = all(getattr(m, "reads_label_texts", False) for m in self.members_)
+            check_weights(self.config.weights, len(self.members_))
 
     def fit(self, X, Y, **fit_options) -> Ensemble:
         """Fit every member; a ``checkpoint_dir`` gets one subfolder per member."""
@@ -126,7 +145,7 @@ class Ensemble(XMCModel):
         widths = {P.shape[1] for P in scores}
         if len(widths) != 1:
             raise ValueError(f"ensemble members disagree on the number of labels: {sorted(widths)}")
-        return combine_scores(scores, self.config.combine, top_k)
+        return combine_scores(scores, self.config.combine, top_k, self.config.weights)
 
     @property
     def n_labels_(self) -> int | None:
@@ -159,6 +178,8 @@ class Ensemble(XMCModel):
                            else model_class(manifest["method"]).load(sub))
         if any(m.input_kind != input_kind for m in members) or len({m.n_labels_ for m in members}) != 1:
             raise ModelFormatError(f"{folder}: ensemble members disagree on their input or their label count")
+        if self.config.weights and len(self.config.weights) != n_members:
+            raise ModelFormatError(f"{folder}: {len(self.config.weights)} weights for {n_members} members")
         self.members_ = members
         self.input_kind = input_kind
 
