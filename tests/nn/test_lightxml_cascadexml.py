@@ -60,6 +60,22 @@ def test_the_shortlist_width_is_a_prediction_setting(fitted):
     assert narrow.nnz <= wide.nnz
 
 
+def test_the_strip_pattern_applies_at_training_and_prediction(fitted):
+    model, texts, _ = fitted
+    noisy = [f"zq{i} zq{i} {t}" for i, t in enumerate(texts[:20])]
+    original = model.config
+    try:
+        model.config = original.replace(encoder=original.encoder.replace(strip=r"zq\d+ "))
+        from_noisy = model.predict(noisy, top_k=5)
+        train_tokens = model._train_tokens(noisy, {"texts": "a", "encoder": "b"}, None, False)
+    finally:
+        model.config = original
+    assert (from_noisy != model.predict(texts[:20], top_k=5)).nnz == 0
+    plain = model._tokenize(texts[:20])
+    assert np.array_equal(train_tokens.ids, plain.ids) and np.array_equal(train_tokens.offsets, plain.offsets)
+    assert not np.array_equal(model._tokenize(noisy).offsets, plain.offsets)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_model_checks(method, keyword_task, keyword_bert):
     texts, Y, test_texts, _ = keyword_task

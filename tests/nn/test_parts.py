@@ -9,9 +9,17 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from xmc.nn.encoders import MODEL_SHA256, EncoderNotFoundError, TextEncoder, load_pretrained, resolve_encoder
+from xmc.exceptions import InvalidConfigError
+from xmc.nn.encoders import (
+    MODEL_SHA256,
+    EncoderConfig,
+    EncoderNotFoundError,
+    TextEncoder,
+    load_pretrained,
+    resolve_encoder,
+)
 from xmc.nn.heads import ShortlistHead, shortlist_loss
-from xmc.nn.tokens import bucketed_batches, length_sorted_batches, tokenize
+from xmc.nn.tokens import bucketed_batches, cached_tokens, length_sorted_batches, tokenize
 from xmc.training.finetune import Shortlister
 from xmc.tree.label_tree import LabelTree
 
@@ -49,6 +57,35 @@ def test_tokenize_truncates_and_keeps_special_tokens(tiny_bert):
     assert tokens.lengths.tolist()[0] == 12
     first = tokens.ids[tokens.offsets[0]:tokens.offsets[1]]
     assert first[0] == tokenizer.cls_token_id and first[-1] == tokenizer.sep_token_id
+
+
+ACT_NUMBER = r"no \d+ / \d+ of \d+ \w+ \d{4}"
+
+
+def same_tokens(a, b) -> bool:
+    return np.array_equal(a.ids, b.ids) and np.array_equal(a.offsets, b.offsets)
+
+
+def test_tokenize_strips_a_pattern_before_truncating(tiny_bert):
+    tokenizer, _ = load_pretrained(tiny_bert)
+    noisy = ["council regulation no 2959 / 76 of 22 july 1976 on the market in bananas", "no 1 / 2 of 3 may 1999"]
+    stripped = tokenize(tokenizer, noisy, max_len=9, strip=ACT_NUMBER)
+    # the second text is all pattern: kept whole rather than sent blank
+    expected = tokenize(tokenizer, ["council regulation on the market in bananas", noisy[1]], max_len=9)
+    assert same_tokens(stripped, expected) and not same_tokens(stripped, tokenize(tokenizer, noisy, max_len=9))
+    with pytest.raises(InvalidConfigError, match="regular expression"):
+        EncoderConfig(strip="(unclosed")
+
+
+def test_a_token_cache_is_not_reused_under_another_strip_pattern(tiny_bert, tmp_path):
+    tokenizer, _ = load_pretrained(tiny_bert)
+    texts = ["council regulation no 2959 / 76 of 22 july 1976 on bananas"]
+    inputs, cache = {"texts": "digest", "encoder": "digest"}, tmp_path / "tokens.npz"
+    plain = cached_tokens(tokenizer, texts, 32, inputs, cache, resume=True)
+    stripped = cached_tokens(tokenizer, texts, 32, inputs, cache, resume=True, strip=ACT_NUMBER)
+    assert same_tokens(stripped, tokenize(tokenizer, texts, 32, strip=ACT_NUMBER))
+    assert not same_tokens(stripped, plain)
+    assert same_tokens(cached_tokens(tokenizer, texts, 32, inputs, cache, resume=True, strip=ACT_NUMBER), stripped)
 
 
 def test_bucketed_batches_cover_every_document_once():

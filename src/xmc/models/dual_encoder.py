@@ -186,7 +186,8 @@ class DualEncoder(XMCModel):
             torch.set_num_threads(self.config.train.threads)
         from xmc.nn.tokens import tokenize
 
-        tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc="tokenise")
+        tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc="tokenise",
+                          strip=self.config.encoder.strip)
         docs = self.embed_tokens(tokens)
         return self.search(docs, top_k)
 

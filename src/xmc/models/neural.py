@@ -120,10 +120,12 @@ class CascadeModel(XMCModel):
 
     def _train_tokens(self, texts: list[str], inputs: dict[str, str], cache: Path | None,
                       resume: bool) -> TokenizedTexts:
-        return cached_tokens(self.tokenizer_, texts, self.config.encoder.max_seq_len, inputs, cache, resume)
+        return cached_tokens(self.tokenizer_, texts, self.config.encoder.max_seq_len, inputs, cache, resume,
+                             strip=self.config.encoder.strip)
 
     def _tokenize(self, texts: list[str], desc: str = "tokenise") -> TokenizedTexts:
-        return tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc=desc)
+        return tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc=desc,
+                        strip=self.config.encoder.strip)
 
     def _save_encoder(self, folder: Path) -> None:
         save_encoder(folder / "encoder", self.tokenizer_, self.net_.encoder.transformer)

@@ -139,12 +139,14 @@ class XRTransformer(XMCModel):
         t0 = time.perf_counter()
         inputs = {"texts": digest_texts(texts), "labels": digest_matrix(Y), "encoder": digest_folder(folder)}
         cache = Path(checkpoint_dir) / "tokens.npz" if checkpoint_dir is not None else None
-        tokens = cached_tokens(self.tokenizer_, texts, cfg.encoder.max_seq_len, inputs, cache, resume)
+        tokens = cached_tokens(self.tokenizer_, texts, cfg.encoder.max_seq_len, inputs, cache, resume,
+                               strip=cfg.encoder.strip)
         eval_tokens = None
         if eval_set is not None and cfg.finetune.eval_docs:
             rows = random_subset(len(eval_set[0]), cfg.finetune.eval_docs, cfg.finetune.seed)
             eval_texts = [eval_set[0][i] for i in rows]
-            eval_tokens = (tokenize(self.tokenizer_, eval_texts, cfg.encoder.max_seq_len, desc="tokenise dev"),
+            eval_tokens = (tokenize(self.tokenizer_, eval_texts, cfg.encoder.max_seq_len, desc="tokenise dev",
+                                    strip=cfg.encoder.strip),
                            sp.csr_matrix(eval_set[1])[rows])
         seconds["tokenise"] = time.perf_counter() - t0
 
@@ -191,7 +193,8 @@ class XRTransformer(XMCModel):
         """Fine-tuned ``(n, dim)`` embeddings of ``texts`` (not normalised)."""
         self._check_fitted()
         texts = check_texts(texts, self.method)
-        tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc="tokenise")
+        tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc="tokenise",
+                          strip=self.config.encoder.strip)
         place(self.encoder_, self.device)
         finetune = self.config.finetune
         return embed(self.encoder_, tokens, finetune.embed_batch_size, self.device, amp=finetune.amp)

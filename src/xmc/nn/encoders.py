@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,16 @@ class EncoderConfig(Config):
     max_seq_len: int = option(128, "tokens kept per document (longer texts are truncated)", Interval(int, 8, 4096))
     n_layers: int = option(0, "use only the first n transformer layers (0 = all)", Interval(int, 0, None))
     dropout: float = option(0.1, "dropout on the pooled embedding while fine-tuning", Interval(float, 0, 1, "left"))
+    strip: str = option("", "a regular expression removed from every text before it is tokenised, at training and "
+                            "prediction alike (boilerplate that would use up max_seq_len); empty: none")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        try:
+            re.compile(self.strip)
+        except re.error as e:
+            raise InvalidConfigError(f"The 'strip' parameter of EncoderConfig must be a regular expression. "
+                                     f"Got {self.strip!r} instead ({e}).") from None
 
 
 class EncoderNotFoundError(ModelFormatError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,31 +74,45 @@ class TokenizedTexts:
 
 
 def cached_tokens(tokenizer, texts: list[str], max_len: int, inputs: dict[str, str], cache: Path | None,
-                  resume: bool, desc: str = "tokenise") -> TokenizedTexts:
+                  resume: bool, desc: str = "tokenise", strip: str = "") -> TokenizedTexts:
     """Token ids of ``texts``, cached at ``cache`` so a resumed run skips tokenisation. The cache is
     reused only for the same texts, tokenizer files and length (``inputs`` holds the digests of the
     texts and the encoder folder); otherwise it is rebuilt, never trusted."""
     key = {"texts": inputs["texts"], "encoder": inputs["encoder"], "max_seq_len": max_len,
-           "chars_per_token": CHARS_PER_TOKEN}
+           "chars_per_token": CHARS_PER_TOKEN, **({"strip": strip} if strip else {})}
     if cache is not None and resume and cache.is_file():
         cached, cached_key = TokenizedTexts.load_cache(cache)
         if cached is not None and cached_key == key:
             return cached
         changed = "; ".join(differences(cached_key or {}, key)) or "unreadable"
         log.info("rebuilding the token cache %s (%s)", cache, changed)
-    tokens = tokenize(tokenizer, texts, max_len, desc=desc)
+    tokens = tokenize(tokenizer, texts, max_len, desc=desc, strip=strip)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tokens.save(cache, key)
     return tokens
 
 
-def tokenize(tokenizer, texts: list[str], max_len: int, chunk: int = 2048, desc: str = "tokenise") -> TokenizedTexts:
-    """Token ids (special tokens included) of each text, truncated to ``max_len``."""
+def strip_texts(texts: list[str], pattern: str) -> list[str]:
+    """``texts`` with every match of ``pattern`` removed (whitespace collapsed); a text left empty
+    is kept whole, so no document reaches the encoder blank."""
+    rx = re.compile(pattern)
+    out = []
+    for t in texts:
+        kept = " ".join(rx.sub(" ", t).split())
+        out.append(kept or t)
+    return out
+
+
+def tokenize(tokenizer, texts: list[str], max_len: int, chunk: int = 2048, desc: str = "tokenise",
+             strip: str = "") -> TokenizedTexts:
+    """Token ids (special tokens included) of each text, truncated to ``max_len``, after removing
+    the matches of the regular expression ``strip`` (when given)."""
     cut = max_len * CHARS_PER_TOKEN
     pieces, lengths = [], []
     for start in progress(range(0, len(texts), chunk), desc=desc, unit="chunk"):
-        batch = [t[:cut] for t in texts[start:start + chunk]]
+        batch = texts[start:start + chunk]
+        batch = [t[:cut] for t in (strip_texts(batch, strip) if strip else batch)]
         encoded = tokenizer(batch, truncation=True, max_length=max_len, padding=False,
                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
         for row in encoded:

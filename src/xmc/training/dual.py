@@ -35,7 +35,8 @@ class DualStages:
         self.Y.sort_indices()
         t0 = time.perf_counter()
         cache = Path(checkpoint_dir) / "tokens.npz" if checkpoint_dir is not None else None
-        self.docs = cached_tokens(model.tokenizer_, texts, self.cfg.encoder.max_seq_len, inputs, cache, resume)
+        self.docs = cached_tokens(model.tokenizer_, texts, self.cfg.encoder.max_seq_len, inputs, cache, resume,
+                                  strip=self.cfg.encoder.strip)
         self.labels = tokenize(model.tokenizer_, label_texts, self.cfg.label_max_seq_len, desc="tokenise label texts")
         self.eval = self._eval_subset(eval_set)
         self.seconds = {"tokenise": time.perf_counter() - t0}
@@ -183,7 +184,8 @@ class DualStages:
             return None
         rows = random_subset(len(eval_set[0]), self.cfg.train.eval_docs, self.cfg.train.seed)
         texts, Y = [eval_set[0][i] for i in rows], sp.csr_matrix(eval_set[1])[rows]
-        return tokenize(self.model.tokenizer_, texts, self.cfg.encoder.max_seq_len, desc="tokenise dev"), Y
+        return tokenize(self.model.tokenizer_, texts, self.cfg.encoder.max_seq_len, desc="tokenise dev",
+                        strip=self.cfg.encoder.strip), Y
 
     def _evaluator(self, label_stage: bool):
         if self.eval is None:
