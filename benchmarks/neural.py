@@ -160,7 +160,9 @@ def keep(out: Path, dry_run: bool) -> None:
     if dry_run:
         return
     result = json.load(open(out / "result.json"))
-    result.setdefault("ran_at", time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
+    if "ran_at" not in result:
+        result["ran_at"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        json.dump(result, open(out / "result.json", "w"), indent=1, default=str)
     result.pop("config", None)  # the model folder keeps it; the ledger keeps numbers
     common.record(*ledger_key(out), result)
 
