@@ -60,6 +60,10 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
     "cascadexml/warm10-parent": ("cascadexml", ["warm_epochs=10", "predict.scheme=parent",
                                                 "train.optim.head_decay=0.1"],
                                  "warm heads, the official code's parent scoring and a tenth of the decay on heads"),
+    "cascadexml/wide-shortlists": ("cascadexml", ["top_k=32,64"],
+                                   "CascadeXML's CPU default trained (and predicting) with twice the parents "
+                                   "shortlisted per level (32 and 64; shortlist_widths.md measured the widths at "
+                                   "prediction only)"),
     "inceptionxml/default": ("inceptionxml", [], "InceptionXML's CPU default (parameter-free enhancement, "
                                                  "hidden block of 1,024), for the rows below"),
     "inceptionxml/official": ("inceptionxml", ["learned_attention=true", "residual_head=true"],
