@@ -119,7 +119,8 @@ def run_recipe(name: str, data: str) -> dict:
     dev = api.dataset(data).load("dev")
     scores = api.predict_split(pipeline, dev, top_k=5)
     truth = pipeline.vocab.encode(dev.labels).Y
-    row = {"name": name, "method": method, "sets": sets, "data": data, "date": common.today(), "machine": common.machine(),
+    row = {"name": name, "method": method, "sets": sets, "data": data, "date": common.today(),
+           "machine": common.machine(),
            "wall_s": wall, "seconds": seconds, "fit_seconds": getattr(pipeline.model, "fit_seconds_", {}),
            "epochs": getattr(pipeline.model, "epoch_logs_", [])}
     parts = (*common.halves(len(dev)), np.arange(len(dev)))
@@ -208,7 +209,8 @@ def main() -> None:
     rows.sort(key=lambda r: list(RECIPES).index(r["name"]) if r["name"] in RECIPES else 99)
     budget = budget_lines(rows)
     body = "\n".join([
-        f"Data: {args.data} (train -> dev), and full-text {FULL_TEXT} for the recipes named full-text. Dev cut by a seeded random permutation (seed {SELECTION_SEED}) into a "
+        f"Data: {args.data} (train -> dev), and full-text {FULL_TEXT} for the recipes named full-text. Dev cut by "
+        f"a seeded random permutation (seed {SELECTION_SEED}) into a "
         "selection half and a report half; recipes are chosen on the selection half. Each recipe is a method's CPU "
         "default with the listed overrides, trained at its full budget in its own process on 2 cores.", "",
         table(rows), "", "Epochs (in-training check on random dev documents):", "", *epoch_lines(rows), "",
