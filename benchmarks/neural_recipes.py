@@ -69,13 +69,16 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
                                    "CascadeXML's CPU default trained (and predicting) with twice the parents "
                                    "shortlisted per level (32 and 64; shortlist_widths.md measured the widths at "
                                    "prediction only)"),
-    "lightxml/full-text": ("lightxml", [], "LightXML's CPU default on full-text EURLEX57K (its first 32 tokens)"),
     "lightxml/full-text-strip": ("lightxml", [f"encoder.strip={ACT_IDS}{OJ_HEADER}"],
                                  "full text, with the Official Journal header and the act identifiers cut before "
                                  "tokenising"),
     "lightxml/full-text-strip-1ep": ("lightxml", [f"encoder.strip={ACT_IDS}{OJ_HEADER}", "train.epochs=1"],
                                      "as above at half the joint epochs (accuracy against budget)"),
-    "cascadexml/full-text": ("cascadexml", [], "CascadeXML's CPU default on full-text EURLEX57K"),
+    "cascadexml/strip": ("cascadexml", [f"encoder.strip={ACT_IDS}"],
+                         "CascadeXML's CPU default with the act identifiers cut before tokenising"),
+    "cascadexml/full-text-strip": ("cascadexml", [f"encoder.strip={ACT_IDS}{OJ_HEADER}"],
+                                   "CascadeXML's CPU default on full text, Official Journal header and act "
+                                   "identifiers cut"),
     "inceptionxml/default": ("inceptionxml", [], "InceptionXML's CPU default (parameter-free enhancement, "
                                                  "hidden block of 1,024), for the rows below"),
     "inceptionxml/official": ("inceptionxml", ["learned_attention=true", "residual_head=true"],

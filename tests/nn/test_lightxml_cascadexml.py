@@ -116,12 +116,20 @@ def test_resume_after_a_killed_epoch_gives_the_same_weights(keyword_task, keywor
     assert (straight.predict(test_texts) != resumed.predict(test_texts)).nnz == 0
 
 
-def test_the_flat_variant_has_one_head_over_all_labels(keyword_task, keyword_bert):
+@pytest.mark.parametrize("change", [dict(clustered=False), dict(dense_up_to=40)], ids=["flat", "dense_up_to"])
+def test_the_flat_variant_has_one_head_over_all_labels(keyword_task, keyword_bert, change):
     texts, Y, test_texts, Y_test = keyword_task
-    config = cascade_config("lightxml", keyword_bert).replace(clustered=False)
+    config = cascade_config("lightxml", keyword_bert).replace(**change)
     model = model_class("lightxml")(config).fit(texts, Y)
     assert len(model.net_.heads) == 1 and model.net_.heads[0].n_out == 40
     assert precision_at_k(Y_test, model.predict(test_texts, top_k=5), 1) > 0.85
+
+
+def test_label_sets_above_dense_up_to_are_clustered(keyword_task, keyword_bert):
+    texts, Y, _, _ = keyword_task
+    config = cascade_config("lightxml", keyword_bert, epochs=1).replace(dense_up_to=39)
+    model = model_class("lightxml")(config).fit(texts, Y)
+    assert len(model.net_.heads) == 2 and model.net_.heads[-1].n_out == 40
 
 
 def test_cascadexml_taps_one_layer_per_level(fitted):
