@@ -77,6 +77,21 @@ def test_tokenize_strips_a_pattern_before_truncating(tiny_bert):
         EncoderConfig(strip="(unclosed")
 
 
+def test_the_eurlex_preset_cuts_act_identifiers_and_the_journal_header():
+    from xmc.nn.tokens import strip_texts
+
+    texts = ["COUNCIL REGULATION (EEC) No 2959/76 of 22 July 1976 on the market in bananas",
+             "Commission Decision 90/366/EEC: of 3 May 1990 on fish",
+             "29.12.2005 EN Official Journal of the European Union L 346/46 COUNCIL DECISION on police "
+             "(2005/957/CFSP)",
+             "31.1.2008 EN XM Official Journal of the European Communities C 27/3 Regulation No 85/2008 on milk",
+             "A text about 22 bananas in 1976"]
+    assert strip_texts(texts, "eurlex") == ["COUNCIL REGULATION on the market in bananas",
+                                            "Commission Decision on fish", "COUNCIL DECISION on police ( )",
+                                            "Regulation on milk", texts[-1]]
+    assert EncoderConfig(strip="eurlex").strip == "eurlex"
+
+
 def test_a_token_cache_is_not_reused_under_another_strip_pattern(tiny_bert, tmp_path):
     tokenizer, _ = load_pretrained(tiny_bert)
     texts = ["council regulation no 2959 / 76 of 22 july 1976 on bananas"]

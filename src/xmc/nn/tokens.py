@@ -19,6 +19,26 @@ from xmc.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
+# Named patterns for ``EncoderConfig.strip``. "eurlex": EUR-Lex boilerplate, the act's identifiers
+# ("(EEC)", "No 2959/76", "90/366/EEC:", "of 22 July 1976") and the Official Journal's page header
+# ("29.12.2005 EN Official Journal of the European Union L 346/46"). On EURLEX57K they take 16 of a
+# median 46 MiniLM tokens of a title, and with the header most of the first 32 of a full text; cut
+# before tokenising, LightXML's dev P@1 on titles at the CPU budget went from 79.1 to 89.0
+# (benchmarks/results/neural_recipes.md).
+STRIP_PRESETS = {
+    "eurlex": r"(?i)\((?:EEC|EC|EU|Euratom|ECSC|CFSP)\)|\bNo\s*\d+/\d+(?:/\w+)?"
+              r"|\b\d+/\d+/(?:EEC|EC|EU|Euratom|ECSC|CFSP|JHA)\b:?|\bof \d{1,2} [a-z]+ \d{4}"
+              r"|\b\d{1,2}\.\d{1,2}\.\d{4}\s+EN\s+(?:[A-Z]{2}\s+)?Official Journal of the European \w+"
+              r"\s+[LC]\s*\d+/\d+",
+}
+
+
+def strip_regex(strip: str) -> str:
+    """The regular expression of ``EncoderConfig.strip``: a preset's pattern for a preset's name
+    (:data:`STRIP_PRESETS`), the value itself otherwise."""
+    return STRIP_PRESETS.get(strip, strip)
+
+
 # A word-piece is rarely shorter than two characters of English text plus a space, so cutting a
 # text to this many characters per kept token loses nothing and spares the tokenizer the (often
 # very long) remainder it would throw away.
@@ -79,7 +99,7 @@ def cached_tokens(tokenizer, texts: list[str], max_len: int, inputs: dict[str, s
     reused only for the same texts, tokenizer files and length (``inputs`` holds the digests of the
     texts and the encoder folder); otherwise it is rebuilt, never trusted."""
     key = {"texts": inputs["texts"], "encoder": inputs["encoder"], "max_seq_len": max_len,
-           "chars_per_token": CHARS_PER_TOKEN, **({"strip": strip} if strip else {})}
+           "chars_per_token": CHARS_PER_TOKEN, **({"strip": strip_regex(strip)} if strip else {})}
     if cache is not None and resume and cache.is_file():
         cached, cached_key = TokenizedTexts.load_cache(cache)
         if cached is not None and cached_key == key:
@@ -96,7 +116,7 @@ def cached_tokens(tokenizer, texts: list[str], max_len: int, inputs: dict[str, s
 def strip_texts(texts: list[str], pattern: str) -> list[str]:
     """``texts`` with every match of ``pattern`` removed (whitespace collapsed); a text left empty
     is kept whole, so no document reaches the encoder blank."""
-    rx = re.compile(pattern)
+    rx = re.compile(strip_regex(pattern))
     out = []
     for t in texts:
         kept = " ".join(rx.sub(" ", t).split())
