@@ -87,6 +87,9 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
     "inceptionxml/learned-attention": ("inceptionxml", ["learned_attention=true"],
                                        "InceptionXML with only the paper code's learned enhancement (the "
                                        "default's head)"),
+    "inceptionxml/strip": ("inceptionxml", [f"encoder.strip={ACT_IDS}"],
+                           "InceptionXML's CPU default with the act identifiers cut before its 32 words are read"),
+    "syncxml/strip": ("syncxml", [f"encoder.strip={ACT_IDS}"], "SyncXML's CPU default with the act identifiers cut"),
     "syncxml/official": ("syncxml", ["learned_attention=true", "residual_head=true"],
                          "SyncXML with the same enhancement and head"),
     "xr-linear/default": ("xr-linear", [], "XR-Linear's default, the reference of the targets and of the ensembles"),

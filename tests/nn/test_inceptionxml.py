@@ -38,6 +38,19 @@ def test_words_are_cleaned_counted_and_padded():
     assert tokens.lengths.tolist() == [3, 1, 1] and tokens.ids.tolist() == [2, 3, 1, 1, 3]
 
 
+@pytest.mark.parametrize("method", ["inceptionxml", "syncxml"])
+def test_encoder_strip_cuts_words_before_the_cnn_reads_them(method):
+    from xmc.nn.encoders import EncoderConfig
+
+    model = model_class(method)(_config(method, encoder=EncoderConfig(max_seq_len=8, strip=r"\bno \d+/\d+")))
+    text = "regulation no 12/76 on bananas and apples from the south of spain"
+    model._prepare_encoder([text, "decision no 3/99 on fish"])
+    assert "no" not in model.vocab_.words and "12" not in model.vocab_.words
+    expected = model.vocab_.encode(["regulation on bananas and apples from the south"], 8)
+    got = model._tokenize([text])
+    assert got.ids.tolist() == expected.ids.tolist() and got.lengths.tolist() == [8]
+
+
 def test_the_cnn_shapes_and_its_axis():
     """The parallel convolutions slide along the embedding axis (circularly, stride 4): rolling the
     embedding dimensions by 4 rolls their outputs by one step, exactly; the 1x1 convolution before
