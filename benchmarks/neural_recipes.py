@@ -97,6 +97,13 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
                               "score average of XR-Linear and LightXML at 4 joint epochs (both trained above)"),
     "ensemble/cascadexml": ("ensemble", ["xr-linear/default", "cascadexml/warm10-parent"],
                             "score average of XR-Linear and CascadeXML's new default (both trained above)"),
+    "weighted/lightxml-strip": ("weighted-ensemble", ["xr-linear/default", "lightxml/dense-warm10-strip"],
+                                "XR-Linear with LightXML (act identifiers cut), combiner and LightXML's weight "
+                                "chosen on the selection half (the report half is the honest figure)"),
+    "weighted/cascadexml-strip": ("weighted-ensemble", ["xr-linear/default", "cascadexml/strip"],
+                                  "XR-Linear with CascadeXML (act identifiers cut), chosen the same way"),
+    "weighted/inceptionxml-strip": ("weighted-ensemble", ["xr-linear/default", "inceptionxml/strip"],
+                                    "XR-Linear with InceptionXML (act identifiers cut), chosen the same way"),
     "elias/default": ("elias", [], "ELIAS's CPU default"),
     "elias/uniform-edges": ("elias", ["edge_init=uniform"], "ELIAS with the official random start of the edges"),
 }
@@ -112,12 +119,11 @@ def run_recipe(name: str, data: str) -> dict:
     data = RECIPE_DATA.get(name, data)
     out = WORK / name.replace("/", "__")
     t0 = time.perf_counter()
-    if method == "ensemble":  # the members are recipes trained earlier on this machine
-        members = [WORK / m.replace("/", "__") for m in sets]
-        missing = [str(m) for m in members if not m.exists()]
-        if missing:
-            raise SystemExit(f"{name} needs its members trained first: {', '.join(missing)}")
-        pipeline, seconds = api.ensemble(members, out, combine="average", overwrite=True), {"fit": 0.0}
+    if method in ("ensemble", "weighted-ensemble"):  # the members are recipes trained earlier on this machine
+        members = ensemble_members(sets, data)
+        combine, weights = choose_weights(members, data) if method == "weighted-ensemble" else ("average", ())
+        pipeline = api.ensemble(members, out, combine=combine, weights=weights, overwrite=True)
+        seconds = {"fit": 0.0}
     else:
         result = api.train(method, data, out, overrides=sets, overwrite=True)
         pipeline, seconds = result.pipeline, result.seconds
@@ -126,6 +132,8 @@ def run_recipe(name: str, data: str) -> dict:
     scores = api.predict_split(pipeline, dev, top_k=5)
     truth = pipeline.vocab.encode(dev.labels).Y
     row = {"name": name, "method": method, "sets": sets, "data": data, "date": common.today(),
+           "weights": list(getattr(pipeline.model.config, "weights", ())),
+           "combine": getattr(pipeline.model.config, "combine", ""),
            "machine": common.machine(),
            "wall_s": wall, "seconds": seconds, "fit_seconds": getattr(pipeline.model, "fit_seconds_", {}),
            "epochs": getattr(pipeline.model, "epoch_logs_", [])}
@@ -135,6 +143,44 @@ def run_recipe(name: str, data: str) -> dict:
     return row
 
 
+def ensemble_members(names: list[str], data: str) -> list[Path]:
+    """The members' model folders; XR-Linear (seconds to train) is trained when its folder is missing,
+    a neural member must have been trained by its own recipe on this machine."""
+    from xmc import api
+
+    members = [WORK / m.replace("/", "__") for m in names]
+    for name, folder in zip(names, members, strict=True):
+        if not folder.exists() and RECIPES[name][0] == "xr-linear":
+            api.train("xr-linear", data, folder, overrides=RECIPES[name][1], overwrite=True)
+    missing = [str(m) for m in members if not m.exists()]
+    if missing:
+        raise SystemExit(f"the ensemble needs its members trained first: {', '.join(missing)}")
+    return members
+
+
+def choose_weights(members: list[Path], data: str) -> tuple[str, tuple[float, float]]:
+    """The combiner and the second member's weight (0 to 1 by 0.05) with the best P@1 + P@5 on dev's
+    selection half, as benchmarks/neural.py's weighted ensembles."""
+    from neural import WEIGHT_GRID, WEIGHTED_COMBINERS
+
+    from xmc import api
+    from xmc.metrics import precision_at_k
+    from xmc.models.ensemble import combine_scores
+
+    dev = api.dataset(data).load("dev")
+    pipelines = [api.load(m) for m in members]
+    select = common.halves(len(dev))[0]
+    scores = [api.predict_split(p, dev, top_k=50)[select] for p in pipelines]
+    truth = pipelines[0].vocab.encode(dev.labels).Y[select]
+    trials = []
+    for combine in WEIGHTED_COMBINERS:
+        for w in WEIGHT_GRID:
+            P = combine_scores(scores, combine, 5, (1 - w, w))
+            trials.append((sum(precision_at_k(truth, P, k) for k in (1, 5)), combine, float(w)))
+    _, combine, w = max(trials)
+    return combine, (1 - w, w)
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| recipe | what | selection P@1 / P@5 | report P@1 / P@5 | dev P@1 / P@3 / P@5 | train s (stages) "
              "| date |",
@@ -142,7 +188,10 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         stages = " + ".join(f"{k} {v:.0f}" for k, v in r["fit_seconds"].items())
         s, p, d = r["selection"], r["report"], r["dev"]
-        lines.append(f"| {r['name']} | {RECIPES.get(r['name'], ('', '', ''))[2]} | {s['P@1']:.2f} / {s['P@5']:.2f} | "
+        what = RECIPES.get(r["name"], ("", "", ""))[2]
+        if r.get("weights"):
+            what += f" (chosen: {r['combine']}, weight {r['weights'][-1]:.2f})"
+        lines.append(f"| {r['name']} | {what} | {s['P@1']:.2f} / {s['P@5']:.2f} | "
                      f"{p['P@1']:.2f} / {p['P@5']:.2f} | {d['P@1']:.2f} / {d['P@3']:.2f} / {d['P@5']:.2f} | "
                      f"{r['seconds'].get('fit', 0):.0f} ({stages}) | {r['date']} |")
     return "\n".join(lines)
