@@ -132,6 +132,25 @@ def halves(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[: n // 2]), np.sort(order[n // 2:])
 
 
+WEIGHTED_COMBINERS = ("average", "softmax_average", "rank_average")
+WEIGHT_GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)  # the second member's share of the say
+
+
+def best_combination(scores: list[sp.csr_matrix], truth: sp.csr_matrix) -> tuple[str, float]:
+    """The combiner and the second member's weight with the best P@1 + P@5 of two members' ``scores``
+    against ``truth``: how a weighted ensemble is chosen on dev's selection half."""
+    from xmc.metrics import precision_at_k
+    from xmc.models.ensemble import combine_scores
+
+    trials = []
+    for combine in WEIGHTED_COMBINERS:
+        for w in WEIGHT_GRID:
+            P = combine_scores(scores, combine, 5, (1 - w, w))
+            trials.append((sum(100 * precision_at_k(truth, P, k) for k in (1, 5)), combine, float(w)))
+    _, combine, w = max(trials)
+    return combine, w
+
+
 def peak_rss_mb() -> float:
     import resource
 

@@ -112,12 +112,7 @@ def weighted_one(linear: Path, other: Path, data: str, out: Path) -> None:
     def p15(S: sp.csr_matrix, rows: np.ndarray) -> tuple[float, float]:
         return tuple(100 * precision_at_k(truth[rows], S, k) for k in (1, 5))
 
-    trials = []
-    for combine in WEIGHTED_COMBINERS:
-        for w in WEIGHT_GRID:
-            P = combine_scores([S[select] for S in scores], combine, 5, (1 - w, w))
-            trials.append((sum(p15(P, select)), combine, float(w)))
-    _, combine, w = max(trials)
+    combine, w = common.best_combination([S[select] for S in scores], truth[select])
     both = combine_scores(scores, combine, max(RECALL_K, 5), (1 - w, w))
     api.ensemble([linear, other], out / "model", combine=combine, weights=(1 - w, w), overwrite=True)
     report_half = {"ensemble": p15(both[held], held), "xr-linear": p15(scores[0][held], held),
@@ -125,10 +120,6 @@ def weighted_one(linear: Path, other: Path, data: str, out: Path) -> None:
     json.dump({"metrics": api.evaluate_split(pipelines[0], dev, both), "combine": combine, "weight": w,
                "report_half": report_half, "peak_rss_mb": common.peak_rss_mb()},
               open(out / "result.json", "w"), indent=1, default=float)
-
-
-WEIGHTED_COMBINERS = ("average", "softmax_average", "rank_average")
-WEIGHT_GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)  # the neural member's share of the say
 
 
 def reused(out: Path, reuse: bool) -> bool:

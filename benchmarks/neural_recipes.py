@@ -30,13 +30,11 @@ import common  # noqa: E402
 WORK = Path(__file__).resolve().parent / ".work" / "recipes"
 LEDGER = "neural_recipes"
 SELECTION_SEED = common.SELECTION_SEED
-# EUR-Lex act identifiers: "(EEC)", "No 2959/76", "90/366/EEC:", "of 22 July 1976" (16 of a median 46 MiniLM
-# tokens on dev titles; 80% of titles exceed 32 tokens with them, 41% without)
-ACT_IDS = (r"(?i)\((?:EEC|EC|EU|Euratom|ECSC|CFSP)\)|\bNo\s*\d+/\d+(?:/\w+)?"
-           r"|\b\d+/\d+/(?:EEC|EC|EU|Euratom|ECSC|CFSP|JHA)\b:?|\bof \d{1,2} [a-z]+ \d{4}")
-# The Official Journal's page header that opens 39% of full-text dev documents ("29.12.2005 EN Official Journal
-# of the European Union L 346/46", about 20 MiniLM tokens): with the act identifiers it can fill most of 32 tokens
-OJ_HEADER = r"|\b\d{1,2}\.\d{1,2}\.\d{4}\s+EN\s+(?:[A-Z]{2}\s+)?Official Journal of the European \w+\s+[LC]\s*\d+/\d+"
+# encoder.strip's "eurlex" preset (xmc.nn.tokens.STRIP_PRESETS) cuts EUR-Lex's act identifiers ("(EEC)",
+# "No 2959/76", "90/366/EEC:", "of 22 July 1976": 16 of a median 46 MiniLM tokens on dev titles; 80% of titles
+# exceed 32 tokens with them, 41% without) and the Official Journal's page header that opens 39% of full-text
+# dev documents ("29.12.2005 EN Official Journal of the European Union L 346/46"; it never occurs in titles)
+STRIP = "encoder.strip=eurlex"
 # Recipes trained and scored on full-text EURLEX57K whatever --data says (the full-text targets)
 FULL_TEXT = "EURLEX57K"
 RECIPES: dict[str, tuple[str, list[str], str]] = {
@@ -48,7 +46,7 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
                               "dense head, warmed for 10 epochs on the frozen encoder's cached outputs"),
     "lightxml/dense-warm10-48tok": ("lightxml", ["clustered=false", "warm_epochs=10", "encoder.max_seq_len=48"],
                                     "as above with 48 tokens (the median dev title is 46)"),
-    "lightxml/dense-warm10-strip": ("lightxml", ["clustered=false", "warm_epochs=10", f"encoder.strip={ACT_IDS}"],
+    "lightxml/dense-warm10-strip": ("lightxml", ["clustered=false", "warm_epochs=10", STRIP],
                                     "the default with the act's number, date and (EEC)-style tags cut before "
                                     "tokenising (encoder.strip): the 32 tokens go to words"),
     "lightxml/clustered-warm10": ("lightxml", ["clustered=true", "warm_epochs=10"],
@@ -69,14 +67,14 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
                                    "CascadeXML's CPU default trained (and predicting) with twice the parents "
                                    "shortlisted per level (32 and 64; shortlist_widths.md measured the widths at "
                                    "prediction only)"),
-    "lightxml/full-text-strip": ("lightxml", [f"encoder.strip={ACT_IDS}{OJ_HEADER}"],
+    "lightxml/full-text-strip": ("lightxml", [STRIP],
                                  "full text, with the Official Journal header and the act identifiers cut before "
                                  "tokenising"),
-    "lightxml/full-text-strip-1ep": ("lightxml", [f"encoder.strip={ACT_IDS}{OJ_HEADER}", "train.epochs=1"],
+    "lightxml/full-text-strip-1ep": ("lightxml", [STRIP, "train.epochs=1"],
                                      "as above at half the joint epochs (accuracy against budget)"),
-    "cascadexml/strip": ("cascadexml", [f"encoder.strip={ACT_IDS}"],
+    "cascadexml/strip": ("cascadexml", [STRIP],
                          "CascadeXML's CPU default with the act identifiers cut before tokenising"),
-    "cascadexml/full-text-strip": ("cascadexml", [f"encoder.strip={ACT_IDS}{OJ_HEADER}"],
+    "cascadexml/full-text-strip": ("cascadexml", [STRIP],
                                    "CascadeXML's CPU default on full text, Official Journal header and act "
                                    "identifiers cut"),
     "inceptionxml/default": ("inceptionxml", [], "InceptionXML's CPU default (parameter-free enhancement, "
@@ -87,9 +85,9 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
     "inceptionxml/learned-attention": ("inceptionxml", ["learned_attention=true"],
                                        "InceptionXML with only the paper code's learned enhancement (the "
                                        "default's head)"),
-    "inceptionxml/strip": ("inceptionxml", [f"encoder.strip={ACT_IDS}"],
+    "inceptionxml/strip": ("inceptionxml", [STRIP],
                            "InceptionXML's CPU default with the act identifiers cut before its 32 words are read"),
-    "syncxml/strip": ("syncxml", [f"encoder.strip={ACT_IDS}"], "SyncXML's CPU default with the act identifiers cut"),
+    "syncxml/strip": ("syncxml", [STRIP], "SyncXML's CPU default with the act identifiers cut"),
     "syncxml/official": ("syncxml", ["learned_attention=true", "residual_head=true"],
                          "SyncXML with the same enhancement and head"),
     "xr-linear/default": ("xr-linear", [], "XR-Linear's default, the reference of the targets and of the ensembles"),
@@ -159,25 +157,15 @@ def ensemble_members(names: list[str], data: str) -> list[Path]:
 
 
 def choose_weights(members: list[Path], data: str) -> tuple[str, tuple[float, float]]:
-    """The combiner and the second member's weight (0 to 1 by 0.05) with the best P@1 + P@5 on dev's
-    selection half, as benchmarks/neural.py's weighted ensembles."""
-    from neural import WEIGHT_GRID, WEIGHTED_COMBINERS
-
+    """The combiner and the members' weights chosen on dev's selection half, as benchmarks/neural.py's
+    weighted ensembles."""
     from xmc import api
-    from xmc.metrics import precision_at_k
-    from xmc.models.ensemble import combine_scores
 
     dev = api.dataset(data).load("dev")
     pipelines = [api.load(m) for m in members]
     select = common.halves(len(dev))[0]
     scores = [api.predict_split(p, dev, top_k=50)[select] for p in pipelines]
-    truth = pipelines[0].vocab.encode(dev.labels).Y[select]
-    trials = []
-    for combine in WEIGHTED_COMBINERS:
-        for w in WEIGHT_GRID:
-            P = combine_scores(scores, combine, 5, (1 - w, w))
-            trials.append((sum(precision_at_k(truth, P, k) for k in (1, 5)), combine, float(w)))
-    _, combine, w = max(trials)
+    combine, w = common.best_combination(scores, pipelines[0].vocab.encode(dev.labels).Y[select])
     return combine, (1 - w, w)
 
 

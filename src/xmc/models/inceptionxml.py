@@ -105,7 +105,7 @@ class InceptionXML(CascadeModel):
             table = transformer.get_input_embeddings().weight.detach().clone()
             origin = digest_folder(folder)
         else:
-            texts = self._stripped(texts)  # the words of the table are those the CNN will read
+            texts = strip_texts(texts, cfg.encoder.strip)  # the table's words are those the CNN reads
             self.vocab_ = WordVocab.build(texts, cfg.min_count)
             if cfg.embeddings == "word2vec":
                 table = torch.from_numpy(word2vec_table(texts, self.vocab_, cfg.embedding_dim, seed=cfg.train.seed))
@@ -122,11 +122,8 @@ class InceptionXML(CascadeModel):
     def _train_tokens(self, texts, inputs, cache, resume) -> TokenizedTexts:
         return self._tokenize(texts)
 
-    def _stripped(self, texts: list[str]) -> list[str]:
-        return strip_texts(texts, self.config.encoder.strip) if self.config.encoder.strip else texts
-
     def _tokenize(self, texts: list[str], desc: str = "tokenise") -> TokenizedTexts:
-        texts = self._stripped(texts)
+        texts = strip_texts(texts, self.config.encoder.strip)
         if self.config.embeddings == "wordpiece":
             return tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc=desc)
         return self.vocab_.encode(texts, self.config.encoder.max_seq_len)

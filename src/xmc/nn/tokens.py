@@ -115,7 +115,9 @@ def cached_tokens(tokenizer, texts: list[str], max_len: int, inputs: dict[str, s
 
 def strip_texts(texts: list[str], pattern: str) -> list[str]:
     """``texts`` with every match of ``pattern`` removed (whitespace collapsed); a text left empty
-    is kept whole, so no document reaches the encoder blank."""
+    is kept whole, so no document reaches the encoder blank. An empty ``pattern`` strips nothing."""
+    if not pattern:
+        return texts
     rx = re.compile(strip_regex(pattern))
     out = []
     for t in texts:
@@ -132,7 +134,7 @@ def tokenize(tokenizer, texts: list[str], max_len: int, chunk: int = 2048, desc:
     pieces, lengths = [], []
     for start in progress(range(0, len(texts), chunk), desc=desc, unit="chunk"):
         batch = texts[start:start + chunk]
-        batch = [t[:cut] for t in (strip_texts(batch, strip) if strip else batch)]
+        batch = [t[:cut] for t in strip_texts(batch, strip)]
         encoded = tokenizer(batch, truncation=True, max_length=max_len, padding=False,
                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
         for row in encoded:
