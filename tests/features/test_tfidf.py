@@ -19,7 +19,7 @@ def test_rows_are_float32_csr_l2_normalised():
 
 def test_bigrams_and_min_df():
     f = TfidfFeaturizer(TfidfConfig(min_df=2, ngram_max=2)).fit(TEXTS)
-    vocab = f.vectorizer_.vocabulary_
+    vocab = f.vocabulary_
     assert "sat on" in vocab and "on the" in vocab  # bigrams in two documents
     assert "dogs" not in vocab  # only one document
 
@@ -61,7 +61,7 @@ def test_saved_files_are_exact(tmp_path):
     folder, f = _saved(tmp_path)
     terms = (folder / "terms.txt").read_text().split("\n")
     assert terms[-1] == "" and len(terms) - 1 == f.n_features_
-    assert all(f.vectorizer_.vocabulary_[t] == j for j, t in enumerate(terms[:-1]))
+    assert all(f.vocabulary_[t] == j for j, t in enumerate(terms[:-1]))
     with np.load(folder / "idf.npz") as data:
         assert data["idf"].dtype == np.float64
     assert json.loads((folder / "tfidf.json").read_text()) == {"config": f.config.to_dict(),
@@ -95,7 +95,7 @@ def test_idf_of_exactly_one_is_valid(tmp_path):
     folder, f = _saved(tmp_path)
     _scale_idf(folder, 0.0, floor=1.0)
     g = TfidfFeaturizer.load(folder)
-    assert np.all(g.vectorizer_.idf_ == 1.0)
+    assert np.all(g.idf_ == 1.0)
 
 
 def _n(folder):
@@ -138,7 +138,7 @@ def test_a_featuriser_of_a_single_term_saves_and_loads(tmp_path):
 
 
 def test_max_df_drops_terms_in_most_documents():
-    vocab = TfidfFeaturizer(TfidfConfig(min_df=1, max_df=0.4)).fit(TEXTS).vectorizer_.vocabulary_
+    vocab = TfidfFeaturizer(TfidfConfig(min_df=1, max_df=0.4)).fit(TEXTS).vocabulary_
     assert "the" not in vocab and "dog" in vocab  # 'the' is in 2 of the 4 texts, 'dog' in 1
 
 
