@@ -277,27 +277,35 @@ def test_the_serial_kernels_are_compiled_and_cached_apart_from_the_parallel_ones
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_scoring_one_parent_by_search_or_merge_finds_every_shared_feature(seed):
-    """Few query features against a long chunk take the lock-step binary search, many take the merge;
-    both must find exactly the shared features, the first and last of the chunk included."""
-    from xmc.search.beam import _score_parent
+def test_scoring_one_parent_by_its_hash_finds_every_shared_feature(seed):
+    """A document's features are found in a parent chunk through the chunk's own hash table: exactly
+    the shared features, the first and last of the chunk included, whatever the other parents'
+    chunks hold and however full the table is (a chunk of 1, of 3 slots' load, of thousands)."""
+    from xmc.search.beam import _feature_hash, _score_by_hash
 
     rng = np.random.default_rng(seed)
     n_features, width = 5000, 3
-    feats = np.sort(rng.choice(n_features, size=rng.integers(1, 3000), replace=False)).astype(np.int32)
+    sizes = [1, 3, int(rng.integers(1, 3000)), 0, 12]
+    chunks = [np.sort(rng.choice(n_features, size=n, replace=False)).astype(np.int32) for n in sizes]
+    feat_ptr = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+    feats = np.concatenate(chunks)
+    hash_ptr, keys, rows = _feature_hash(feat_ptr, feats)
+    assert np.all(np.diff(hash_ptr)[np.array(sizes) > 0] * 3 >= 4 * np.array(sizes)[np.array(sizes) > 0] - 3)
     entry_ptr = np.arange(0, width * feats.size + 1, width, dtype=np.int64)  # every child at every feature
     entry_child = np.tile(np.arange(width, dtype=np.int32), feats.size)
     entry_val = rng.standard_normal(entry_child.size).astype(np.float32)
-    dense = np.zeros((n_features, width))
-    dense[feats] = entry_val.reshape(-1, width)
-    for nx in (3, 7, 40, 2500):
-        chosen = rng.choice(n_features, size=nx - 2, replace=False)
-        x_idx = np.unique(np.r_[chosen, feats[0], feats[-1]]).astype(np.int32)
-        x_val = rng.standard_normal(x_idx.size).astype(np.float32)
-        pad = 3  # the document sits inside a larger CSR
-        x_all = np.r_[np.zeros(pad, np.int32), x_idx]
-        v_all = np.r_[np.zeros(pad, np.float32), x_val]
-        acc = np.zeros(width)
-        _score_parent(x_all, v_all, pad, pad + x_idx.size, feats, 0, feats.size, entry_ptr, entry_child, entry_val,
-                      acc, np.empty(x_idx.size, np.int64))
-        np.testing.assert_allclose(acc, x_val @ dense[x_idx], rtol=1e-5, atol=1e-6)
+    for p, chunk in enumerate(chunks):
+        dense = np.zeros((n_features, width))
+        dense[chunk] = entry_val[width * feat_ptr[p]:width * feat_ptr[p + 1]].reshape(-1, width)
+        for nx in (3, 7, 40, 2500):
+            chosen = rng.choice(n_features, size=nx, replace=False)
+            x_idx = np.unique(np.r_[chosen, chunk[:1], chunk[-1:]]).astype(np.int32)
+            x_val = rng.standard_normal(x_idx.size).astype(np.float32)
+            pad = 3  # the document sits inside a larger CSR
+            x_all = np.r_[np.zeros(pad, np.int32), x_idx]
+            v_all = np.r_[np.zeros(pad, np.float32), x_val]
+            acc = np.zeros(width)
+            scratch = [np.empty(x_idx.size, np.int64) for _ in range(3)]
+            _score_by_hash(x_all, v_all, pad, pad + x_idx.size, keys, rows, hash_ptr[p], hash_ptr[p + 1],
+                           feat_ptr[p], entry_ptr, entry_child, entry_val, acc, *scratch)
+            np.testing.assert_allclose(acc, x_val @ dense[x_idx], rtol=1e-5, atol=1e-6)
