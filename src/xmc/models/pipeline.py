@@ -151,6 +151,8 @@ class Pipeline:
         """Each document's labels, best first, as ``(label, score, name)``: the score is the calibrated
         probability when the pipeline has a calibration (and ``calibrated``), else the raw score;
         labels below ``min_score`` are dropped."""
+        if texts is not None and self._direct_path():
+            return self._predict_rows_direct(texts, top_k, min_score, beam_size, calibrated)
         scores = self.predict(texts, features, top_k=top_k, beam_size=beam_size)
         if self.label_text is not None:  # its extra zero-shot entries serve evaluation, not a reader
             scores = topk_per_row(scores, top_k or int(np.diff(scores.indptr).max(initial=0)) or 1)
@@ -158,6 +160,27 @@ class Pipeline:
             scores = self.calibration.apply(scores)
         return [[(label, score, self.label_names.get(label)) for label, score in row if score >= min_score]
                 for row in ranked_labels(scores, self.vocab.labels)]
+
+    def _direct_path(self) -> bool:
+        """Texts straight to an XR-Linear ranker (XR-Linear itself): the featuriser's raw rows go into
+        beam search's arrays and the top-k arrays come out, no SciPy matrix or validating copy on the
+        way (the request path of ``xmc serve``)."""
+        return (self.featurizer is not None and self.label_text is None and self.model.input_kind == "features"
+                and hasattr(self.model, "predict_arrays"))
+
+    def _predict_rows_direct(self, texts, top_k, min_score, beam_size, calibrated):
+        ptr, idx, counts = self.featurizer.count_rows(texts)
+        ptr, idx, val = self.model.predict_arrays(ptr, idx, self.featurizer.values(ptr, idx, counts), top_k=top_k,
+                                                  beam_size=beam_size)
+        if calibrated and self.calibration is not None:
+            val = self.calibration(val)
+        labels, names, rows = self.vocab.labels, self.label_names, []
+        for i in range(ptr.size - 1):
+            lo, hi = ptr[i], ptr[i + 1]
+            order = np.lexsort((idx[lo:hi], -val[lo:hi]))  # the order of ranked_labels, calibrated ties included
+            rows.append([(labels[idx[lo + j]], float(val[lo + j]), names.get(labels[idx[lo + j]]))
+                         for j in order if val[lo + j] >= min_score])
+        return rows
 
     def update_metrics(self, folder: str | os.PathLike, key: str, metrics: dict[str, Any]) -> bool:
         """Record an evaluation in the folder's manifest (an atomic rewrite of ``xmc.json``).

@@ -17,7 +17,7 @@ from xmc._config import Config
 from xmc.exceptions import InvalidInputError, ModelFormatError
 from xmc.linear.ranker import LinearConfig, train_level
 from xmc.models.base import XMCModel, int_list, manifest_field
-from xmc.search.beam import BeamConfig, ChunkedLevel, beam_search
+from xmc.search.beam import BeamConfig, ChunkedLevel, beam_search, beam_search_arrays
 from xmc.search.level_files import load_level, save_level
 from xmc.tree.label_tree import LabelTree, TreeConfig
 from xmc.tree.pifa import pifa
@@ -135,6 +135,17 @@ class XRLinear(XMCModel):
             top_k=check_k(top_k, "top_k", beam.top_k),
             post_processor=beam.post_processor if post_processor is None else post_processor,
         )
+
+    def predict_arrays(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, *, top_k: int | None = None,
+                       beam_size: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`predict` on trusted raw CSR arrays (int64 pointers, sorted in-range int32 indices,
+        float32 values, as a fitted featuriser makes them): the top-k arrays, each row best first,
+        without a SciPy matrix or a validating copy (:func:`xmc.search.beam.beam_search_arrays`)."""
+        self._check_fitted()
+        beam = self.config.beam
+        return beam_search_arrays((indptr, indices, data, self.n_features_in_), self._levels,
+                                  beam_size=check_k(beam_size, "beam_size", beam.beam_size),
+                                  top_k=check_k(top_k, "top_k", beam.top_k), post_processor=beam.post_processor)
 
     def _check_fitted(self) -> None:
         check_is_fitted(self, "tree_")

@@ -306,10 +306,21 @@ def beam_search(X: sp.csr_matrix, levels: list[ChunkedLevel], level_sizes: list[
     per document at every level above it. Levels pass raw arrays to each other: a SciPy matrix is
     built once, at the end."""
     last = len(levels) - 1 if stop_level is None else stop_level
-    n = X.shape[0]
-    query, pp = _query(X), code(post_processor)
+    ptr, idx, val = beam_search_arrays(_query(X), levels, beam_size=beam_size, top_k=top_k,
+                                       post_processor=post_processor, stop_level=last)
+    return sp.csr_matrix((val, idx, ptr), shape=(X.shape[0], level_sizes[last]))
+
+
+def beam_search_arrays(query: tuple, levels: list[ChunkedLevel], *, beam_size: int, top_k: int,
+                       post_processor: str = "l3-hinge", stop_level: int | None = None) -> tuple:
+    """:func:`beam_search` on raw arrays: ``query`` is ``(indptr int64, indices int32, data float32,
+    n_features)`` with sorted, in-range indices (the caller vouches: the one-text path of prediction
+    passes the featuriser's own rows, with no copy and no check); returns the top-k CSR arrays,
+    each row sorted best first."""
+    last = len(levels) - 1 if stop_level is None else stop_level
+    n = query[0].size - 1
+    pp = code(post_processor)
     beam = np.arange(n + 1, dtype=np.int64), np.zeros(n, np.int32), np.ones(n, np.float32)
     for t in range(last + 1):
         beam = topk_arrays(*_level_arrays(query, beam, levels[t], pp), top_k if t == last else beam_size)
-    ptr, idx, val = beam
-    return sp.csr_matrix((val, idx, ptr), shape=(n, level_sizes[last]))
+    return beam
