@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -149,6 +150,36 @@ def best_combination(scores: list[sp.csr_matrix], truth: sp.csr_matrix) -> tuple
             trials.append((sum(100 * precision_at_k(truth, P, k) for k in (1, 5)), combine, float(w)))
     _, combine, w = max(trials)
     return combine, w
+
+
+def run_command(cmd: list[str], log: Path, env: dict | None = None) -> dict:
+    """A command in its own process: wall seconds, its own peak RSS (MB, from wait4) and its stdout."""
+    t0 = time.perf_counter()
+    with log.open("w") as f:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=f, text=True, env=env)
+        stdout = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+    seconds = time.perf_counter() - t0
+    log.write_text(log.read_text() + stdout)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}); see {log}")
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "stdout": stdout}
+
+
+def stage_seconds(stdout: str) -> dict[str, float]:
+    return {k: float(v) for k, v in re.findall(r"(\w+) ([0-9.]+)s", stdout)}
+
+
+def titles_dataset(data: str) -> str:
+    """EURLEX57K-titles (``xmc data derive``: the same documents, the title as text), built once in
+    benchmarks/.work/data."""
+    from xmc import api
+
+    out = WORK / "data" / f"{Path(str(api.resolve(data).path)).name}-titles"
+    if not out.is_dir():
+        api.derive_dataset(data, "title", out)
+    return str(out)
 
 
 def peak_rss_mb() -> float:

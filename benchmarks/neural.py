@@ -168,13 +168,7 @@ def child_of(script: str, args: list[str]) -> None:
 
 
 def prepare_titles(data: str, dry_run: bool) -> str:
-    """EURLEX57K-titles (``xmc data derive``), built once in benchmarks/.work/data."""
-    from xmc import api
-
-    out = common.WORK / "data" / f"{Path(str(api.resolve(data).path)).name}-titles"
-    if not out.is_dir():
-        api.derive_dataset(data, "title", out)
-    return str(out)
+    return common.titles_dataset(data)
 
 
 def slice_dataset(data: str, name: str, n_train: int = 300, n_dev: int = 80) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -33,28 +32,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+from common import run_command as run  # noqa: E402
+from common import stage_seconds  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / ".work" / "update"
 XMC = [sys.executable, "-m", "xmc.cli.main"]
-
-
-def run(cmd: list[str], log: Path) -> dict:
-    """A command in its own process: wall seconds, its own peak RSS (MB, from wait4) and its stdout."""
-    t0 = time.perf_counter()
-    with log.open("w") as f:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=f, text=True)
-        stdout = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
-    seconds = time.perf_counter() - t0
-    log.write_text(log.read_text() + stdout)
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}); see {log}")
-    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "stdout": stdout}
-
-
-def stage_seconds(stdout: str) -> dict[str, float]:
-    return {k: float(v) for k, v in re.findall(r"(\w+) ([0-9.]+)s", stdout)}
 
 
 def held_out_dataset(data: str, out: Path, fraction: float, seed: int) -> list[str]:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +11,9 @@ import pytest
 import scipy.sparse as sp
 
 REPO = Path(__file__).resolve().parents[1]
+# the feature cache of the test run (and of the commands it starts) lives and dies with it
+os.environ.setdefault("XMC_FEATURE_CACHE", tempfile.mkdtemp(prefix="xmc-feature-cache-"))
+atexit.register(shutil.rmtree, os.environ["XMC_FEATURE_CACHE"], True)
 SHARED_DATA = Path(os.environ.get("XMC_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -19,6 +19,7 @@ from xmc.api.prediction import load, predict_split
 from xmc.data.datasets import Dataset, Split, resolve
 from xmc.data.vocab import LabelVocab
 from xmc.exceptions import XMCError
+from xmc.features.cache import cached_fit_transform
 from xmc.features.normalize import normalize_rows
 from xmc.features.tfidf import TfidfFeaturizer
 from xmc.metrics.calibration import fit_calibration
@@ -201,7 +202,7 @@ def fit_inputs(model, split: Split, tfidf_cfg, feature_norm: str, name: str):
         return split.texts, None
     if split.texts is not None:
         featurizer = TfidfFeaturizer(tfidf_cfg)
-        return featurizer.fit_transform(split.texts), featurizer
+        return cached_fit_transform(featurizer, split.texts), featurizer
     return normalize_rows(split.features, feature_norm), None
 
 

@@ -19,6 +19,7 @@ from xmc.api.training import _calibrate, _default_eval_split
 from xmc.data.datasets import Split, resolve
 from xmc.data.vocab import LabelVocab
 from xmc.exceptions import XMCError
+from xmc.features.cache import cached_transform
 from xmc.features.normalize import normalize_rows
 from xmc.metrics.report import RECALL_K
 from xmc.models.label_update import LabelUpdate, add_labels
@@ -97,7 +98,7 @@ def _ranker_inputs(pipeline: Pipeline, split: Split) -> sp.csr_matrix:
     if pipeline.featurizer is not None:
         if split.texts is None:
             raise XMCError("the model was trained on texts; this dataset has bag-of-words features only")
-        return pipeline.featurizer.transform(split.texts)
+        return cached_transform(pipeline.featurizer, split.texts)
     if split.features is None:
         raise XMCError("the model was trained on bag-of-words features; this dataset has texts")
     return normalize_rows(check_features(split.features, pipeline.model.n_features_in_), pipeline.feature_norm)

@@ -30,6 +30,7 @@ import scipy.sparse as sp
 import torch
 
 from xmc._config import Interval, Options, option
+from xmc.features.cache import cached_fit_transform
 from xmc.features.join import join_embedding
 from xmc.features.tfidf import TfidfFeaturizer
 from xmc.models.neural import CascadeModel, NeuralConfig
@@ -138,7 +139,7 @@ class Elias(CascadeModel):
         cfg = self.config
         self._fit_labels = sp.csr_matrix(Y)
         featurizer = TfidfFeaturizer(cfg.tfidf)
-        X = featurizer.fit_transform(texts)
+        X = cached_fit_transform(featurizer, texts)
         self._fit_tfidf = (featurizer, X)  # ELIAS++'s ranker reads it too
         if cfg.index_features == "tfidf+dense":
             X = join_embedding(X, self._pretrained_embedding())

@@ -21,6 +21,7 @@ import torch
 
 from xmc._config import Config, Interval, Options, option
 from xmc.exceptions import ModelFormatError
+from xmc.features.cache import cached_fit_transform
 from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
 from xmc.metrics.ranking import precision_at_k
 from xmc.models.base import XMCModel, int_list, manifest_field
@@ -315,5 +316,5 @@ class CascadeModel(XMCModel):
 
 def pifa_tree(texts: list[str], Y: sp.csr_matrix, tfidf: TfidfConfig, tree: TreeConfig) -> LabelTree:
     """The PIFA label tree on TF-IDF of the training texts (the methods' clusters come from it)."""
-    X = TfidfFeaturizer(tfidf).fit_transform(texts)
+    X = cached_fit_transform(TfidfFeaturizer(tfidf), texts)
     return LabelTree.build(pifa(X, Y), tree)

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from xmc.data.label_names import read_label_tsv
 from xmc.data.vocab import LabelVocab
 from xmc.exceptions import ModelFormatError, XMCError
+from xmc.features.cache import cached_transform
 from xmc.features.normalize import NORMS, normalize_rows
 from xmc.features.tfidf import TfidfFeaturizer
 from xmc.metrics.calibration import ScoreCalibration
@@ -95,7 +96,7 @@ class Pipeline:
         if self.featurizer is not None:
             if texts is None:
                 raise XMCError("this model was trained on texts; give texts, not a feature matrix")
-            return self.featurizer.transform(texts)
+            return cached_transform(self.featurizer, texts)
         if features is None:
             raise XMCError("this model was trained on bag-of-words features; give features, not texts")
         return normalize_rows(check_features(features), self.feature_norm)

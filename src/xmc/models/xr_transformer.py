@@ -30,6 +30,7 @@ import torch
 
 from xmc._config import Config, Interval, option
 from xmc.exceptions import ModelFormatError, XMCError
+from xmc.features.cache import cached_fit_transform, cached_transform
 from xmc.features.join import join_embedding
 from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
 from xmc.linear.ranker import LinearConfig
@@ -133,7 +134,7 @@ class XRTransformer(XMCModel):
 
         t0 = time.perf_counter()
         self.tfidf_ = TfidfFeaturizer(cfg.tfidf)
-        X = self.tfidf_.fit_transform(texts)
+        X = cached_fit_transform(self.tfidf_, texts)
         seconds["tfidf"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -211,7 +212,7 @@ class XRTransformer(XMCModel):
 
     def ranker_features(self, texts: list[str]) -> sp.csr_matrix:
         """What the XR-Linear ranker reads: TF-IDF joined with the fine-tuned embeddings."""
-        return join_embedding(self.tfidf_.transform(texts), self.embed(texts), self.config.embedding_scale)
+        return join_embedding(cached_transform(self.tfidf_, texts), self.embed(texts), self.config.embedding_scale)
 
     def _check_fitted(self) -> None:
         check_is_fitted(self, "ranker_")
