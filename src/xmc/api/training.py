@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmc._config import Config
+from xmc.api import holdout
 from xmc.api.config import features_config, method_config
 from xmc.api.evaluation import evaluate_split
 from xmc.api.prediction import load, predict_split
@@ -40,15 +41,10 @@ class TrainResult:
     pipeline: Pipeline
     seconds: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, Any] | None = None
-    eval_split: str | None = None
+    eval_split: str | None = None  # the split reported on
     path: Path | None = None
-
-
-def _default_eval_split(dataset: Dataset, train_split: str) -> str | None:
-    for split in ("dev", "valid", "test"):
-        if split != train_split and dataset.has_split(split):
-            return split
-    return None
+    report_name: str | None = None  # "dataset/split" reported on
+    fitted_on: dict[str, str] = field(default_factory=dict)  # each data-driven choice -> the documents it saw
 
 
 def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASET,
@@ -57,7 +53,9 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
           fit_options: dict[str, Any] | None = None, ensemble: int = 1, overwrite: bool = False,
           zero_shot: str | None = None, label_text: LabelTextConfig | None = None) -> TrainResult:
     """Train ``method`` on ``data``'s ``split``, save it to ``out`` and evaluate it on ``eval_split``
-    (``"auto"``: dev, else test, when present; ``None``: skip).
+    (``"auto"``: dev, else test, when present; ``None``: skip). Choices made on data (best epoch,
+    calibration, label-text weights) are made on dev, or, without one, on a seeded slice held out
+    of the training split, never on test (:mod:`xmc.api.holdout`); ``result.fitted_on`` says where.
 
     ``fit_options`` go to the model's ``fit`` (e.g. ``checkpoint_dir`` and ``resume`` for
     XR-Transformer). Text models also get the evaluation split as ``eval_set`` for their
@@ -82,7 +80,8 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
         model_cfg = config
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    train_split = dataset.load(split)
+    runs = holdout.plan(dataset, dataset.load(split), split, eval_split)
+    train_split = runs.fit
     vocab, Y = training_labels(dataset, train_split)
     names = dataset.label_names()  # read before training: a broken names file must not cost a training
     seconds["load"] = time.perf_counter() - t0
@@ -93,14 +92,14 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     t0 = time.perf_counter()
     inputs, featurizer = fit_inputs(model, train_split, tfidf_cfg, feature_norm, dataset.name)
     seconds["features"] = time.perf_counter() - t0
-    if eval_split == "auto":
-        eval_split = _default_eval_split(dataset, split)
     fit_options = dict(fit_options or {})
     if native_label_texts:
         fit_options["label_texts"] = label_texts
-    held_out = dataset.load(eval_split) if eval_split is not None else None
-    if model.input_kind == "texts" and held_out is not None and held_out.texts is not None:
-        fit_options.setdefault("eval_set", (held_out.texts, vocab.encode(held_out.labels).Y))
+    fitted_on: dict[str, str] = {}
+    choose = runs.choose
+    if model.input_kind == "texts" and choose is not None and choose.texts is not None:
+        fit_options.setdefault("eval_set", (choose.texts, vocab.encode(choose.labels).Y))
+        fitted_on["best_epoch"] = runs.choose_name
     t0 = time.perf_counter()
     model.fit(inputs, Y, **fit_options)
     seconds["fit"] = time.perf_counter() - t0
@@ -109,25 +108,40 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
                         label_names=names, feature_norm=feature_norm if train_split.features is not None else "none")
     if zero_shot is not None and not native_label_texts:
         t0 = time.perf_counter()
-        pipeline = with_label_texts(pipeline, dataset, train_split, held_out, zero_shot, label_text)
+        pipeline = with_label_texts(pipeline, dataset, train_split, choose, zero_shot, label_text)
+        if choose is not None and choose.texts is not None:
+            fitted_on["label_text_weights"] = runs.choose_name
         seconds["label_text"] = time.perf_counter() - t0
     result = TrainResult(pipeline, seconds)
     if _secondary_process():  # under torchrun, the first process evaluates and saves; the others stop here
         return result
-    if eval_split is not None:
+    if choose is not None:
         t0 = time.perf_counter()
-        scores = predict_split(pipeline, held_out, top_k=RECALL_K)
-        result.metrics = evaluate_split(pipeline, held_out, scores)
-        result.eval_split = eval_split
-        _calibrate(pipeline, held_out, scores, f"{dataset.name}/{eval_split}")
-        result.metrics.update({k: v for k, v in pipeline.calibration_info.items()
-                               if k.startswith(("ECE", "AR@")) and not k.endswith("_threshold")})
-        pipeline.metrics = {f"{dataset.name}/{eval_split}": result.metrics}
+        scores = predict_split(pipeline, choose, top_k=RECALL_K)
+        _calibrate(pipeline, choose, scores, runs.choose_name)
+        if pipeline.calibration is not None:
+            fitted_on["calibration"] = runs.choose_name
+        if runs.report is not None:
+            _report(result, pipeline, runs, scores)
         seconds["evaluate"] = time.perf_counter() - t0
+    pipeline.fitted_on = fitted_on
+    result.fitted_on = fitted_on
     if out is not None:
         result.path = pipeline.save(out, overwrite=overwrite)
         kill_point("train:saved")
     return result
+
+
+def _report(result, pipeline: Pipeline, runs: holdout.Plan, choice_scores: sp.csr_matrix) -> None:
+    """Metrics on the report split (the choice split's scores when it is the same split)."""
+    scores = choice_scores if runs.same else predict_split(pipeline, runs.report, top_k=RECALL_K)
+    result.metrics = evaluate_split(pipeline, runs.report, scores)
+    result.eval_split = runs.report_name.split("/", 1)[1]
+    result.report_name = runs.report_name
+    if runs.same:  # the calibration's own measures, on the documents it was fitted on (the dev split)
+        result.metrics.update({k: v for k, v in pipeline.calibration_info.items()
+                               if k.startswith(("ECE", "AR@")) and not k.endswith("_threshold")})
+    pipeline.metrics = {runs.report_name: result.metrics}
 
 
 ZERO_SHOT = ("splits", "all")

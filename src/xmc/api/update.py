@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from xmc.api.evaluation import evaluate_split
+from xmc.api import holdout
 from xmc.api.prediction import load, predict_split
-from xmc.api.training import _calibrate, _default_eval_split
+from xmc.api.training import _calibrate, _report
 from xmc.data.datasets import Split, resolve
 from xmc.data.vocab import LabelVocab
 from xmc.exceptions import XMCError
@@ -40,6 +40,7 @@ class UpdateResult:
     metrics: dict[str, Any] | None = None
     eval_split: str | None = None
     path: Path | None = None
+    report_name: str | None = None
 
 
 def update(model: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike | None = None, *,
@@ -47,7 +48,9 @@ def update(model: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
            overwrite: bool = False) -> UpdateResult:
     """Add the labels of ``data``'s ``split`` that the model at ``model`` does not know, train their
     rankers and those of the clusters they join, evaluate on ``eval_split`` (``"auto"``: dev, else
-    test) and save to ``out``. Known labels keep their rankers unless ``retrain_known``, which trains
+    test) and save to ``out``. The calibration is fitted on dev, or, without one, on a seeded slice
+    of ``data``'s split held out of the update (:mod:`xmc.api.holdout`), never on test. Known labels
+    keep their rankers unless ``retrain_known``, which trains
     again those that have more documents in ``data`` than the model was trained on; the featuriser
     keeps its vocabulary."""
     if out is not None:
@@ -59,7 +62,8 @@ def update(model: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
         method = pipeline.method if isinstance(pipeline, Pipeline) else "a bare model"
         raise XMCError(f"xmc update adds labels to {' and '.join(UPDATABLE)} models; {model} holds {method}")
     dataset = resolve(data)
-    train_split = dataset.load(split)
+    runs = holdout.plan(dataset, dataset.load(split), split, eval_split)
+    train_split = runs.fit
     new_labels = [label for label in LabelVocab.build(train_split.labels).labels if label not in pipeline.vocab.index]
     vocab = LabelVocab(pipeline.vocab.labels + new_labels)
     Y = vocab.encode(train_split.labels).Y
@@ -83,7 +87,7 @@ def update(model: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
                        dataset=pipeline.dataset, label_names={**pipeline.label_names, **dataset.label_names()},
                        feature_norm=pipeline.feature_norm)
     result = UpdateResult(updated, report, new_labels, seconds)
-    _evaluate(result, dataset, split, eval_split)
+    _evaluate(result, runs)
     if out is not None:
         result.path = updated.save(out, overwrite=overwrite)
     return result
@@ -104,17 +108,16 @@ def _ranker_inputs(pipeline: Pipeline, split: Split) -> sp.csr_matrix:
     return normalize_rows(check_features(split.features, pipeline.model.n_features_in_), pipeline.feature_norm)
 
 
-def _evaluate(result: UpdateResult, dataset, split: str, eval_split: str | None) -> None:
-    if eval_split == "auto":
-        eval_split = _default_eval_split(dataset, split)
-    if eval_split is None:
+def _evaluate(result: UpdateResult, runs: holdout.Plan) -> None:
+    """The calibration fitted on the choice split (dev, or documents held out of the update's data),
+    the metrics of the report split."""
+    if runs.choose is None:
         return
     t0 = time.perf_counter()
-    held_out = dataset.load(eval_split)
     pipeline = result.pipeline
-    scores = predict_split(pipeline, held_out, top_k=RECALL_K)
-    result.metrics = evaluate_split(pipeline, held_out, scores)
-    result.eval_split = eval_split
-    _calibrate(pipeline, held_out, scores, f"{dataset.name}/{eval_split}")
-    pipeline.metrics = {f"{dataset.name}/{eval_split}": result.metrics}
+    scores = predict_split(pipeline, runs.choose, top_k=RECALL_K)
+    _calibrate(pipeline, runs.choose, scores, runs.choose_name)
+    pipeline.fitted_on = {"calibration": runs.choose_name} if pipeline.calibration is not None else {}
+    if runs.report is not None:
+        _report(result, pipeline, runs, scores)
     result.seconds["evaluate"] = time.perf_counter() - t0

@@ -105,6 +105,7 @@ def _update(args) -> int:
     print(result.update.summary())
     secs = "  ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     print(f"the model now has {len(result.pipeline.vocab):,} labels ({secs})")
+    _print_choices(result.pipeline.fitted_on, result.report_name)
     if result.metrics:
         print()
         print(_metrics_table(result.metrics, f"{result.pipeline.dataset} / {result.eval_split}"))
@@ -116,9 +117,21 @@ def _print_train(result: api.TrainResult) -> None:
     secs = "  ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     print(f"trained {result.pipeline.method}: {len(result.pipeline.vocab):,} labels, "
           f"{result.pipeline.n_train:,} documents ({secs})")
+    _print_choices(result.fitted_on, result.report_name)
     if result.metrics:
         print()
         print(_metrics_table(result.metrics, f"{result.pipeline.dataset} / {result.eval_split}"))
+
+
+def _print_choices(fitted_on: dict[str, str], report_name: str | None) -> None:
+    """Which documents each data-driven choice saw, and which split the metrics are on."""
+    by_place: dict[str, list[str]] = {}
+    for choice, place in fitted_on.items():
+        by_place.setdefault(place, []).append(choice.replace("_", " "))
+    for place, choices in by_place.items():
+        print(f"{', '.join(choices)} chosen on {place}")
+    if report_name and report_name not in by_place:
+        print(f"metrics reported on {report_name} (no choice was made on it)")
 
 
 def _metrics_table(metrics: dict, title: str) -> str:

@@ -66,6 +66,7 @@ class Pipeline:
         self.calibration, self.calibration_info = calibration, calibration_info or {}
         self.feature_norm = feature_norm  # applied to given feature rows, as at training time
         self.label_text = label_text  # labels known by their text (zero-shot), blended with the model's scores
+        self.fitted_on: dict[str, str] = {}  # each choice made on data (calibration, ...) -> the documents it saw
 
     @property
     def method(self) -> str:
@@ -143,7 +144,8 @@ class Pipeline:
                            n_labels=len(self.vocab), propensity=list(self.propensity), metrics=self.metrics,
                            dataset=self.dataset, label_names=bool(self.label_names),
                            calibration=self.calibration_info if self.calibration is not None else None,
-                           feature_norm=self.feature_norm, label_text=self.label_text is not None)
+                           feature_norm=self.feature_norm, label_text=self.label_text is not None,
+                           fitted_on=self.fitted_on)
         return Path(folder)
 
     def predict_rows(self, texts: list[str] | None = None, features: sp.csr_matrix | None = None, *,
@@ -243,8 +245,13 @@ class Pipeline:
         if set(names) - set(vocab.index):
             raise ModelFormatError(f"{folder / 'label_names.tsv'} names labels the model does not have")
         calibration = ScoreCalibration.load(folder / "calibration.npz") if calibration_info is not None else None
-        return cls(model, vocab, featurizer, stats["label_freq"], int(stats["n_train"]), tuple(propensity),
-                   metrics, dataset, names, calibration, calibration_info, feature_norm, label_text)
+        fitted_on = manifest_field(manifest, "fitted_on", (dict, type(None)), where, optional=True) or {}
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in fitted_on.items()):
+            raise ModelFormatError(f"{where}: 'fitted_on' must map choices to the documents they were made on")
+        pipeline = cls(model, vocab, featurizer, stats["label_freq"], int(stats["n_train"]), tuple(propensity),
+                       metrics, dataset, names, calibration, calibration_info, feature_norm, label_text)
+        pipeline.fitted_on = fitted_on
+        return pipeline
 
 
 def ranked_labels(scores: sp.csr_matrix, labels: list[str]) -> list[list[tuple[str, float]]]:
