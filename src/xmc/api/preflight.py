@@ -161,6 +161,9 @@ def _extrapolate(report: Preflight, max_features: int | None) -> None:
         report.seconds = max(intercept, 0.0) + max(slope, 0.0) * report.n_docs
     else:
         report.seconds = y[0] * report.n_docs / n[0]
+    # more documents never take less: where the samples' time is mostly fixed costs (start-up, kernels
+    # loading) their noise can tilt the line below the largest sample, which is a floor
+    report.seconds = max(report.seconds, float(y.max()))
     base = report.baseline_bytes
     grown = np.array([s.peak_bytes for s in report.samples], float) - base
     labels = np.array([s.n_labels for s in report.samples], float)
@@ -169,6 +172,7 @@ def _extrapolate(report: Preflight, max_features: int | None) -> None:
         report.peak_bytes = int(round(base + per_doc * report.n_docs + per_label * report.n_labels))
     else:
         report.peak_bytes = int(round(base + max(grown[0], 0.0) * report.n_docs / n[0]))
+    report.peak_bytes = max(report.peak_bytes, max(s.peak_bytes for s in report.samples))
     if not report.features_measured:
         v = np.array([s.n_features for s in report.samples], float)
         if n.size > 1 and np.all(v > 0):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from xmc.utils.prefetch import prefetch
 from xmc.utils.sparse import serial_version
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -239,14 +240,24 @@ def count_rows(word_ptr, word_keys, ngram_max, table_keys, table_vals):
     cols = np.empty(bound[-1], np.int32)
     counts = np.empty(bound[-1], np.int32)
     found = np.zeros(n_docs, np.int64)
+    mask = np.uint64(table_keys.size - 1)
     for d in nb.prange(n_docs):
         out, lo, hi = bound[d], word_ptr[d], word_ptr[d + 1]
+        # the keys first, their slots prefetched, then the look-ups: the vocabulary's table is larger
+        # than the caches, and independent misses are waited for side by side
+        keys = np.empty(bound[d + 1] - bound[d], np.uint64)
+        k = 0
         for n in range(1, ngram_max + 1):
             for w in range(lo, hi - n + 1):
-                j = _lookup(table_keys, table_vals, _ngram_key(word_keys, w, n))
-                if j >= 0:
-                    cols[out] = j
-                    out += 1
+                keys[k] = _ngram_key(word_keys, w, n)
+                prefetch(table_keys, np.int64(keys[k] & mask))
+                prefetch(table_vals, np.int64(keys[k] & mask))
+                k += 1
+        for key in keys:
+            j = _lookup(table_keys, table_vals, key)
+            if j >= 0:
+                cols[out] = j
+                out += 1
         cols[bound[d]:out].sort()
         o = bound[d] - 1  # run lengths, in place
         for e in range(bound[d], out):

@@ -197,13 +197,33 @@ def _pairs_by_parent(b_ptr, b_idx, child_ptr, out_ptr):
 
 
 @nb.njit(cache=True)
-def _balanced_cuts(pair_ptr, n_parts):
-    """Parent ranges of about equal numbers of pairs, one per thread."""
-    cuts = np.empty(n_parts + 1, dtype=np.int64)
-    cuts[0], cuts[n_parts] = 0, pair_ptr.size - 1
-    for t in range(1, n_parts):
-        cuts[t] = np.searchsorted(pair_ptr, t * pair_ptr[-1] // n_parts)
-    return cuts
+def _tasks(pair_ptr, n_threads):
+    """The beam's pairs cut into tasks of one parent's consecutive pairs (a parent reached by many
+    documents is split, so one big parent, as at the first level, keeps every thread busy), and
+    each thread's contiguous run of tasks with about equal numbers of pairs."""
+    total, n_parents = pair_ptr[-1], pair_ptr.size - 1
+    piece = max(1, total // (4 * n_threads)) if n_threads > 1 else max(1, total)
+    count = 0
+    for p in range(n_parents):
+        count += (pair_ptr[p + 1] - pair_ptr[p] + piece - 1) // piece
+    parent, lo, hi = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count, np.int64)
+    k = 0
+    for p in range(n_parents):
+        for r in range(pair_ptr[p], pair_ptr[p + 1], piece):
+            parent[k], lo[k], hi[k] = p, r, min(r + piece, pair_ptr[p + 1])
+            k += 1
+    cuts = np.empty(n_threads + 1, dtype=np.int64)
+    cuts[0], cuts[n_threads] = 0, count
+    for t in range(1, n_threads):
+        cuts[t] = np.searchsorted(lo, t * total // n_threads)
+    return parent, lo, hi, cuts
+
+
+@nb.njit(cache=True)
+def _fill_table(lookup, feats, flo, fhi, n_cols, clear):
+    for j in range(flo, fhi):
+        if feats[j] < n_cols:
+            lookup[feats[j]] = -1 if clear else j
 
 
 @nb.njit(cache=True)
@@ -227,7 +247,7 @@ def _score_level(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_ptr, ch
     out_idx = np.empty(out_ptr[-1], dtype=np.int32)
     out_val = np.empty(out_ptr[-1], dtype=np.float32)
     pair_ptr, pairs, docs, out_at = _pairs_by_parent(b_ptr, b_idx, child_ptr, out_ptr)
-    cuts = _balanced_cuts(pair_ptr, n_threads)
+    task_parent, task_lo, task_hi, cuts = _tasks(pair_ptr, n_threads)
     max_width = 0
     for p in range(child_ptr.size - 1):
         max_width = max(max_width, child_ptr[p + 1] - child_ptr[p])
@@ -238,24 +258,25 @@ def _score_level(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_ptr, ch
     for t in nb.prange(n_threads):
         acc = np.zeros(max_width)
         rows, lo, hi = np.empty(max_nx, np.int64), np.empty(max_nx, np.int64), np.empty(max_nx, np.int64)
-        lookup = np.empty(0, dtype=np.int32)  # feature -> chunk row of the current parent, made on first use
-        for p in range(cuts[t], cuts[t + 1]):
-            m = pair_ptr[p + 1] - pair_ptr[p]
-            if m == 0:
-                continue
+        lookup = np.empty(0, dtype=np.int32)  # feature -> chunk row of the table's parent, made on first use
+        in_table = -1  # the parent whose rows the table holds
+        for task in range(cuts[t], cuts[t + 1]):
+            p = task_parent[task]
+            m = task_hi[task] - task_lo[task]
             flo, fhi = feat_ptr[p], feat_ptr[p + 1]
             nf = fhi - flo
             # a dense table costs one pass to fill and one to clear, then a direct look-up per document
             # feature; the hash costs a probe or two (a hashed slot, a compare) per document feature
-            use_table = m > 1 and 2.0 * nf + m * mean_nx < HASH_COST * m * mean_nx
-            if use_table:
+            use_table = in_table == p or (m > 1 and 2.0 * nf + m * mean_nx < HASH_COST * m * mean_nx)
+            if use_table and in_table != p:
                 if lookup.size == 0:
                     lookup = np.full(n_cols, -1, dtype=np.int32)
-                for j in range(flo, fhi):
-                    if feats[j] < n_cols:
-                        lookup[feats[j]] = j
+                if in_table >= 0:
+                    _fill_table(lookup, feats, feat_ptr[in_table], feat_ptr[in_table + 1], n_cols, True)
+                _fill_table(lookup, feats, flo, fhi, n_cols, False)
+                in_table = p
             clo, chi = child_ptr[p], child_ptr[p + 1]
-            for r in range(pair_ptr[p], pair_ptr[p + 1]):
+            for r in range(task_lo[task], task_hi[task]):
                 i = docs[r]
                 if use_table:
                     _score_by_table(x_idx, x_val, x_ptr[i], x_ptr[i + 1], lookup, entry_ptr, entry_child, entry_val,
@@ -270,10 +291,6 @@ def _score_level(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_ptr, ch
                     out_val[o] = combine(acc[c - clo] + bias[c], parent_score, pp)
                     acc[c - clo] = 0.0
                     o += 1
-            if use_table:
-                for j in range(flo, fhi):
-                    if feats[j] < n_cols:
-                        lookup[feats[j]] = -1
     return out_ptr, out_idx, out_val
 
 
