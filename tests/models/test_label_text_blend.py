@@ -66,7 +66,8 @@ def _csr(rows):
 
 def test_weight_search_picks_the_first_grid_weights_that_fix_a_few_shot_and_a_zero_shot_document():
     """By hand, at k=1. Few-shot RP@1 ranks the few-shot columns among themselves: doc 1 needs
-    0.40 + w_few * 0.5 > 0.46; 0.1 falls short (0.45), 0.2 is the first grid weight that wins, and doc 2 (0.1 + 0.2 * 1.0 against 0.8) keeps its frequent label. Doc 3's zero-shot
+    0.40 + w_few * 0.5 > 0.46; 0.1 falls short (0.45), 0.2 is the first grid weight that wins,
+    and doc 2 (0.1 + 0.2 * 1.0 against 0.8) keeps its frequent label. Doc 3's zero-shot
     label needs w_zero * 0.9 > 0.2: 0.3. Larger weights gain nothing more and are not taken."""
     blend = _fixed_blend(TEXTS)
     info = blend.fit_weights(["d"] * 4, _csr(MODEL), _csr(TRUTH), k=1)

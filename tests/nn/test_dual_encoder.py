@@ -180,3 +180,43 @@ def test_an_ensemble_of_dual_encoders_asks_for_label_texts_and_others_do_not(key
     duals = [DualEncoder(dual_config(keyword_bert)) for _ in range(2)]
     assert Ensemble(None, duals).reads_label_texts
     assert not Ensemble(None, [XRLinear(), XRLinear()]).reads_label_texts
+
+
+def _doc_gradient(weights, seed=0):
+    """d(loss)/d(docs) of the dual encoder's loss with ``weights`` on fixed small embeddings."""
+    from types import SimpleNamespace
+
+    from xmc.nn.dual import DualEncoderNet
+
+    torch.manual_seed(seed)
+    net = DualEncoderNet(SimpleNamespace(dim=4), 5, weights, pair_hidden=8)
+    gen = torch.Generator().manual_seed(1)
+    docs = torch.nn.functional.normalize(torch.randn(3, 4, generator=gen), dim=-1).requires_grad_()
+    labels = torch.nn.functional.normalize(torch.randn(5, 4, generator=gen), dim=-1)
+    positives = torch.tensor([[1, 0, 0, 1, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 1]], dtype=torch.bool)
+    loss, parts = net.loss(docs, labels, positives)
+    loss.backward()
+    return docs.grad.clone(), parts, (net, docs.detach(), labels, positives)
+
+
+def test_alc_and_the_margin_loss_move_the_encoders_gradient_only_when_weighted():
+    """Off (weight 0), each loss leaves the gradient exactly the contrastive loss's; on, it adds
+    exactly its weight times its own gradient (computed here from the loss functions directly)."""
+    from xmc.nn.dual import LossWeights
+
+    base, parts, _ = _doc_gradient(LossWeights())
+    assert set(parts) == {"nce"}
+    for field, value in (("alc", 0.7), ("tcm", 0.4)):
+        on, parts, (net, docs, labels, positives) = _doc_gradient(LossWeights(**{field: value}))
+        assert set(parts) == {"nce", field} and parts[field] > 0
+        assert not torch.allclose(on, base, atol=1e-6)  # the auxiliary loss reaches the encoder
+        docs = docs.clone().requires_grad_()
+        sims = docs @ labels.T
+        w = net.weights
+        if field == "alc":
+            aux = hardest_negative_margin(sims, positives, w.alc_margin) + pair_classification_loss(
+                net.pair, docs, labels, sims, positives, w.alc_pair_negatives)
+        else:
+            aux = threshold_consistent_margin(sims, positives, w.tcm_pos, w.tcm_neg)
+        aux.backward()
+        torch.testing.assert_close(on - base, value * docs.grad, rtol=1e-4, atol=1e-6)

@@ -151,3 +151,31 @@ def test_elias_plus_plus_reranks_elias_top_labels(keyword_task, keyword_bert, tm
     model.save(tmp_path / "m")
     again = load(tmp_path / "m")
     assert type(again) is type(model) and (again.predict(test_texts, top_k=5) != scores).nnz == 0
+
+
+def test_elias_loss_matches_the_formula_worked_by_hand():
+    """One document, shortlist (label 0, label 2, padding): path scores 0.8, 0.5, 0; label logits
+    0, ln 3, 0 -> final 0.8 * 0.5 = 0.4 and 0.5 * 0.75 = 0.375; label 0 is true. The classification
+    term is the BCE over the real entries, -(ln 0.4 + ln 0.625) / 2; the recall term is -ln of the
+    true label's path score, -ln 0.8, weighted 0.5."""
+    import math
+    from types import MethodType, SimpleNamespace
+
+    import torch
+
+    from xmc.nn.elias import EliasNet
+
+    net = EliasNet.__new__(EliasNet)
+    torch.nn.Module.__init__(net)
+    net.index, net.recall_weight = SimpleNamespace(n_labels=3), 0.5
+    x = torch.zeros(1, 2)
+    shortlist = (torch.tensor([[0, 2, 3]]), torch.tensor([[0.8, 0.5, 0.0]]), torch.tensor([[1.0, 0.0, 0.0]]),
+                 torch.tensor([0.8]))
+    net.feature = MethodType(lambda self, ids, mask, pooled=None: x, net)
+    net.shortlist = MethodType(lambda self, x, Y: shortlist, net)
+    net.label_logits = MethodType(lambda self, x, labels: torch.tensor([[0.0, math.log(3.0), 0.0]]), net)
+    total, logs = net.loss(None, None, [None])
+    classify = -(math.log(0.4) + math.log(0.625)) / 2
+    assert logs["classify"] == pytest.approx(classify, rel=1e-5)
+    assert logs["recall"] == pytest.approx(-math.log(0.8), rel=1e-5)
+    assert float(total) == pytest.approx(classify + 0.5 * -math.log(0.8), rel=1e-5)
