@@ -227,12 +227,24 @@ def _fill_table(lookup, feats, flo, fhi, n_cols, clear):
 
 
 @nb.njit(cache=True)
-def _score_by_table(x_idx, x_val, xlo, xhi, lookup, entry_ptr, entry_child, entry_val, acc):
+def _score_by_table(x_idx, x_val, xlo, xhi, lookup, entry_ptr, entry_child, entry_val, acc, rows, lo, hi):
+    """The dense table's look-ups, in the same prefetched passes as :func:`_score_by_hash`."""
+    found = 0
     for k in range(xlo, xhi):
         j = lookup[x_idx[k]]
         if j >= 0:
-            for e in range(entry_ptr[j], entry_ptr[j + 1]):
-                acc[entry_child[e]] += x_val[k] * entry_val[e]
+            rows[found], lo[found] = k, j
+            prefetch(entry_ptr, j)
+            found += 1
+    for q in range(found):
+        j = lo[q]
+        lo[q], hi[q] = entry_ptr[j], entry_ptr[j + 1]
+        prefetch(entry_child, lo[q])
+        prefetch(entry_val, lo[q])
+    for q in range(found):
+        v = x_val[rows[q]]
+        for e in range(lo[q], hi[q]):
+            acc[entry_child[e]] += v * entry_val[e]
 
 
 @nb.njit(cache=True, parallel=True)
@@ -280,7 +292,7 @@ def _score_level(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_ptr, ch
                 i = docs[r]
                 if use_table:
                     _score_by_table(x_idx, x_val, x_ptr[i], x_ptr[i + 1], lookup, entry_ptr, entry_child, entry_val,
-                                    acc)
+                                    acc, rows, lo, hi)
                 else:
                     _score_by_hash(x_idx, x_val, x_ptr[i], x_ptr[i + 1], hash_keys, hash_rows, hash_ptr[p],
                                    hash_ptr[p + 1], flo, entry_ptr, entry_child, entry_val, acc, rows, lo, hi)
