@@ -207,6 +207,7 @@ def main() -> None:
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    os.environ["XMC_FEATURE_CACHE"] = "off"  # every command featurises: a cached split would flatter the update
     parts = []
     if not args.skip_update:
         parts.append(update_part(args.data, [float(f) for f in args.fractions.split(",")], args.seed))
