@@ -231,8 +231,7 @@ def _row(columns: dict[str, list], i: int, spec: ImportSpec, where: str) -> _Row
         if value is not None and not isinstance(value, str):
             raise DataFormatError(f"{where}: field {f!r} is a {type(value).__name__}, not text")
         parts.append(value or "")
-    # one line with single spaces (measured: str.split beats Arrow's RE2 replace, 22 s a GB, by 3x)
-    text = " ".join(" ".join(parts).split()) if len(parts) > 1 else " ".join(parts[0].split())
+    text = one_line(" ".join(parts) if len(parts) > 1 else parts[0])
     if not text:
         raise DataFormatError(f"{where}: no text in {', '.join(map(repr, spec.text_fields))}")
     labels, names = _labels(columns[spec.labels_field][i], spec, where)
@@ -247,6 +246,16 @@ def _row(columns: dict[str, list], i: int, spec: ImportSpec, where: str) -> _Row
                                   f"got {value!r}")
         row.split = value
     return row
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line with single spaces (``" ".join(text.split())``). Most texts already are:
+    every whitespace character but the space is unprintable, so a printable text without a double,
+    leading or trailing space is returned as it is, after three scans in C instead of a list of its
+    words (measured: str.split beats Arrow's RE2 replace, 22 s a GB, by 3x; the check beats both)."""
+    if text.isprintable() and "  " not in text and not text.startswith(" ") and not text.endswith(" "):
+        return text
+    return " ".join(text.split())
 
 
 def _labels(value, spec: ImportSpec, where: str) -> tuple[list[str], dict[str, str]]:
