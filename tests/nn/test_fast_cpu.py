@@ -72,3 +72,32 @@ def test_quantised_xr_transformer_and_pipelines(fitted_tiny, encoded_docs, small
     api.train("xr-linear", small_data, tmp_path / "linear", overrides=["tree.max_leaf_size=16"], eval_split=None)
     with pytest.raises(XMCError, match="no transformer encoder to quantise"):
         api.load(tmp_path / "linear", quantize=True)
+
+
+def test_int8_weights_get_one_scale_per_output_column_by_default(tiny_bert):
+    """Every quantised weight matrix (K, N) of the exported encoder carries N scales (one per output
+    column) by default, and a single scale with ``per_channel=False``."""
+    import onnx
+    from onnx import numpy_helper
+
+    from xmc.nn.encoders import TextEncoder, load_pretrained
+    from xmc.nn.fast_cpu import int8_model
+
+    _, transformer = load_pretrained(tiny_bert)
+    encoder = TextEncoder(transformer, "mean").eval()
+
+    def weight_scales(model_bytes):
+        graph = onnx.load_from_string(model_bytes).graph
+        init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        out = []
+        for node in graph.node:
+            if node.op_type == "MatMulInteger" and node.input[1] in init:
+                weight = init[node.input[1]]
+                scale = next(v for k, v in init.items() if k == node.input[1].replace("_quantized", "_scale"))
+                out.append((weight.shape, scale.shape))
+        return out
+
+    per_column, per_matrix = weight_scales(int8_model(encoder)), weight_scales(int8_model(encoder, per_channel=False))
+    assert len(per_column) >= 4 and len(per_column) == len(per_matrix)  # every layer's projections
+    assert all(scale == (shape[1],) for shape, scale in per_column)
+    assert all(scale in ((), (1,)) for _, scale in per_matrix)

@@ -71,9 +71,25 @@ def onnx_int8_encoder(encoder: nn.Module, taps=None, threads: int = 0, per_chann
     one int8 scale per output column of each weight instead of one per matrix."""
     try:
         import onnxruntime as ort
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        import onnxruntime.quantization  # noqa: F401  (int8_model's)
     except ModuleNotFoundError as exc:
         raise XMCError(f"--quantize needs {exc.name}: pip install 'xmc[transformer]'") from None
+    model_bytes = int8_model(encoder, taps, per_channel)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle threads sleep instead of spinning: a server's second core stays free for the next request
+    # (CPU per text 8.9 ms sleeping against 13.2 spinning, at about the same latency).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    return OnnxTextEncoder(session, encoder.dim, encoder.n_layers, taps)
+
+
+def int8_model(encoder: nn.Module, taps=None, per_channel: bool = True) -> bytes:
+    """The ONNX model of ``encoder`` with int8 weights (``per_channel``: a scale per output column
+    of each weight matrix, else one per matrix), as bytes."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
     encoder = encoder.cpu().eval()
     n_out = 1 if taps is None else len(taps)
     ids = torch.ones((2, 8), dtype=torch.long)
@@ -89,16 +105,7 @@ def onnx_int8_encoder(encoder: nn.Module, taps=None, threads: int = 0, per_chann
                                             **{f"tap_{i}": {0: "batch"} for i in range(n_out)}})
         with _quiet_root_logger():  # "consider pre-processing": a hint for image models, not for this one
             quantize_dynamic(str(plain), str(int8), weight_type=QuantType.QInt8, per_channel=per_channel)
-        model_bytes = int8.read_bytes()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Idle threads sleep instead of spinning: a server's second core stays free for the next request
-    # (CPU per text 8.9 ms sleeping against 13.2 spinning, at about the same latency).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    return OnnxTextEncoder(session, encoder.dim, encoder.n_layers, taps)
+        return int8.read_bytes()
 
 
 @contextlib.contextmanager
