@@ -32,7 +32,7 @@ def report(results: dict, args) -> str:
 
 def why_missed(results: dict) -> list[str]:
     """The measured reasons behind the latency and speed-up targets, from the figures above."""
-    lines = ["", "## Why the latency targets are missed", ""]
+    lines = ["", "## Where a request's time goes", ""]
     one = results.get("xr-linear, 1 worker")
     if one:
         c1 = one["levels"][0]
@@ -48,8 +48,7 @@ def why_missed(results: dict) -> list[str]:
         lines.append(f"- XR-Linear at concurrency 1: the server's own share of a request is small (HTTP p50 "
                      f"{c1['p50']:.2f} ms against {one['in_process_ms']:.2f} ms in-process for one full EURLEX57K "
                      f"text{split}); the p99 of {c1['p99']:.2f} ms is the tail of "
-                     f"that one-text time on 2 cores shared with the load generator{spread}, so p99 under 8 ms "
-                     f"needs the in-process time itself to drop to about 3 ms, not a leaner server.")
+                     f"that one-text time on 2 cores shared with the load generator{spread}.")
     fl, q = results.get("xr-transformer (titles), float"), results.get("xr-transformer (titles), int8")
     if fl and q:
         st = q["stages_ms"]
@@ -58,7 +57,7 @@ def why_missed(results: dict) -> list[str]:
                      f"{st['encoder']:.2f} ms (tokens included); what remains is TF-IDF {st['TF-IDF']:.2f} ms, the "
                      f"ranker's beam search {st['ranker']:.2f} ms and {glue:.2f} ms of the pipeline around them "
                      f"(joining the two feature blocks, calibration, ranked labels), {q['in_process_ms']:.2f} ms in "
-                     f"all. Under 5 ms needs the parts that are not the encoder to shrink too.")
+                     f"all.")
         fb, qb = fl["batch_ms"], q["batch_ms"]
         lines.append(f"- int8 against float at concurrency 32: batches form there, and in a batch of 32 the "
                      f"encoder is a smaller share (float {fb['32']:.2f} ms/text, int8 {qb['32']:.2f}: "
@@ -139,8 +138,8 @@ def targets(results: dict, args) -> list[str]:
         c1, c32 = two["levels"][0], two["levels"][-1]
         out += [f"- XR-Linear p99 under 8 ms at concurrency 1 (2 workers): {verdict(c1['p99'] < 8)} "
                 f"({c1['p99']:.2f} ms; 1 worker: {one['levels'][0]['p99']:.2f} ms)" if one else "",
-                f"- XR-Linear at least 450 requests/s at concurrency 32 (2 workers): "
-                f"{verdict(c32['throughput'] >= 450)} ({c32['throughput']:.0f}"
+                f"- XR-Linear at least 600 requests/s at concurrency 32 (2 workers): "
+                f"{verdict(c32['throughput'] >= 600)} ({c32['throughput']:.0f}"
                 + (f"; 1 worker: {one['levels'][-1]['throughput']:.0f})" if one else ")")]
         first, second = two["memory"][:2]
         out.append(f"- the second worker's memory under 30% of the first's: "
@@ -152,8 +151,8 @@ def targets(results: dict, args) -> list[str]:
         fa, qa = float_run["accuracy"], int8_run["accuracy"]
         close = abs(fa["P@1"] - qa["P@1"]) <= 0.2 and abs(fa["P@5"] - qa["P@5"]) <= 0.2
         speed = int8_run["levels"][-1]["throughput"] / max(float_run["levels"][-1]["throughput"], 1e-9)
-        out += [f"- XR-Transformer one title in at most 5 ms in-process (int8): "
-                f"{verdict(int8_run['in_process_ms'] <= 5)} ({int8_run['in_process_ms']:.2f} ms; float "
+        out += [f"- XR-Transformer one title in at most 4 ms in-process (int8): "
+                f"{verdict(int8_run['in_process_ms'] <= 4)} ({int8_run['in_process_ms']:.2f} ms; float "
                 f"{float_run['in_process_ms']:.2f} ms)",
                 f"- int8 P@1 and P@5 within 0.2 of the float model: {verdict(close)} (P@1 {qa['P@1']:.2f} vs "
                 f"{fa['P@1']:.2f}, P@5 {qa['P@5']:.2f} vs {fa['P@5']:.2f})",
