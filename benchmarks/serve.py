@@ -125,7 +125,8 @@ def xrt_stages(model, texts: list[str]) -> dict[str, float]:
     stages = {"TF-IDF": lambda t: model.tfidf_.transform([t]), "encoder": lambda t: model.embed([t])}
     out = {name: common.median_latency_ms(lambda i, f=f: f(texts[i]), 200, len(texts)) for name, f in stages.items()}
     scale = model.config.embedding_scale
-    features = [sp.csr_matrix(join_embedding(model.tfidf_.transform([t]), model.embed([t]), scale)) for t in texts[:200]]
+    features = [sp.csr_matrix(join_embedding(model.tfidf_.transform([t]), model.embed([t]), scale))
+                for t in texts[:200]]
     out["ranker"] = common.median_latency_ms(lambda i: model.ranker_.predict(features[i], top_k=5), 200, 200)
     return out
 
