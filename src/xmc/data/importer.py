@@ -275,9 +275,12 @@ def _labels(value, spec: ImportSpec, where: str) -> tuple[list[str], dict[str, s
                               f"got a {type(value).__name__}")
     labels, names = [], {}
     for item in items:
+        if type(item) is str and item.isprintable() and item and " " not in item:
+            labels.append(item)  # already a token: the common case, without the split and joins below
+            continue
         if isinstance(item, bool) or not isinstance(item, (str, int, np.integer)):
             raise DataFormatError(f"{where}: a label in {spec.labels_field!r} is a {type(item).__name__}")
-        name = " ".join(str(item).split())
+        name = one_line(str(item))
         if not name:
             continue
         token = name.replace(" ", "_")
