@@ -133,6 +133,21 @@ def _feature_hash(feat_ptr, feats):
     return hash_ptr, keys, rows
 
 
+@nb.njit(cache=True, inline="always")
+def _accumulate_rows(x_val, rows, lo, hi, found, entry_ptr, entry_child, entry_val, acc):
+    """The entries of the ``found`` chunk rows ``lo[:found]`` (document features ``rows``) into
+    ``acc``: their entry ranges first (prefetching the entries), then the entries."""
+    for q in range(found):
+        j = lo[q]
+        lo[q], hi[q] = entry_ptr[j], entry_ptr[j + 1]
+        prefetch(entry_child, lo[q])
+        prefetch(entry_val, lo[q])
+    for q in range(found):
+        v = x_val[rows[q]]
+        for e in range(lo[q], hi[q]):
+            acc[entry_child[e]] += v * entry_val[e]
+
+
 @nb.njit(cache=True)
 def _score_by_hash(x_idx, x_val, xlo, xhi, hash_keys, hash_rows, hlo, hhi, flo, entry_ptr, entry_child, entry_val,
                    acc, rows, lo, hi):
@@ -161,15 +176,7 @@ def _score_by_hash(x_idx, x_val, xlo, xhi, hash_keys, hash_rows, hlo, hhi, flo, 
             if key == -1:
                 break
             s = (s + 1) & mask
-    for q in range(found):
-        j = lo[q]
-        lo[q], hi[q] = entry_ptr[j], entry_ptr[j + 1]
-        prefetch(entry_child, lo[q])
-        prefetch(entry_val, lo[q])
-    for q in range(found):
-        v = x_val[rows[q]]
-        for e in range(lo[q], hi[q]):
-            acc[entry_child[e]] += v * entry_val[e]
+    _accumulate_rows(x_val, rows, lo, hi, found, entry_ptr, entry_child, entry_val, acc)
 
 
 @nb.njit(cache=True)
@@ -236,15 +243,7 @@ def _score_by_table(x_idx, x_val, xlo, xhi, lookup, entry_ptr, entry_child, entr
             rows[found], lo[found] = k, j
             prefetch(entry_ptr, j)
             found += 1
-    for q in range(found):
-        j = lo[q]
-        lo[q], hi[q] = entry_ptr[j], entry_ptr[j + 1]
-        prefetch(entry_child, lo[q])
-        prefetch(entry_val, lo[q])
-    for q in range(found):
-        v = x_val[rows[q]]
-        for e in range(lo[q], hi[q]):
-            acc[entry_child[e]] += v * entry_val[e]
+    _accumulate_rows(x_val, rows, lo, hi, found, entry_ptr, entry_child, entry_val, acc)
 
 
 @nb.njit(cache=True, parallel=True)
