@@ -309,3 +309,30 @@ def test_scoring_one_parent_by_its_hash_finds_every_shared_feature(seed):
             _score_by_hash(x_all, v_all, pad, pad + x_idx.size, keys, rows, hash_ptr[p], hash_ptr[p + 1],
                            feat_ptr[p], entry_ptr, entry_child, entry_val, acc, *scratch)
             np.testing.assert_allclose(acc, x_val @ dense[x_idx], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pp", ["l3-hinge", "sigmoid"])
+def test_a_level_every_parent_of_which_is_in_the_beam_scores_as_the_chunked_path(pp):
+    """A few documents whose beam holds every parent (the top levels) are scored from the level's
+    feature-major weights; the result equals, bit for bit, the chunk-by-chunk kernel's."""
+    from xmc.search import beam as B
+    from xmc.search.postprocess import code
+
+    X, Y = random_problem(n=120, n_labels=64, seed=5)
+    model = XRLinear(XRLinearConfig(tree=TreeConfig(max_leaf_size=4, n_splits=4))).fit(X, Y)
+    rng = np.random.default_rng(0)
+    for level in model._levels:
+        n_parents = level.child_ptr.size - 1
+        for n_docs in (1, 3):
+            rows = rng.choice(X.shape[0], n_docs, replace=False)
+            query = B._query(X[rows])
+            beam = (np.arange(0, n_parents * n_docs + 1, n_parents, dtype=np.int64),
+                    np.tile(rng.permutation(n_parents).astype(np.int32), n_docs),
+                    rng.random(n_parents * n_docs).astype(np.float32))
+            fast = B._level_arrays(query, beam, level, code(pp))
+            chunked = B._score_level_serial(*query, *beam, level.child_ptr, level.child_ids, level.feat_ptr,
+                                            level.feats, level.entry_ptr, level.entry_child, level.entry_val,
+                                            level.bias, *level.feature_hash(), code(pp), 1)
+            for a, b in zip(fast, chunked, strict=True):
+                np.testing.assert_array_equal(a, b)
+    assert level.by_feature()[0].size == X.shape[1] + 1

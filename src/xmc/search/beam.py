@@ -23,7 +23,7 @@ from xmc._config import Config, Interval, Options, option
 from xmc.search.chunks import chunk_layout
 from xmc.search.postprocess import POST_PROCESSORS, code, combine
 from xmc.utils.prefetch import prefetch
-from xmc.utils.sparse import kernel_for, serial_version, topk_arrays
+from xmc.utils.sparse import SERIAL_BELOW, kernel_for, serial_version, topk_arrays
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +50,7 @@ class ChunkedLevel:
     n_features: int
     bias: np.ndarray  # (len(child_ids),) bias term of each grouped child: bias_row[child_ids] x bias value
     _hash: tuple | None = field(default=None, repr=False, compare=False)  # see feature_hash
+    _by_feature: tuple | None = field(default=None, repr=False, compare=False)  # see by_feature
 
     @classmethod
     def build(cls, W: sp.csc_matrix, C: sp.csr_matrix, bias_value: float) -> ChunkedLevel:
@@ -81,6 +82,20 @@ class ChunkedLevel:
                 if self._hash is None:
                     self._hash = _feature_hash(self.feat_ptr, self.feats)
         return self._hash
+
+    def by_feature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The level's weights feature-major (``ptr`` over features, node ids, values), built on first
+        use: when a few documents reach every parent of a level (the top levels), each document
+        feature's weights for all the level's nodes are one contiguous run, read once, instead of
+        one look-up per parent."""
+        if self._by_feature is None:
+            with _HASH_LOCK:
+                if self._by_feature is None:
+                    W = self.to_weights()[: self.n_features].tocsr()
+                    W.sort_indices()
+                    self._by_feature = (W.indptr.astype(np.int64), W.indices.astype(np.int32),
+                                        W.data.astype(np.float32))
+        return self._by_feature
 
     @property
     def n_weights(self) -> int:
@@ -322,8 +337,51 @@ def _query(X: sp.csr_matrix) -> tuple:
     return X.indptr.astype(np.int64), X.indices, X.data, X.shape[1]
 
 
+@nb.njit(cache=True)
+def _score_every_node(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_ptr, child_ids, bias, fm_ptr, fm_node,
+                      fm_val, n_nodes, pp):
+    """:func:`_score_level` for documents whose beam holds every parent of the level: every node's
+    margin from the feature-major weights, then the children in the beam's order, as there."""
+    n = x_ptr.size - 1
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        for q in range(b_ptr[i], b_ptr[i + 1]):
+            out_ptr[i + 1] += child_ptr[b_idx[q] + 1] - child_ptr[b_idx[q]]
+    out_ptr = np.cumsum(out_ptr)
+    out_idx = np.empty(out_ptr[-1], dtype=np.int32)
+    out_val = np.empty(out_ptr[-1], dtype=np.float32)
+    n_features = fm_ptr.size - 1
+    acc = np.zeros(n_nodes)
+    max_nx = 0
+    for i in range(n):
+        max_nx = max(max_nx, x_ptr[i + 1] - x_ptr[i])
+    rows, lo, hi = np.empty(max_nx, np.int64), np.empty(max_nx, np.int64), np.empty(max_nx, np.int64)
+    for i in range(n):
+        found = 0
+        for k in range(x_ptr[i], x_ptr[i + 1]):
+            if x_idx[k] < n_features:
+                rows[found], lo[found] = k, x_idx[k]
+                prefetch(fm_ptr, x_idx[k])
+                found += 1
+        _accumulate_rows(x_val, rows, lo, hi, found, fm_ptr, fm_node, fm_val, acc)
+        o = out_ptr[i]
+        for q in range(b_ptr[i], b_ptr[i + 1]):
+            p = b_idx[q]
+            for c in range(child_ptr[p], child_ptr[p + 1]):
+                node = child_ids[c]
+                out_idx[o] = node
+                out_val[o] = combine(acc[node] + bias[c], b_val[q], pp)
+                o += 1
+        acc[:] = 0.0
+    return out_ptr, out_idx, out_val
+
+
 def _level_arrays(query: tuple, beam: tuple, level: ChunkedLevel, pp: int) -> tuple:
-    kernel, n_threads = kernel_for(query[0].size - 1, _score_level, _score_level_serial)
+    n_docs, n_parents = query[0].size - 1, level.child_ptr.size - 1
+    if 0 < n_docs < SERIAL_BELOW and np.all(np.diff(beam[0]) == n_parents):  # a few documents, every parent
+        return _score_every_node(*query, *beam, level.child_ptr, level.child_ids, level.bias, *level.by_feature(),
+                                 level.bias_row.size, pp)
+    kernel, n_threads = kernel_for(n_docs, _score_level, _score_level_serial)
     return kernel(*query, *beam, level.child_ptr, level.child_ids, level.feat_ptr, level.feats, level.entry_ptr,
                   level.entry_child, level.entry_val, level.bias, *level.feature_hash(), pp, n_threads)
 
