@@ -261,17 +261,23 @@ def _score_by_table(x_idx, x_val, xlo, xhi, lookup, entry_ptr, entry_child, entr
     _accumulate_rows(x_val, rows, lo, hi, found, entry_ptr, entry_child, entry_val, acc)
 
 
-@nb.njit(cache=True, parallel=True)
-def _score_level(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_ptr, child_ids, feat_ptr, feats,
-                 entry_ptr, entry_child, entry_val, bias, hash_ptr, hash_keys, hash_rows, pp, n_threads):
-    n = x_ptr.size - 1
+@nb.njit(cache=True)
+def _children_output(b_ptr, b_idx, child_ptr):
+    """Output arrays with room for every child of every beam entry, and each document's offsets."""
+    n = b_ptr.size - 1
     out_ptr = np.zeros(n + 1, dtype=np.int64)
     for i in range(n):
         for q in range(b_ptr[i], b_ptr[i + 1]):
             out_ptr[i + 1] += child_ptr[b_idx[q] + 1] - child_ptr[b_idx[q]]
     out_ptr = np.cumsum(out_ptr)
-    out_idx = np.empty(out_ptr[-1], dtype=np.int32)
-    out_val = np.empty(out_ptr[-1], dtype=np.float32)
+    return out_ptr, np.empty(out_ptr[-1], dtype=np.int32), np.empty(out_ptr[-1], dtype=np.float32)
+
+
+@nb.njit(cache=True, parallel=True)
+def _score_level(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_ptr, child_ids, feat_ptr, feats,
+                 entry_ptr, entry_child, entry_val, bias, hash_ptr, hash_keys, hash_rows, pp, n_threads):
+    n = x_ptr.size - 1
+    out_ptr, out_idx, out_val = _children_output(b_ptr, b_idx, child_ptr)
     pair_ptr, pairs, docs, out_at = _pairs_by_parent(b_ptr, b_idx, child_ptr, out_ptr)
     task_parent, task_lo, task_hi, cuts = _tasks(pair_ptr, n_threads)
     max_width = 0
@@ -343,13 +349,7 @@ def _score_every_node(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_pt
     """:func:`_score_level` for documents whose beam holds every parent of the level: every node's
     margin from the feature-major weights, then the children in the beam's order, as there."""
     n = x_ptr.size - 1
-    out_ptr = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n):
-        for q in range(b_ptr[i], b_ptr[i + 1]):
-            out_ptr[i + 1] += child_ptr[b_idx[q] + 1] - child_ptr[b_idx[q]]
-    out_ptr = np.cumsum(out_ptr)
-    out_idx = np.empty(out_ptr[-1], dtype=np.int32)
-    out_val = np.empty(out_ptr[-1], dtype=np.float32)
+    out_ptr, out_idx, out_val = _children_output(b_ptr, b_idx, child_ptr)
     n_features = fm_ptr.size - 1
     acc = np.zeros(n_nodes)
     max_nx = 0
