@@ -281,7 +281,7 @@ def test_scoring_one_parent_by_its_hash_finds_every_shared_feature(seed):
     """A document's features are found in a parent chunk through the chunk's own hash table: exactly
     the shared features, the first and last of the chunk included, whatever the other parents'
     chunks hold and however full the table is (a chunk of 1, of 3 slots' load, of thousands)."""
-    from xmc.search.beam import _feature_hash, _score_by_hash
+    from xmc.search.lookups import feature_hash_tables, score_by_hash
 
     rng = np.random.default_rng(seed)
     n_features, width = 5000, 3
@@ -289,7 +289,7 @@ def test_scoring_one_parent_by_its_hash_finds_every_shared_feature(seed):
     chunks = [np.sort(rng.choice(n_features, size=n, replace=False)).astype(np.int32) for n in sizes]
     feat_ptr = np.r_[0, np.cumsum(sizes)].astype(np.int64)
     feats = np.concatenate(chunks)
-    hash_ptr, keys, rows = _feature_hash(feat_ptr, feats)
+    hash_ptr, keys, rows = feature_hash_tables(feat_ptr, feats)
     assert np.all(np.diff(hash_ptr)[np.array(sizes) > 0] * 3 >= 4 * np.array(sizes)[np.array(sizes) > 0] - 3)
     entry_ptr = np.arange(0, width * feats.size + 1, width, dtype=np.int64)  # every child at every feature
     entry_child = np.tile(np.arange(width, dtype=np.int32), feats.size)
@@ -306,7 +306,7 @@ def test_scoring_one_parent_by_its_hash_finds_every_shared_feature(seed):
             v_all = np.r_[np.zeros(pad, np.float32), x_val]
             acc = np.zeros(width)
             scratch = [np.empty(x_idx.size, np.int64) for _ in range(3)]
-            _score_by_hash(x_all, v_all, pad, pad + x_idx.size, keys, rows, hash_ptr[p], hash_ptr[p + 1],
+            score_by_hash(x_all, v_all, pad, pad + x_idx.size, keys, rows, hash_ptr[p], hash_ptr[p + 1],
                            feat_ptr[p], entry_ptr, entry_child, entry_val, acc, *scratch)
             np.testing.assert_allclose(acc, x_val @ dense[x_idx], rtol=1e-5, atol=1e-6)
 

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from xmc._config import Config, Interval, Options, option
 from xmc.search.chunks import chunk_layout
+from xmc.search.lookups import accumulate_rows, feature_hash_tables, fill_table, score_by_hash, score_by_table
 from xmc.search.postprocess import POST_PROCESSORS, code, combine
 from xmc.utils.prefetch import prefetch
 from xmc.utils.sparse import SERIAL_BELOW, kernel_for, serial_version, topk_arrays
@@ -80,7 +81,7 @@ class ChunkedLevel:
         if self._hash is None:
             with _HASH_LOCK:
                 if self._hash is None:
-                    self._hash = _feature_hash(self.feat_ptr, self.feats)
+                    self._hash = feature_hash_tables(self.feat_ptr, self.feats)
         return self._hash
 
     def by_feature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,81 +118,7 @@ class ChunkedLevel:
 
 
 _HASH_LOCK = threading.Lock()
-HASH_MULT = np.uint64(0x9E3779B97F4A7C15)
 HASH_COST = 2.0  # a hash look-up against a dense-table look-up (measured: benchmarks/results/text_path.md)
-
-
-@nb.njit(cache=True, inline="always")
-def _slot(feature, mask):
-    return np.int64(((np.uint64(feature) * HASH_MULT) >> np.uint64(32)) & np.uint64(mask))
-
-
-@nb.njit(cache=True)
-def _feature_hash(feat_ptr, feats):
-    n_parents = feat_ptr.size - 1
-    hash_ptr = np.zeros(n_parents + 1, np.int64)
-    for p in range(n_parents):
-        nf = feat_ptr[p + 1] - feat_ptr[p]
-        size = 1
-        while size * 3 < nf * 4:  # load at most 3/4
-            size *= 2
-        hash_ptr[p + 1] = hash_ptr[p] + (size if nf else 0)
-    keys = np.full(hash_ptr[-1], -1, np.int32)
-    rows = np.empty(hash_ptr[-1], np.int32)
-    for p in range(n_parents):
-        base, mask = hash_ptr[p], hash_ptr[p + 1] - hash_ptr[p] - 1
-        for j in range(feat_ptr[p], feat_ptr[p + 1]):
-            s = _slot(feats[j], mask)
-            while keys[base + s] != -1:
-                s = (s + 1) & mask
-            keys[base + s], rows[base + s] = feats[j], j - feat_ptr[p]
-    return hash_ptr, keys, rows
-
-
-@nb.njit(cache=True, inline="always")
-def _accumulate_rows(x_val, rows, lo, hi, found, entry_ptr, entry_child, entry_val, acc):
-    """The entries of the ``found`` chunk rows ``lo[:found]`` (document features ``rows``) into
-    ``acc``: their entry ranges first (prefetching the entries), then the entries."""
-    for q in range(found):
-        j = lo[q]
-        lo[q], hi[q] = entry_ptr[j], entry_ptr[j + 1]
-        prefetch(entry_child, lo[q])
-        prefetch(entry_val, lo[q])
-    for q in range(found):
-        v = x_val[rows[q]]
-        for e in range(lo[q], hi[q]):
-            acc[entry_child[e]] += v * entry_val[e]
-
-
-@nb.njit(cache=True)
-def _score_by_hash(x_idx, x_val, xlo, xhi, hash_keys, hash_rows, hlo, hhi, flo, entry_ptr, entry_child, entry_val,
-                   acc, rows, lo, hi):
-    """In passes, so that the look-ups of different features (each a likely cache miss into the
-    level's large arrays) wait for memory side by side rather than one after another: the hashed
-    slots prefetched, the chunk rows of the document's features, their entry ranges (prefetching
-    the entries), then the entries. Measured on EURLEX57K, one full text: 1.4 ms -> 0.9 ms."""
-    if hhi == hlo:
-        return
-    mask = hhi - hlo - 1
-    for k in range(xlo, xhi):
-        s = _slot(x_idx[k], mask)
-        prefetch(hash_keys, hlo + s)
-        prefetch(hash_rows, hlo + s)
-    found = 0
-    for k in range(xlo, xhi):
-        f = x_idx[k]
-        s = _slot(f, mask)
-        while True:
-            key = hash_keys[hlo + s]
-            if key == f:
-                rows[found] = k
-                lo[found] = flo + hash_rows[hlo + s]
-                found += 1
-                break
-            if key == -1:
-                break
-            s = (s + 1) & mask
-    _accumulate_rows(x_val, rows, lo, hi, found, entry_ptr, entry_child, entry_val, acc)
 
 
 @nb.njit(cache=True)
@@ -242,26 +169,6 @@ def _tasks(pair_ptr, n_threads):
 
 
 @nb.njit(cache=True)
-def _fill_table(lookup, feats, flo, fhi, n_cols, clear):
-    for j in range(flo, fhi):
-        if feats[j] < n_cols:
-            lookup[feats[j]] = -1 if clear else j
-
-
-@nb.njit(cache=True)
-def _score_by_table(x_idx, x_val, xlo, xhi, lookup, entry_ptr, entry_child, entry_val, acc, rows, lo, hi):
-    """The dense table's look-ups, in the same prefetched passes as :func:`_score_by_hash`."""
-    found = 0
-    for k in range(xlo, xhi):
-        j = lookup[x_idx[k]]
-        if j >= 0:
-            rows[found], lo[found] = k, j
-            prefetch(entry_ptr, j)
-            found += 1
-    _accumulate_rows(x_val, rows, lo, hi, found, entry_ptr, entry_child, entry_val, acc)
-
-
-@nb.njit(cache=True)
 def _children_output(b_ptr, b_idx, child_ptr):
     """Output arrays with room for every child of every beam entry, and each document's offsets."""
     n = b_ptr.size - 1
@@ -304,17 +211,17 @@ def _score_level(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_ptr, ch
                 if lookup.size == 0:
                     lookup = np.full(n_cols, -1, dtype=np.int32)
                 if in_table >= 0:
-                    _fill_table(lookup, feats, feat_ptr[in_table], feat_ptr[in_table + 1], n_cols, True)
-                _fill_table(lookup, feats, flo, fhi, n_cols, False)
+                    fill_table(lookup, feats, feat_ptr[in_table], feat_ptr[in_table + 1], n_cols, True)
+                fill_table(lookup, feats, flo, fhi, n_cols, False)
                 in_table = p
             clo, chi = child_ptr[p], child_ptr[p + 1]
             for r in range(task_lo[task], task_hi[task]):
                 i = docs[r]
                 if use_table:
-                    _score_by_table(x_idx, x_val, x_ptr[i], x_ptr[i + 1], lookup, entry_ptr, entry_child, entry_val,
+                    score_by_table(x_idx, x_val, x_ptr[i], x_ptr[i + 1], lookup, entry_ptr, entry_child, entry_val,
                                     acc, rows, lo, hi)
                 else:
-                    _score_by_hash(x_idx, x_val, x_ptr[i], x_ptr[i + 1], hash_keys, hash_rows, hash_ptr[p],
+                    score_by_hash(x_idx, x_val, x_ptr[i], x_ptr[i + 1], hash_keys, hash_rows, hash_ptr[p],
                                    hash_ptr[p + 1], flo, entry_ptr, entry_child, entry_val, acc, rows, lo, hi)
                 o = out_at[r]
                 parent_score = b_val[pairs[r]]
@@ -363,7 +270,7 @@ def _score_every_node(x_ptr, x_idx, x_val, n_cols, b_ptr, b_idx, b_val, child_pt
                 rows[found], lo[found] = k, x_idx[k]
                 prefetch(fm_ptr, x_idx[k])
                 found += 1
-        _accumulate_rows(x_val, rows, lo, hi, found, fm_ptr, fm_node, fm_val, acc)
+        accumulate_rows(x_val, rows, lo, hi, found, fm_ptr, fm_node, fm_val, acc)
         o = out_ptr[i]
         for q in range(b_ptr[i], b_ptr[i + 1]):
             p = b_idx[q]
