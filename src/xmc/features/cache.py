@@ -78,7 +78,7 @@ class FeatureCache:
                 log.info("feature cache entry %s unreadable (%s); featurising again", key, exc)
                 X = None
             else:
-                featurizer.terms_, featurizer.idf_, featurizer._lookup = fitted.terms_, fitted.idf_, fitted._lookup
+                featurizer._adopt(fitted)
                 return X
         X = featurizer.fit_transform(texts)
         self._write(key, X, featurizer)
@@ -141,15 +141,14 @@ class FeatureCache:
 
 
 def featurizer_digest(featurizer: TfidfFeaturizer) -> str:
-    """SHA-256 over a fitted featuriser's settings, terms and idf (kept on it: the terms are fixed)."""
-    cached = getattr(featurizer, "_digest", None)
-    if cached is not None and cached[0] is featurizer.terms_:
-        return cached[1]
-    h = hashlib.sha256(json.dumps(featurizer.config.to_dict(), sort_keys=True).encode())
-    h.update("\n".join(featurizer.terms_).encode("utf-8", "surrogatepass"))
-    h.update(np.ascontiguousarray(featurizer.idf_, np.float32).tobytes())
-    featurizer._digest = (featurizer.terms_, h.hexdigest())
-    return featurizer._digest[1]
+    """SHA-256 over a fitted featuriser's settings, terms and idf (kept on it until its vocabulary
+    changes)."""
+    if featurizer._digest is None:
+        h = hashlib.sha256(json.dumps(featurizer.config.to_dict(), sort_keys=True).encode())
+        h.update("\n".join(featurizer.terms_).encode("utf-8", "surrogatepass"))
+        h.update(np.ascontiguousarray(featurizer.idf_, np.float32).tobytes())
+        featurizer._digest = h.hexdigest()
+    return featurizer._digest
 
 
 def _key(kind: str, featurizer: str, texts: str) -> str:

@@ -76,6 +76,7 @@ class TfidfFeaturizer:
         self.terms_: list[str] | None = None
         self.idf_: np.ndarray | None = None  # float32, one per term
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None
+        self._digest: str | None = None  # the feature cache's fingerprint of the fitted vocabulary
 
     @property
     def n_features_(self) -> int | None:
@@ -95,7 +96,8 @@ class TfidfFeaturizer:
         texts = _check_texts(texts)
         counts = _DocumentFrequencies.count(texts, self.config)
         candidates = counts.candidates(self.config, len(texts))
-        lookup = _lookup_table(counts.keys[candidates], "n-gram")
+        keys = counts.keys[candidates]
+        lookup = _lookup_table(keys, "n-gram")
         rows, strings = _candidate_rows(texts, self.config, lookup, counts.reps[candidates])
         kept = _kept_terms(strings, counts.tf[candidates], self.config.max_features)
         new_ids = np.full(candidates.size, -1, np.int32)
@@ -103,7 +105,7 @@ class TfidfFeaturizer:
         ptr, cols, tf = K.remap_rows(*rows, new_ids)
         del rows
         self._set_vocabulary([strings[i] for i in kept], _smoothed_idf(counts.df[candidates][kept], len(texts)),
-                             counts.keys[candidates][kept])
+                             keys[kept])
         return self._rows(ptr, cols, tf, len(texts))
 
     def transform(self, texts: list[str]) -> sp.csr_matrix:
@@ -117,7 +119,7 @@ class TfidfFeaturizer:
         serial = len(texts) < SERIAL_BELOW
         words_fn, rows_fn = (K.words_serial, K.count_rows_serial) if serial else (K.words, K.count_rows)
         parts = []
-        for _, codes, doc_ptr in _encoded_chunks(texts, self.config.lowercase):
+        for codes, doc_ptr in _encoded_chunks(texts, self.config.lowercase):
             word_ptr, keys, _, _ = words_fn(codes, doc_ptr, word_char_table())
             parts.append(rows_fn(word_ptr, keys, self.config.ngram_max, *self._lookup))
         return _concat_rows(parts)
@@ -139,7 +141,11 @@ class TfidfFeaturizer:
             codes, ptr = _encode(terms, lowercase=False)
             keys = K.term_keys(codes, ptr)
         self._lookup = _lookup_table(keys, "term", terms)
-        self.terms_, self.idf_ = terms, np.asarray(idf, np.float32)
+        self.terms_, self.idf_, self._digest = terms, np.asarray(idf, np.float32), None
+
+    def _adopt(self, fitted: TfidfFeaturizer) -> None:
+        """Take ``fitted``'s vocabulary (a fit of the same settings read from the feature cache)."""
+        self.terms_, self.idf_, self._lookup, self._digest = fitted.terms_, fitted.idf_, fitted._lookup, None
 
     def save(self, folder: str | os.PathLike) -> None:
         check_is_fitted(self, "terms_")
@@ -195,7 +201,7 @@ class _DocumentFrequencies:
         table = _empty_table(n_parts, 1 << 16)
         filled = np.zeros(n_parts, np.int64)
         chunks = _encoded_chunks(texts, config.lowercase)
-        for c, (_, codes, doc_ptr) in enumerate(progress(chunks, desc="TF-IDF: counting", unit="chunk")):
+        for c, (codes, doc_ptr) in enumerate(progress(chunks, desc="TF-IDF: counting", unit="chunk")):
             word_ptr, word_keys, _, _ = K.words(codes, doc_ptr, word_char_table())
             _, keys, counts, reps = K.unique_ngrams(word_ptr, word_keys, config.ngram_max)
             need = filled + K.region_counts(keys, n_parts)  # at most this many keys after the chunk
@@ -243,7 +249,7 @@ def _candidate_rows(texts, config, lookup, reps):
     by_chunk = np.argsort(chunk_of, kind="stable")
     bounds = np.searchsorted(chunk_of[by_chunk], np.arange(chunk_of.max() + 2))
     parts = []
-    for c, (_, codes, doc_ptr) in enumerate(progress(_encoded_chunks(texts, config.lowercase),
+    for c, (codes, doc_ptr) in enumerate(progress(_encoded_chunks(texts, config.lowercase),
                                                      desc="TF-IDF: rows", unit="chunk")):
         word_ptr, keys, starts, ends = K.words(codes, doc_ptr, word_char_table())
         parts.append(K.count_rows(word_ptr, keys, config.ngram_max, *lookup))
@@ -297,17 +303,17 @@ def _encode(texts: list[str], lowercase: bool) -> tuple[np.ndarray, np.ndarray]:
     return codes, ptr
 
 
-def _encoded_chunks(texts: list[str], lowercase: bool) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """``(first text, codes, offsets)`` for runs of texts of about :data:`CHUNK_CODES` code points."""
+def _encoded_chunks(texts: list[str], lowercase: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(codes, offsets)`` for consecutive runs of texts of about :data:`CHUNK_CODES` code points."""
     if len(texts) < SERIAL_BELOW:
-        yield (0, *_encode(texts, lowercase))
+        yield _encode(texts, lowercase)
         return
     ends = np.cumsum(np.fromiter(map(len, texts), np.int64, count=len(texts)))
     start = 0
     while start < len(texts):
         before = ends[start - 1] if start else 0
         stop = max(start + 1, int(np.searchsorted(ends, before + CHUNK_CODES, side="right")))
-        yield (start, *_encode(texts[start:stop], lowercase))
+        yield _encode(texts[start:stop], lowercase)
         start = stop
 
 

@@ -78,25 +78,27 @@ class ChunkedLevel:
         """Per parent chunk, an open-addressing table feature -> chunk row (``hash_ptr``, keys,
         rows), built on first use: a document's feature is then found in one or two probes instead
         of a binary search's ~17 over the chunk. About 12 bytes per chunk feature."""
-        if self._hash is None:
-            with _HASH_LOCK:
-                if self._hash is None:
-                    self._hash = feature_hash_tables(self.feat_ptr, self.feats)
-        return self._hash
+        return self._once("_hash", lambda: feature_hash_tables(self.feat_ptr, self.feats))
 
     def by_feature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The level's weights feature-major (``ptr`` over features, node ids, values), built on first
         use: when a few documents reach every parent of a level (the top levels), each document
         feature's weights for all the level's nodes are one contiguous run, read once, instead of
         one look-up per parent."""
-        if self._by_feature is None:
-            with _HASH_LOCK:
-                if self._by_feature is None:
-                    W = self.to_weights()[: self.n_features].tocsr()
-                    W.sort_indices()
-                    self._by_feature = (W.indptr.astype(np.int64), W.indices.astype(np.int32),
-                                        W.data.astype(np.float32))
-        return self._by_feature
+        def build():
+            W = self.to_weights()[: self.n_features].tocsr()
+            W.sort_indices()
+            return W.indptr.astype(np.int64), W.indices.astype(np.int32), W.data.astype(np.float32)
+
+        return self._once("_by_feature", build)
+
+    def _once(self, name: str, build):
+        """The attribute ``name``, built by ``build`` on first use (once, whatever the threads)."""
+        if getattr(self, name) is None:
+            with _BUILD_LOCK:
+                if getattr(self, name) is None:
+                    setattr(self, name, build())
+        return getattr(self, name)
 
     @property
     def n_weights(self) -> int:
@@ -117,7 +119,7 @@ class ChunkedLevel:
         return W
 
 
-_HASH_LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()
 HASH_COST = 2.0  # a hash look-up against a dense-table look-up (measured: benchmarks/results/text_path.md)
 
 
