@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-VOLATILE = ("fit_seconds", "level_logs", "metrics", "versions", "seconds")  # manifest keys that hold timings
+# manifest keys that hold timings
+VOLATILE = ("fit_seconds", "level_logs", "metrics", "versions", "seconds", "items_per_second")
 
 
 def run_xmc(args: list[str], kill_at: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

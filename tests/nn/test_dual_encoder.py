@@ -86,9 +86,9 @@ def dual_config(encoder, **options):
     from xmc.training.trainer import OptimConfig, TrainConfig
 
     train = dict(epochs=4, batch_size=16, device="cpu", eval_docs=0, optim=OptimConfig(lr=5e-3, head_lr=1e-2))
+    options = {"label_epochs": 5, "label_batch_size": 64, "refresh_steps": 20, **options}
     return DualEncoderConfig(encoder=EncoderConfig(name=str(encoder), max_seq_len=24), label_max_seq_len=8,
-                             label_epochs=5, label_batch_size=64, refresh_steps=20, train=TrainConfig(**train),
-                             **options)
+                             train=TrainConfig(**train), **options)
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,8 @@ class DualEncoderConfig(Config):
                                 Interval(float, 0, None, "neither"))
     hard_negatives: int = option(2, "labels mined per document from the label-text index (stage 1)",
                                  Interval(int, 0, None))
-    refresh_steps: int = option(500, "stage-1 steps between two rebuilds of the label-text index",
+    refresh_steps: int = option(500, "stage-1 steps between two rebuilds of the label-text index (and as each "
+                                     "epoch starts)",
                                 Interval(int, 1, None))
     label_epochs: int = option(10, "epochs of the label vectors over cached document embeddings (0 = the label "
                                    "texts' embeddings are the vectors)", Interval(int, 0, None))

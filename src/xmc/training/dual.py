@@ -53,7 +53,8 @@ class DualStages:
         stages = [Stage(name="dual-encoder", loss=self._encoder_loss, batches=self._encoder_batches,
                         groups=self._encoder_groups, epochs=cfg.train.epochs,
                         n_batches=int(np.ceil(n / cfg.train.batch_size)), warmup=o.warmup, schedule=o.schedule,
-                        clip=o.clip, evaluate=self._evaluator(label_stage=False))]
+                        clip=o.clip, evaluate=self._evaluator(label_stage=False),
+                        on_epoch_start=self._restart_mining)]
         if cfg.label_epochs:
             stages.append(Stage(name="label-vectors", loss=self._label_loss, batches=self._label_batches,
                                 groups=self._label_groups, epochs=cfg.label_epochs,
@@ -120,6 +121,11 @@ class DualStages:
         self._steps += 1
         labels = np.unique(np.concatenate(candidates))
         return self.net.loss(docs, self._encode("labels", labels), self._positives(rows, labels))
+
+    def _restart_mining(self, epoch: int) -> None:
+        """Each epoch counts its own steps and mines from an index built on its first step, so a run
+        resumed from an epoch's checkpoint refreshes the index on the same steps as one never stopped."""
+        self._mining, self._steps = None, 0
 
     def _encoder_groups(self):
         o = self.cfg.train.optim
