@@ -101,3 +101,33 @@ def test_int8_weights_get_one_scale_per_output_column_by_default(tiny_bert):
     assert len(per_column) >= 4 and len(per_column) == len(per_matrix)  # every layer's projections
     assert all(scale == (shape[1],) for shape, scale in per_column)
     assert all(scale in ((), (1,)) for _, scale in per_matrix)
+
+
+def _neighbour_agreement(want: torch.Tensor, got: torch.Tensor, k: int = 10) -> float:
+    """Mean share of each text's k nearest texts (cosine, itself left out) that the two embeddings agree on."""
+    def neighbours(vectors):
+        unit = torch.nn.functional.normalize(vectors, dim=-1)
+        sims = unit @ unit.T
+        sims.fill_diagonal_(-2.0)
+        return sims.topk(k).indices.tolist()
+
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(neighbours(want), neighbours(got), strict=True)]))
+
+
+def test_int8_minilm_finds_the_float_model_s_neighbours_on_real_texts(eurlex_docs):
+    """What the int8 encoder is for: on 300 real EURLEX57K texts the pre-trained MiniLM's int8 copy
+    finds most of the float model's 10 nearest texts (measured 0.89 per column, 0.81 per matrix), and
+    one scale per output column keeps clearly more of them than one scale per matrix."""
+    from xmc.nn.encoders import TextEncoder, load_pretrained, packaged_encoder_dir
+    from xmc.nn.tokens import tokenize
+
+    tokenizer, transformer = load_pretrained(packaged_encoder_dir())
+    encoder = TextEncoder(transformer, "mean").eval()
+    texts = eurlex_docs[0][:300]
+    ids, mask = tokenize(tokenizer, texts, 64).batch(np.arange(len(texts)))
+    with torch.inference_mode():
+        want = encoder(ids, mask)
+    per_column = _neighbour_agreement(want, onnx_int8_encoder(encoder)(ids, mask))
+    per_matrix = _neighbour_agreement(want, onnx_int8_encoder(encoder, per_channel=False)(ids, mask))
+    assert per_column >= 0.85
+    assert per_column >= per_matrix + 0.04
