@@ -99,11 +99,26 @@ def score_predictions(P: sp.csr_matrix, vocab, train_labels, dev_labels) -> dict
 
 
 def write_result(name: str, command: str, body: str, folder: Path | None = None) -> Path:
+    """Write ``results/<name>.md``: the command, machine and date, then ``body``. Notes written by hand
+    live in ``<name>.notes.md``, which no benchmark writes, so a rerun keeps them; the results file
+    points to them."""
     folder = folder or RESULTS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.md"
-    path.write_text(f"# {name}\n\n- command: `{command}`\n- machine: {machine()}\n- date: {today()}\n\n{body}\n")
+    path.write_text(f"# {name}\n\n- command: `{command}`\n- machine: {machine()}\n- date: {today()}\n\n{body}\n"
+                    + notes_pointer(name, folder))
     return path
+
+
+def notes_pointer(name: str, folder: Path | None = None) -> str:
+    """The line a results file ends with when hand-written notes on it exist."""
+    notes = (folder or RESULTS) / f"{name}.notes.md"
+    return f"\nNotes written by hand on these results: [`{notes.name}`]({notes.name}).\n" if notes.exists() else ""
+
+
+def copied_mark(row: dict) -> str:
+    """What a table row says when its figures were typed in from an earlier table, not rerun."""
+    return f" (copied from {row['copied']}, not rerun)" if row.get("copied") else ""
 
 
 def ledger(name: str) -> dict[str, dict]:

@@ -190,6 +190,7 @@ def row(name: str, r: dict) -> str:
         name = name.replace("(weighted)", f"(weighted: {r['combine']}, neural weight {r['weight']:.2f}, "
                                           "chosen on the selection half)")
     name += f" (run {r['ran_at']} UTC)" if "ran_at" in r else ""
+    name += common.copied_mark(r)
     return (f"| {name} | " + " | ".join(f"{m[k]:.2f}" for k in METRICS)
             + f" | {r.get('wall_s', float('nan')):.0f} ({stages}) | {r.get('batch_ms_per_doc', float('nan')):.2f} "
               f"| {r.get('single_ms', float('nan')):.1f} | {r['peak_rss_mb']:,.0f} |")

@@ -179,6 +179,7 @@ def table(rows: list[dict]) -> str:
         what = RECIPES.get(r["name"], ("", "", ""))[2]
         if r.get("weights"):
             what += f" (chosen: {r['combine']}, weight {r['weights'][-1]:.2f})"
+        what += common.copied_mark(r)
         lines.append(f"| {r['name']} | {what} | {s['P@1']:.2f} / {s['P@5']:.2f} | "
                      f"{p['P@1']:.2f} / {p['P@5']:.2f} | {d['P@1']:.2f} / {d['P@3']:.2f} / {d['P@5']:.2f} | "
                      f"{r['seconds'].get('fit', 0):.0f} ({stages}) | {r['date']} |")

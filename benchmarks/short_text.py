@@ -210,6 +210,7 @@ def report(results: dict, heads: list[dict], seconds: float, dry_run: bool) -> s
         if "weight" in r:
             name = name.replace("(weighted)", f"(weighted: {r['combine']}, neural weight {r['weight']:.2f}, chosen "
                                               "on the selection half)")
+        name += common.copied_mark(r)
         lines.append(f"| {name} | " + " | ".join(f"{m[k]:.2f}" for k in neural.METRICS)
                      + f" | {r.get('wall_s', float('nan')):.0f} | {r.get('batch_ms_per_doc', float('nan')):.2f} | "
                        f"{r.get('single_ms', float('nan')):.2f} | {r['peak_rss_mb']:,.0f} |")

@@ -227,7 +227,7 @@ def main() -> None:
     (WORK / "results.json").write_text(json.dumps(results, indent=1))
     command = "python benchmarks/text_path.py " + " ".join(sys.argv[1:])
     body = ("Each step in its own process, xmc and PECOS one after the other on the same machine. "
-            "PECOS 1.2.8 in its own venv (numpy<2). Notes written by hand: text_path.notes.md.\n\n" + report(results))
+            "PECOS 1.2.8 in its own venv (numpy<2).\n\n" + report(results))
     print(common.write_result("text_path", command.strip(), body))
 
 

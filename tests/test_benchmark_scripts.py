@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,3 +30,63 @@ def test_gpu_script_dry_run_on_cpu(shared_data):
     for system in ("| xr-linear |", "| xr-transformer |", "| lightxml |", "| cascadexml |", "| elias++ |",
                    "| dual-encoder |", "| ensemble lightxml + xr-linear (average) |"):
         assert system in report
+
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def _common():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import common
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return common
+
+
+def test_a_rerun_rewrites_the_results_and_keeps_the_notes_written_by_hand(tmp_path):
+    common = _common()
+    (tmp_path / "demo.notes.md").write_text("# demo: notes\n\n- the 1.00 is a fluke\n")
+    path = common.write_result("demo", "python demo.py --again", "| a | 2.00 |", folder=tmp_path)
+    text = path.read_text()
+    assert text.startswith("# demo\n\n- command: `python demo.py --again`\n- machine: ") and "| a | 2.00 |" in text
+    assert text.rstrip().endswith("[`demo.notes.md`](demo.notes.md).")
+    assert (tmp_path / "demo.notes.md").read_text() == "# demo: notes\n\n- the 1.00 is a fluke\n"
+    alone = common.write_result("plain", "python plain.py", "body", folder=tmp_path).read_text()
+    assert "notes" not in alone
+
+
+def test_rows_typed_in_from_an_older_table_say_so():
+    common = _common()
+    mark = common.copied_mark({"copied": "neural.md of 2026-12-01"})
+    assert mark == " (copied from neural.md of 2026-12-01, not rerun)"
+    assert common.copied_mark({"metrics": {}}) == ""
+
+
+def test_results_files_hold_generated_text_and_point_to_the_notes_written_by_hand():
+    """Each ``results/X.md`` opens with its command, machine and date; notes by hand live in
+    ``X.notes.md`` (which no script writes) and ``X.md`` ends by pointing to them."""
+    for path in sorted(RESULTS.glob("*.md")):
+        if path.name.endswith(".notes.md"):
+            assert (RESULTS / path.name.replace(".notes.md", ".md")).exists(), f"{path.name} has no results file"
+            continue
+        text = path.read_text(encoding="utf-8")
+        header = rf"# {re.escape(path.stem)}\n\n- command: `[^`]+`.*\n- machine: .+\n- date: .+\n"
+        assert re.match(header, text), f"{path.name} does not open with its command, machine and date"
+        assert not re.search(r"(?im)^(## )?notes \(|written by hand(?!\s+on these results)", text), \
+            f"{path.name} holds notes written by hand: move them to {path.stem}.notes.md"
+        notes = RESULTS / f"{path.stem}.notes.md"
+        if notes.exists():
+            assert text.rstrip().endswith(f"[`{notes.name}`]({notes.name}).")
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in (REPO / "benchmarks").rglob("*.py")
+                        if ".work" not in p.parts)
+    assert not re.search(r"notes\.md\"?\)?\.write_text|open\([^)]*notes\.md[^)]*['\"]w", sources)
+
+
+def test_ledger_rows_typed_in_are_marked_in_their_tables():
+    """Rows a ledger marks as copied carry the mark in the table their script wrote."""
+    for ledger in sorted(RESULTS.glob("*.rows.json")):
+        table = (RESULTS / ledger.name.replace(".rows.json", ".md")).read_text(encoding="utf-8")
+        copied = [row["copied"] for row in json.loads(ledger.read_text()).values() if row.get("copied")]
+        for source in set(copied):
+            assert table.count(f"(copied from {source}, not rerun)") >= copied.count(source), ledger.name
