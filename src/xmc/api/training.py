@@ -159,8 +159,10 @@ def with_label_texts(pipeline: Pipeline, dataset: Dataset, train_split: Split, h
     extra = sorted(label for label in texts if label not in vocab.index)
     full = LabelVocab(vocab.labels + extra)
     freq = np.concatenate([pipeline.label_freq, np.zeros(len(extra), np.int64)])
-    scorer = LabelTextScorer(config).fit(train_split.texts, label_text_list(full.labels, texts))
+    scorer = LabelTextScorer(config)
     blend = LabelTextBlend(scorer, len(vocab), freq)
+    scorer.fit(train_split.texts, label_text_list(full.labels, texts), vocab.encode(train_split.labels).Y,
+               pool_sizes=[int(group.sum()) for group in blend.groups()])
     if held_out is not None and held_out.texts is not None:
         model_scores = pipeline.predict(held_out.texts, top_k=RECALL_K)
         info = blend.fit_weights(held_out.texts, model_scores, full.encode(held_out.labels).Y)

@@ -4,7 +4,10 @@ few can be helped.
 
 - :class:`LabelTextScorer`: the cosine of a document and a label's text in TF-IDF (fitted on the
   training texts and the label texts together), optionally averaged with the cosine of their
-  sentence-encoder embeddings (``encoder``: the packaged all-MiniLM-L6-v2 or a folder).
+  sentence-encoder embeddings (``encoder``: the packaged all-MiniLM-L6-v2 or a folder). When it is
+  fitted with the training labels (``trained``, the default), each document's ``top_k`` candidates
+  by that cosine are re-ranked by a :class:`xmc.models.label_ranker.LabelTextRanker` trained on the
+  known labels as if they were unseen.
 - :class:`LabelTextBlend`: the pipeline's part. Its label columns are the model's (known labels)
   followed by the labels known only by their text. A known label with at most ``few_shot_max``
   training documents scores ``model + w_few x cosine``; a label without documents scores
@@ -30,8 +33,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmc._config import Config, Interval, option
+from xmc.data.label_texts import SEPARATOR
 from xmc.exceptions import ModelFormatError
 from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
+from xmc.models.label_ranker import ARRAY_SPEC, LabelTextRanker
 from xmc.utils.io import load_arrays, save_arrays, write_json
 from xmc.utils.sparse import l2_normalize_rows, topk_per_row
 
@@ -48,7 +53,16 @@ class LabelTextConfig(Config):
     encoder_weight: float = option(0.5, "share of the encoder's cosine in the label-text score",
                                    Interval(float, 0, 1))
     max_seq_len: int = option(128, "tokens of a document the encoder reads", Interval(int, 8, 4096))
-    top_k: int = option(50, "label-text candidates kept per document", Interval(int, 1, None))
+    top_k: int = option(50, "label-text candidates kept per document (and re-ranked by the trained ranker)",
+                        Interval(int, 1, None))
+    trained: bool = option(True, "re-rank the candidates with a ranker trained on the labels that have training "
+                                 "documents (xmc.models.label_ranker; TF-IDF only: not with an encoder)")
+    neighbours: int = option(30, "known labels of nearest text whose documents a label's transfer score reads",
+                             Interval(int, 1, None))
+    ranker_docs: int = option(3000, "training documents held out of the centroids to train the ranker on",
+                              Interval(int, 10, None))
+    centroid_terms: int = option(0, "terms kept per known label's centroid (0 = all; fewer is faster and coarser)",
+                                 Interval(int, 0, None))
     few_shot_max: int = option(50, "known labels with at most this many training documents get text help "
                                    "(the EURLEX57K papers' few-shot group)", Interval(int, 0, None))
 
@@ -61,14 +75,26 @@ class LabelTextScorer:
         self.featurizer: TfidfFeaturizer | None = None
         self.label_tfidf: sp.csr_matrix | None = None  # (n_labels, n_features), rows L2-normalised
         self.label_emb: np.ndarray | None = None  # (n_labels, dim), rows L2-normalised
+        self.name_tfidf: sp.csr_matrix | None = None  # (n_labels, n_features): each text's first part
+        self.ranker: LabelTextRanker | None = None
 
-    def fit(self, train_texts: list[str], label_texts: list[str]) -> LabelTextScorer:
-        """``label_texts[j]`` is label j's text ('' for a label without one: it never scores)."""
+    def fit(self, train_texts: list[str], label_texts: list[str], Y: sp.csr_matrix | None = None,
+            pool_sizes: list[int] = ()) -> LabelTextScorer:
+        """``label_texts[j]`` is label j's text ('' for a label without one: it never scores). With
+        ``Y`` (the training documents' labels: the first ``Y.shape[1]`` labels) and ``trained``, a
+        ranker is trained for groups of each of ``pool_sizes`` candidates."""
         self.featurizer = TfidfFeaturizer(self.config.tfidf).fit(list(train_texts) + [t for t in label_texts if t])
         self.label_tfidf = l2_normalize_rows(self.featurizer.transform(label_texts))
+        self.name_tfidf = l2_normalize_rows(self.featurizer.transform([t.split(SEPARATOR)[0] for t in label_texts]))
         if self.config.encoder:
             self.label_emb = self._embed(label_texts)
             self.label_emb[[not t for t in label_texts]] = 0.0
+        if self.config.trained and not self.config.encoder and Y is not None and Y.shape[1] and any(pool_sizes):
+            c = self.config
+            X = l2_normalize_rows(self.featurizer.transform(train_texts))
+            self.ranker = LabelTextRanker.fit(X, Y, self.label_tfidf, self.name_tfidf, list(pool_sizes), top_k=c.top_k,
+                                              neighbours=c.neighbours, ranker_docs=c.ranker_docs,
+                                              centroid_terms=c.centroid_terms)
         return self
 
     @property
@@ -83,10 +109,13 @@ class LabelTextScorer:
         w = self.config.encoder_weight
         parts = []
         for cols in groups if groups is not None else [np.arange(self.n_labels)]:
-            S = (X @ self.label_tfidf[cols].T).toarray()
-            if emb is not None:
-                S = (1 - w) * S + w * np.clip(emb @ self.label_emb[cols].T, 0.0, None)
-            top = topk_per_row(sp.csr_matrix(S.astype(np.float32)), self.config.top_k)
+            if self.ranker is not None:
+                top = self.ranker.score(X, self.label_tfidf, self.name_tfidf, cols, self.config.top_k)
+            else:
+                S = (X @ self.label_tfidf[cols].T).toarray()
+                if emb is not None:
+                    S = (1 - w) * S + w * np.clip(emb @ self.label_emb[cols].T, 0.0, None)
+                top = topk_per_row(sp.csr_matrix(S.astype(np.float32)), self.config.top_k)
             parts.append(sp.csr_matrix((top.data, cols[top.indices], top.indptr), shape=(len(texts), self.n_labels)))
         return sp.csr_matrix(sum(parts[1:], parts[0]))
 
@@ -104,7 +133,11 @@ class LabelTextScorer:
                   "indptr": self.label_tfidf.indptr, "shape": np.array(self.label_tfidf.shape)}
         if self.label_emb is not None:
             arrays["emb"] = self.label_emb
+        names = self.name_tfidf
+        arrays.update(name_data=names.data, name_indices=names.indices, name_indptr=names.indptr)
         save_arrays(folder / "labels.npz", **arrays)
+        if self.ranker is not None:
+            save_arrays(folder / "ranker.npz", **self.ranker.arrays())
         write_json(folder / "config.json", self.config.to_dict())
 
     @classmethod
@@ -125,7 +158,16 @@ class LabelTextScorer:
             raise ModelFormatError(f"{folder / 'labels.npz'}: label texts of shape {tuple(a['shape'])}, "
                                    f"expected {shape}")
         scorer.label_tfidf = sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=shape)
+        scorer.name_tfidf = scorer.label_tfidf  # a folder saved before names were kept: the whole text
+        if "name_indptr" in a:
+            indices = a["name_indices"]
+            if a["name_indptr"].size != n_labels + 1 or (indices.size and indices.max() >= shape[1]):
+                raise ModelFormatError(f"{folder / 'labels.npz'}: label names do not fit {shape}")
+            scorer.name_tfidf = sp.csr_matrix((a["name_data"], a["name_indices"], a["name_indptr"]), shape=shape)
         scorer.label_emb = a.get("emb")
+        if (folder / "ranker.npz").exists():
+            scorer.ranker = LabelTextRanker.from_arrays(load_arrays(folder / "ranker.npz", ARRAY_SPEC), n_labels,
+                                                        shape[1])
         return scorer
 
 

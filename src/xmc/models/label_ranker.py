@@ -1,0 +1,229 @@
+"""A label-text ranker trained on the labels that have training documents, for the labels that have
+few or none.
+
+A label's text alone ranks labels by their TF-IDF cosine with the document (the floor of
+:class:`xmc.models.label_text.LabelTextScorer`). The ranker re-ranks each document's ``top_k``
+candidates by that cosine with a logistic model over features that also exist for a label nobody
+has seen a document of:
+
+- the cosine with the label's whole text and with its name (the text before the first ``"; "``);
+- a *transfer* score: the document's cosine with the mean training document (PIFA centroid) of each
+  known label whose text is nearest to this label's text (``neighbours`` of them, weighted by their
+  squared text cosine; a known label is never its own neighbour);
+- both scores relative to the document's best and mean candidate, the cosine's rank among the
+  candidates, and the label text's *hubness* (the mean of its 50 best cosines over reference
+  training documents: a text that matches every document, as boilerplate does, matches none).
+
+It is trained on the known labels as if they were unseen: for ``ranker_docs`` training documents
+held out of the centroids, one of the document's labels is hidden among randomly drawn other known
+labels, as many as the group it will rank has (the zero-shot candidates, the few-shot labels), and
+the model learns which candidate is the hidden label. Nothing is chosen on the dev or test split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from xmc.exceptions import ModelFormatError
+from xmc.utils.sparse import l2_normalize_rows, topk_per_row
+
+FEATURES = ("cosine", "name cosine", "transfer", "cosine / best", "transfer / best", "log rank", "hubness",
+            "transfer - mean", "cosine - mean")
+HUB_DOCS, HUB_TOP = 2000, 50
+_CHUNK = 2048  # documents scored at once: a (chunk, known labels) float32 block
+
+
+@dataclass
+class RankerModel:
+    """One logistic model per group size it was trained for (``pool_sizes``)."""
+
+    pool_sizes: np.ndarray  # (n_models,) candidates per document the model was trained to rank among
+    coef: np.ndarray  # (n_models, n_features), on features standardised by mean and scale
+    intercept: np.ndarray  # (n_models,)
+    mean: np.ndarray  # (n_models, n_features)
+    scale: np.ndarray  # (n_models, n_features)
+
+    def for_pool(self, size: int) -> int:
+        """The model trained for the pool size nearest ``size`` (in log scale)."""
+        return int(np.argmin(np.abs(np.log(self.pool_sizes) - np.log(max(size, 1)))))
+
+    def probability(self, which: int, features: np.ndarray) -> np.ndarray:
+        z = (features - self.mean[which]) / self.scale[which] @ self.coef[which] + self.intercept[which]
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+
+@dataclass
+class LabelTextRanker:
+    centroids: sp.csr_matrix  # (n_known, n_features) unit rows: each known label's mean training document
+    neighbours: sp.csr_matrix  # (n_labels, n_known) weights, rows summing to 1 (or empty)
+    hubness: np.ndarray  # (n_labels,)
+    model: RankerModel
+
+    @property
+    def n_known(self) -> int:
+        return self.centroids.shape[0]
+
+    @classmethod
+    def fit(cls, X: sp.csr_matrix, Y: sp.csr_matrix, texts: sp.csr_matrix, names: sp.csr_matrix,
+            pool_sizes: list[int], *, top_k: int, neighbours: int, ranker_docs: int, centroid_terms: int,
+            seed: int = 0) -> LabelTextRanker:
+        """``X`` training documents (unit TF-IDF rows), ``Y`` their known labels, ``texts`` / ``names``
+        every label's text and name (unit rows; the known labels first, in ``Y``'s column order)."""
+        from sklearn.linear_model import LogisticRegression
+
+        rng = np.random.default_rng(seed)
+        X, Y = sp.csr_matrix(X, dtype=np.float32), sp.csr_matrix(Y, dtype=np.float32)
+        Y.data[:] = 1.0
+        n_known = Y.shape[1]
+        has_labels = np.flatnonzero(np.diff(Y.indptr) > 0)
+        held = np.sort(rng.choice(has_labels, min(ranker_docs, has_labels.size // 2), replace=False))
+        sums = sp.csr_matrix(Y.T @ X)
+        held_sums = sp.csr_matrix(Y[held].T @ X[held])
+        weights = neighbour_weights(texts, n_known, neighbours)
+        hub = hubness(texts, X[rng.choice(X.shape[0], min(HUB_DOCS, X.shape[0]), replace=False)])
+        ranker = cls(_centroids(sums - held_sums, centroid_terms), weights, hub, None)
+        known = np.arange(n_known)
+        cos, name_cos, transfer = ranker._dense_parts(X[held], texts[:n_known], names[:n_known], known)
+        models = []
+        for size in sorted(set(int(s) for s in pool_sizes if s > 0)):
+            pool, hidden = _pools(Y[held], min(size, n_known), rng)
+            feats, cols = shortlist_features(np.where(pool, cos, -np.inf), name_cos, transfer, hub[:n_known], top_k)
+            target = (cols == hidden[:, None]).ravel()
+            mean, scale = feats.mean(0), feats.std(0) + 1e-9
+            clf = LogisticRegression(C=1.0, max_iter=2000).fit((feats - mean) / scale, target)
+            models.append((size, clf.coef_.ravel(), float(clf.intercept_[0]), mean, scale))
+        ranker.model = RankerModel(*(np.array([m[i] for m in models]) for i in range(5)))
+        ranker.centroids = _centroids(sums, centroid_terms)
+        return ranker
+
+    def score(self, X: sp.csr_matrix, texts: sp.csr_matrix, names: sp.csr_matrix, cols: np.ndarray,
+              top_k: int) -> sp.csr_matrix:
+        """``(n_docs, len(cols))`` CSR: each document's ``top_k`` labels of ``cols`` by cosine with their
+        text, scored by the ranker (a probability in (0, 1)). Labels with an empty text never score."""
+        if cols.size == 0 or X.shape[0] == 0:
+            return sp.csr_matrix((X.shape[0], cols.size), dtype=np.float32)
+        which = self.model.for_pool(cols.size)
+        usable = np.asarray(texts[cols].getnnz(axis=1) > 0)
+        parts = []
+        for start in range(0, X.shape[0], _CHUNK):
+            cos, name_cos, transfer = self._dense_parts(X[start:start + _CHUNK], texts[cols], names[cols], cols)
+            cos[:, ~usable] = -np.inf
+            feats, shortlist = shortlist_features(cos, name_cos, transfer, self.hubness[cols], top_k)
+            prob = self.model.probability(which, feats).reshape(shortlist.shape)
+            keep = np.isfinite(np.take_along_axis(cos, shortlist, axis=1))
+            indptr = np.concatenate([[0], np.cumsum(keep.sum(1))])
+            parts.append(sp.csr_matrix((prob[keep], shortlist[keep], indptr), shape=(cos.shape[0], cols.size)))
+        return sp.csr_matrix(sp.vstack(parts))
+
+    def _dense_parts(self, X: sp.csr_matrix, texts: sp.csr_matrix, names: sp.csr_matrix, cols: np.ndarray):
+        """Dense ``(n_docs, len(cols))`` cosine with the texts, with the names, and transfer score."""
+        cos = (X @ texts.T).toarray()
+        name_cos = (X @ names.T).toarray()
+        to_centroids = (X @ self.centroids.T).toarray()
+        transfer = np.asarray((self.neighbours[cols] @ to_centroids.T).T)
+        return cos, name_cos, transfer
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        m = self.model
+        return {"c_data": self.centroids.data, "c_indices": self.centroids.indices, "c_indptr": self.centroids.indptr,
+                "n_data": self.neighbours.data, "n_indices": self.neighbours.indices,
+                "n_indptr": self.neighbours.indptr, "hubness": self.hubness, "pool_sizes": m.pool_sizes,
+                "coef": m.coef, "intercept": m.intercept, "mean": m.mean, "scale": m.scale}
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray], n_labels: int, n_features: int) -> LabelTextRanker:
+        """The ranker saved by :meth:`arrays`; a :class:`ModelFormatError` when the arrays do not fit
+        ``n_labels`` labels and ``n_features`` TF-IDF features."""
+        n_known = a["c_indptr"].size - 1
+        n_models = a["pool_sizes"].size
+        fits = (a["n_indptr"].size == n_labels + 1 and a["hubness"].size == n_labels and 0 < n_known <= n_labels
+                and _within(a["c_indices"], n_features) and _within(a["n_indices"], n_known) and n_models > 0
+                and a["coef"].shape[0] == a["intercept"].size == a["mean"].shape[0] == a["scale"].shape[0] == n_models
+                and int(a["pool_sizes"].min()) > 0)
+        if not fits:
+            raise ModelFormatError(f"label-text ranker arrays do not fit {n_labels} labels of {n_features} features")
+        centroids = sp.csr_matrix((a["c_data"], a["c_indices"], a["c_indptr"]), shape=(n_known, n_features))
+        weights = sp.csr_matrix((a["n_data"], a["n_indices"], a["n_indptr"]), shape=(n_labels, n_known))
+        model = RankerModel(a["pool_sizes"], a["coef"], a["intercept"], a["mean"], a["scale"])
+        return cls(centroids, weights, a["hubness"], model)
+
+
+ARRAY_SPEC = {"c_data": ("f", (None,)), "c_indices": ("iu", (None,)), "c_indptr": ("iu", (None,)),
+              "n_data": ("f", (None,)), "n_indices": ("iu", (None,)), "n_indptr": ("iu", (None,)),
+              "hubness": ("f", (None,)), "pool_sizes": ("iu", (None,)), "coef": ("f", (None, len(FEATURES))),
+              "intercept": ("f", (None,)), "mean": ("f", (None, len(FEATURES))), "scale": ("f", (None, len(FEATURES)))}
+
+
+def neighbour_weights(texts: sp.csr_matrix, n_known: int, k: int) -> sp.csr_matrix:
+    """``(n_labels, n_known)``: each label's ``k`` known labels of most similar text (a known label
+    not itself), weighted by the squared cosine, rows summing to 1."""
+    sims = sp.csr_matrix(texts @ texts[:n_known].T, dtype=np.float32)
+    sims = sp.csr_matrix(sims - sp.eye(sims.shape[0], n_known, dtype=np.float32, format="csr").multiply(sims))
+    sims.eliminate_zeros()
+    top = topk_per_row(sims, k)
+    top.data = top.data ** 2
+    sums = np.asarray(top.sum(axis=1)).ravel()
+    return sp.csr_matrix(sp.diags(1.0 / np.maximum(sums, 1e-12)) @ top, dtype=np.float32)
+
+
+def hubness(texts: sp.csr_matrix, reference: sp.csr_matrix) -> np.ndarray:
+    """Each label text's mean cosine with its ``HUB_TOP`` best-matching reference documents."""
+    sims = (reference @ texts.T).toarray()
+    top = min(HUB_TOP, sims.shape[0])
+    if top == 0:
+        return np.zeros(texts.shape[0], np.float32)
+    return np.partition(sims, sims.shape[0] - top, axis=0)[-top:].mean(0).astype(np.float32)
+
+
+def shortlist_features(cos: np.ndarray, name_cos: np.ndarray, transfer: np.ndarray, hub: np.ndarray,
+                       top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``top_k`` columns by ``cos`` (``-inf``: not a candidate) and their features,
+    ``(rows * top_k, len(FEATURES))``; columns ``(rows, top_k)``, best first."""
+    k = min(top_k, cos.shape[1])
+    part = np.argpartition(-cos, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(cos, part, axis=1), axis=1, kind="stable")
+    cols = np.take_along_axis(part, order, axis=1)
+    c = np.take_along_axis(cos, cols, axis=1)
+    finite = np.isfinite(c)
+    c = np.where(finite, c, 0.0)
+    t = np.take_along_axis(transfer, cols, axis=1)
+    n = np.take_along_axis(name_cos, cols, axis=1)
+    count = np.maximum(finite.sum(1, keepdims=True), 1)
+
+    def relative(x):
+        return x / (x.max(1, keepdims=True) + 1e-9), x - (x * finite).sum(1, keepdims=True) / count
+
+    c_best, c_centred = relative(c)
+    t_best, t_centred = relative(t)
+    rank = np.broadcast_to(np.log1p(np.arange(k, dtype=np.float32)), c.shape)
+    feats = np.stack([c, n, t, c_best, t_best, rank, hub[cols], t_centred, c_centred], axis=-1)
+    return feats.reshape(-1, len(FEATURES)).astype(np.float32), cols
+
+
+def _pools(Y: sp.csr_matrix, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per document: one of its labels (hidden) among ``size - 1`` random labels it does not have;
+    a boolean ``(n_docs, n_known)`` pool and the hidden label of each row."""
+    n, n_known = Y.shape
+    keys = rng.random((n, n_known), dtype=np.float32)
+    own = Y.toarray() > 0
+    keys[own] = np.inf
+    pool = np.zeros((n, n_known), dtype=bool)
+    if size > 1:
+        np.put_along_axis(pool, np.argpartition(keys, size - 2, axis=1)[:, :size - 1], True, axis=1)
+    counts = np.diff(Y.indptr)
+    hidden = Y.indices[Y.indptr[:-1] + (rng.random(n) * counts).astype(np.int64)]
+    pool[np.arange(n), hidden] = True
+    return pool, hidden
+
+
+def _within(indices: np.ndarray, bound: int) -> bool:
+    return not indices.size or (int(indices.min()) >= 0 and int(indices.max()) < bound)
+
+
+def _centroids(sums: sp.csr_matrix, terms: int) -> sp.csr_matrix:
+    sums = sp.csr_matrix(sums, dtype=np.float32)
+    sums.eliminate_zeros()
+    return l2_normalize_rows(topk_per_row(sums, terms) if terms else sums)

@@ -1,0 +1,121 @@
+"""The label-text ranker: its features by hand, its neighbours and training pools, and that what it
+learns from the known labels ranks unseen labels that the text cosine alone cannot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from xmc.exceptions import ModelFormatError
+from xmc.features.tfidf import TfidfConfig
+from xmc.models.label_ranker import FEATURES, RankerModel, _pools, neighbour_weights, shortlist_features
+from xmc.models.label_text import LabelTextConfig, LabelTextScorer
+from xmc.utils.io import load_arrays, save_arrays
+
+
+def test_shortlist_features_worked_by_hand():
+    cos = np.array([[0.2, -np.inf, 0.5, 0.1]])
+    name = np.array([[0.0, 0.9, 0.4, 0.3]])
+    transfer = np.array([[0.3, 0.7, 0.1, 0.2]])
+    hub = np.array([0.05, 0.06, 0.07, 0.08])
+    feats, cols = shortlist_features(cos, name, transfer, hub, top_k=3)
+    assert cols.tolist() == [[2, 0, 3]]  # best cosine first; the -inf column is no candidate
+    assert feats.shape == (3, len(FEATURES))
+    c, t = np.array([0.5, 0.2, 0.1]), np.array([0.1, 0.3, 0.2])
+    want = np.column_stack([c, [0.4, 0.0, 0.3], t, c / 0.5, t / 0.3, np.log1p([0, 1, 2]), [0.07, 0.05, 0.08],
+                            t - t.mean(), c - c.mean()])
+    np.testing.assert_allclose(feats, want, rtol=1e-5, atol=1e-6)
+    feats, cols = shortlist_features(cos, name, transfer, hub, top_k=4)  # a row with fewer candidates than k
+    assert cols[0, -1] == 1 and feats[-1, 0] == 0.0
+    np.testing.assert_allclose(feats[-1, -1], -c.mean(), rtol=1e-5)  # centred on the 3 real candidates
+
+
+def test_neighbours_are_the_most_similar_known_texts_never_the_label_itself():
+    texts = sp.csr_matrix(np.array([[1, 0, 0], [0.8, 0.6, 0], [0, 1, 0], [0.6, 0, 0.8]], dtype=np.float32))
+    weights = neighbour_weights(texts, n_known=3, k=1).toarray()
+    assert weights.shape == (4, 3)
+    assert weights.argmax(1).tolist() == [1, 0, 1, 0]  # label 0's nearest other is 1; 3 (unknown) -> 0
+    np.testing.assert_allclose(weights.sum(1), 1.0, rtol=1e-6)
+    two = neighbour_weights(texts, n_known=3, k=2).toarray()
+    np.testing.assert_allclose(two[1], np.array([0.8 ** 2, 0, 0.6 ** 2]) / (0.8 ** 2 + 0.6 ** 2), rtol=1e-5)
+    assert two[0, 0] == 0 and two[1, 1] == 0 and two[2, 2] == 0
+
+
+def test_training_pools_hide_one_own_label_among_labels_the_document_lacks():
+    rng = np.random.default_rng(0)
+    Y = sp.random(50, 30, density=0.1, random_state=1, format="csr", dtype=np.float32)
+    Y = sp.csr_matrix(Y + sp.csr_matrix((np.ones(50), (np.arange(50), np.arange(50) % 30)), shape=(50, 30)))
+    pool, hidden = _pools(Y, 8, rng)
+    own = Y.toarray() > 0
+    assert (pool.sum(1) == 8).all() and pool[np.arange(50), hidden].all() and own[np.arange(50), hidden].all()
+    assert ((pool & own).sum(1) == 1).all()  # no other own label among the negatives
+
+
+def _topic_task(seed=0):
+    """Six topics with four labels each; a label's text names its topic and its own keyword, its
+    documents use its topic's vocabulary (never the text's words). The last label of each topic has
+    no training document: the cosine with its text is 0 on every document, while its text's nearest
+    known labels (same topic) have centroids in the right vocabulary."""
+    rng = np.random.default_rng(seed)
+    topics = [[f"t{t}w{i}" for i in range(6)] for t in range(6)]
+    texts, labels = [], []
+    for t in range(6):
+        for j in range(4):
+            texts.append(f"topic{t}; key{t}x{j}")
+            labels.append(t * 4 + j)
+    known = [lab for lab in labels if lab % 4 != 3]
+    order = known + [lab for lab in labels if lab % 4 == 3]
+
+    def doc(lab):
+        t = lab // 4
+        words = list(rng.choice(topics[t], 4)) + [f"mark{lab}"] * 2 + list(rng.choice(["the", "act", "of"], 3))
+        return " ".join(rng.permutation(words))
+
+    train = [(doc(lab), order.index(lab)) for lab in known for _ in range(12)]
+    test = [(doc(lab), order.index(lab)) for lab in labels if lab % 4 == 3 for _ in range(6)]
+    Y = sp.csr_matrix((np.ones(len(train), np.float32), ([i for i in range(len(train))], [c for _, c in train])),
+                      shape=(len(train), len(known)))
+    return [t for t, _ in train], Y, [texts[lab] for lab in order], test, len(known)
+
+
+def test_the_ranker_finds_unseen_labels_through_their_known_neighbours_where_the_cosine_cannot():
+    train_texts, Y, label_texts, test, n_known = _topic_task()
+    config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3, ranker_docs=60)
+    unseen = np.arange(n_known, len(label_texts))
+    trained = LabelTextScorer(config).fit(train_texts, label_texts, Y, pool_sizes=[unseen.size])
+    floor = LabelTextScorer(config.replace(trained=False)).fit(train_texts, label_texts, Y, pool_sizes=[unseen.size])
+    assert trained.ranker is not None and floor.ranker is None
+    docs, truth = [t for t, _ in test], np.array([c for _, c in test])
+
+    def top1(scorer):
+        S = scorer.score(docs, [unseen]).toarray()[:, unseen]
+        return np.mean(unseen[S.argmax(1)] == truth), S
+
+    hit, S = top1(trained)
+    assert hit >= 0.9 and ((S > 0) & (S < 1)).any(axis=1).all()  # probabilities
+    floor_hit, floor_S = top1(floor)
+    assert floor_hit <= 0.5 and (floor_S.max(1) == 0).mean() > 0.5  # the texts' words are in no document
+
+
+def test_the_ranker_round_trips_and_damaged_arrays_are_refused(tmp_path):
+    train_texts, Y, label_texts, test, n_known = _topic_task(1)
+    config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3, ranker_docs=60)
+    unseen = np.arange(n_known, len(label_texts))
+    scorer = LabelTextScorer(config).fit(train_texts, label_texts, Y, pool_sizes=[unseen.size, n_known])
+    assert scorer.ranker.model.pool_sizes.tolist() == [unseen.size, n_known]
+    scorer.save(tmp_path / "s")
+    again = LabelTextScorer.load(tmp_path / "s", len(label_texts))
+    docs = [t for t, _ in test]
+    assert (again.score(docs, [unseen]) != scorer.score(docs, [unseen])).nnz == 0
+    arrays = load_arrays(tmp_path / "s" / "ranker.npz")
+    arrays["n_indices"] = arrays["n_indices"] + n_known  # neighbours past the known labels
+    save_arrays(tmp_path / "s" / "ranker.npz", **arrays)
+    with pytest.raises(ModelFormatError, match="ranker arrays do not fit"):
+        LabelTextScorer.load(tmp_path / "s", len(label_texts))
+
+
+def test_the_ranker_model_is_picked_by_the_pool_size_it_was_trained_for():
+    n = len(FEATURES)
+    model = RankerModel(np.array([90, 3000]), np.zeros((2, n)), np.zeros(2), np.zeros((2, n)), np.ones((2, n)))
+    assert [model.for_pool(n) for n in (50, 89, 500, 600, 2000, 10000)] == [0, 0, 0, 1, 1, 1]
