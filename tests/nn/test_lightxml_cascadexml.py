@@ -125,6 +125,18 @@ def test_the_flat_variant_has_one_head_over_all_labels(keyword_task, keyword_ber
     assert precision_at_k(Y_test, model.predict(test_texts, top_k=5), 1) > 0.85
 
 
+def test_the_cpu_config_clusters_above_its_dense_bound_as_the_gpu_config_does(keyword_task):
+    from xmc.models.lightxml import DENSE_UP_TO, LightXML, LightXMLConfig
+    from xmc.tree.label_tree import TreeConfig
+
+    cpu, gpu = LightXMLConfig.for_cpu(), LightXMLConfig.for_gpu()
+    assert cpu.clustered and cpu.dense_up_to == gpu.dense_up_to == DENSE_UP_TO
+    texts, Y = keyword_task[:2]
+    assert len(LightXML(cpu)._label_tree(texts, Y)) == 1  # 40 labels: one dense head
+    chains = LightXML(cpu.replace(dense_up_to=39, tree=TreeConfig(max_leaf_size=8)))._label_tree(texts, Y)
+    assert len(chains) == 2 and chains[1].shape[0] == 40 and chains[0].shape[0] == chains[1].shape[1] > 1
+
+
 def test_label_sets_above_dense_up_to_are_clustered(keyword_task, keyword_bert):
     texts, Y, _, _ = keyword_task
     config = cascade_config("lightxml", keyword_bert, epochs=1).replace(dense_up_to=39)

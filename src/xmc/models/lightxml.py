@@ -27,6 +27,8 @@ from xmc.nn.encoders import POOLINGS, EncoderConfig, Tap, TextEncoder
 from xmc.training.trainer import OptimConfig, TrainConfig
 from xmc.tree.label_tree import TreeConfig
 
+DENSE_UP_TO = 50_000  # labels below which both configs train one dense head (the official code's choice)
+
 
 @dataclass(frozen=True, kw_only=True)
 class LightXMLConfig(NeuralConfig):
@@ -54,9 +56,11 @@ class LightXMLConfig(NeuralConfig):
         outputs: on EURLEX57K-titles at this budget the clustered, cold recipe reached dev P@1 73.6, the
         dense one 76.4 and the dense, warm one 79.1 (benchmarks/results/neural_recipes.md). What the
         32 tokens read matters more still: with EUR-Lex's act identifiers cut (``encoder.strip="eurlex"``,
-        a choice about the data, so not a default) the same recipe reached 89.0."""
+        a choice about the data, so not a default) the same recipe reached 89.0. Above ``dense_up_to``
+        labels (as on the GPU) the labels are clustered: one dense head over 670k labels would hold
+        some 257M weights."""
         return cls(encoder=EncoderConfig(max_seq_len=32, n_layers=3), n_taps=3, pooling="mean", dropout=0.1,
-                   freeze_embeddings=True, clustered=False, warm_epochs=10,
+                   freeze_embeddings=True, dense_up_to=DENSE_UP_TO, warm_epochs=10,
                    train=TrainConfig(epochs=2, batch_size=32, eval_docs=1000,
                                      optim=OptimConfig(lr=2e-4, head_lr=3e-2, warmup=0.05)))
 
@@ -67,7 +71,7 @@ class LightXMLConfig(NeuralConfig):
         are mean-pooled: MiniLM's [CLS] is uninformative (measured on the CPU, see for_cpu). Label sets
         of up to 50,000 get one dense head, as in the official code and as measured better on the CPU
         (see for_cpu); larger ones are clustered."""
-        return cls(encoder=EncoderConfig(max_seq_len=128), pooling="mean", dense_up_to=50_000,
+        return cls(encoder=EncoderConfig(max_seq_len=128), pooling="mean", dense_up_to=DENSE_UP_TO,
                    train=TrainConfig(epochs=6, batch_size=32, swa_start=4, swa_every=100,
                                      optim=OptimConfig(lr=1e-4, head_lr=1e-3, warmup=0.0, schedule="constant")))
 
