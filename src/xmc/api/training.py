@@ -161,11 +161,15 @@ def with_label_texts(pipeline: Pipeline, dataset: Dataset, train_split: Split, h
     freq = np.concatenate([pipeline.label_freq, np.zeros(len(extra), np.int64)])
     scorer = LabelTextScorer(config)
     blend = LabelTextBlend(scorer, len(vocab), freq)
+    start = time.perf_counter()
     scorer.fit(train_split.texts, label_text_list(full.labels, texts), vocab.encode(train_split.labels).Y,
                pool_sizes=[int(group.sum()) for group in blend.groups()])
+    blend.fit_seconds.update(scorer=time.perf_counter() - start, ranker=scorer.ranker_seconds)
     if held_out is not None and held_out.texts is not None:
+        start = time.perf_counter()
         model_scores = pipeline.predict(held_out.texts, top_k=RECALL_K)
         info = blend.fit_weights(held_out.texts, model_scores, full.encode(held_out.labels).Y)
+        blend.fit_seconds["weights"] = time.perf_counter() - start
         log.info("label texts: %d labels added; weights %s", len(extra), info)
     return Pipeline(pipeline.model, full, pipeline.featurizer, freq, pipeline.n_train, pipeline.propensity,
                     dataset=pipeline.dataset, label_names=dataset.label_names(), feature_norm=pipeline.feature_norm,

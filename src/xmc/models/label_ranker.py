@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmc.exceptions import ModelFormatError
-from xmc.utils.sparse import l2_normalize_rows, topk_per_row
+from xmc.utils.sparse import dense_product, l2_normalize_rows, topk_per_row, transposed
 
 FEATURES = ("cosine", "name cosine", "transfer", "cosine / best", "transfer / best", "log rank", "hubness",
             "transfer - mean", "cosine - mean")
@@ -61,6 +61,7 @@ class LabelTextRanker:
     neighbours: sp.csr_matrix  # (n_labels, n_known) weights, rows summing to 1 (or empty)
     hubness: np.ndarray  # (n_labels,)
     model: RankerModel
+    _columns: tuple | None = None  # texts, names and centroids transposed for dense_product (made on first use)
 
     @property
     def n_known(self) -> int:
@@ -85,8 +86,10 @@ class LabelTextRanker:
         weights = neighbour_weights(texts, n_known, neighbours)
         hub = hubness(texts, X[rng.choice(X.shape[0], min(HUB_DOCS, X.shape[0]), replace=False)])
         ranker = cls(_centroids(sums - held_sums, centroid_terms), weights, hub, None)
-        known = np.arange(n_known)
-        cos, name_cos, transfer = ranker._dense_parts(X[held], texts[:n_known], names[:n_known], known)
+        X_held = X[held]
+        cos, name_cos, to_centroids = (dense_product(X_held, transposed(m))
+                                       for m in (texts[:n_known], names[:n_known], ranker.centroids))
+        transfer = np.asarray((weights[:n_known] @ to_centroids.T).T)
         models = []
         for size in sorted(set(int(s) for s in pool_sizes if s > 0)):
             pool, hidden = _pools(Y[held], min(size, n_known), rng)
@@ -99,32 +102,32 @@ class LabelTextRanker:
         ranker.centroids = _centroids(sums, centroid_terms)
         return ranker
 
-    def score(self, X: sp.csr_matrix, texts: sp.csr_matrix, names: sp.csr_matrix, cols: np.ndarray,
-              top_k: int) -> sp.csr_matrix:
-        """``(n_docs, len(cols))`` CSR: each document's ``top_k`` labels of ``cols`` by cosine with their
-        text, scored by the ranker (a probability in (0, 1)). Labels with an empty text never score."""
-        if cols.size == 0 or X.shape[0] == 0:
-            return sp.csr_matrix((X.shape[0], cols.size), dtype=np.float32)
-        which = self.model.for_pool(cols.size)
-        usable = np.asarray(texts[cols].getnnz(axis=1) > 0)
-        parts = []
+    def score(self, X: sp.csr_matrix, texts: sp.csr_matrix, names: sp.csr_matrix, groups: list[np.ndarray],
+              top_k: int) -> list[sp.csr_matrix]:
+        """Per group of label columns, ``(n_docs, len(cols))`` CSR: each document's ``top_k`` labels of
+        the group by cosine with their text, scored by the ranker (a probability in (0, 1)). Labels
+        with an empty text never score."""
+        if self._columns is None or self._columns[0].shape[1] != texts.shape[0]:
+            self._columns = transposed(texts), transposed(names), transposed(self.centroids)
+        usable = np.asarray(texts.getnnz(axis=1) > 0)
+        parts: list[list[sp.csr_matrix]] = [[] for _ in groups]
         for start in range(0, X.shape[0], _CHUNK):
-            cos, name_cos, transfer = self._dense_parts(X[start:start + _CHUNK], texts[cols], names[cols], cols)
+            cos, name_cos, to_centroids = (dense_product(X[start:start + _CHUNK], m) for m in self._columns)
             cos[:, ~usable] = -np.inf
-            feats, shortlist = shortlist_features(cos, name_cos, transfer, self.hubness[cols], top_k)
-            prob = self.model.probability(which, feats).reshape(shortlist.shape)
-            keep = np.isfinite(np.take_along_axis(cos, shortlist, axis=1))
-            indptr = np.concatenate([[0], np.cumsum(keep.sum(1))])
-            parts.append(sp.csr_matrix((prob[keep], shortlist[keep], indptr), shape=(cos.shape[0], cols.size)))
-        return sp.csr_matrix(sp.vstack(parts))
+            for g, cols in enumerate(groups):
+                parts[g].append(self._score_group(cos[:, cols], name_cos[:, cols], to_centroids, cols, top_k))
+        return [sp.csr_matrix(sp.vstack(p)) if p else sp.csr_matrix((0, cols.size), dtype=np.float32)
+                for p, cols in zip(parts, groups, strict=True)]
 
-    def _dense_parts(self, X: sp.csr_matrix, texts: sp.csr_matrix, names: sp.csr_matrix, cols: np.ndarray):
-        """Dense ``(n_docs, len(cols))`` cosine with the texts, with the names, and transfer score."""
-        cos = (X @ texts.T).toarray()
-        name_cos = (X @ names.T).toarray()
-        to_centroids = (X @ self.centroids.T).toarray()
+    def _score_group(self, cos, name_cos, to_centroids, cols, top_k) -> sp.csr_matrix:
+        if cols.size == 0:
+            return sp.csr_matrix((cos.shape[0], 0), dtype=np.float32)
         transfer = np.asarray((self.neighbours[cols] @ to_centroids.T).T)
-        return cos, name_cos, transfer
+        feats, shortlist = shortlist_features(cos, name_cos, transfer, self.hubness[cols], top_k)
+        prob = self.model.probability(self.model.for_pool(cols.size), feats).reshape(shortlist.shape)
+        keep = np.isfinite(np.take_along_axis(cos, shortlist, axis=1))
+        indptr = np.concatenate([[0], np.cumsum(keep.sum(1))])
+        return sp.csr_matrix((prob[keep], shortlist[keep], indptr), shape=(cos.shape[0], cols.size))
 
     def arrays(self) -> dict[str, np.ndarray]:
         m = self.model
@@ -171,7 +174,7 @@ def neighbour_weights(texts: sp.csr_matrix, n_known: int, k: int) -> sp.csr_matr
 
 def hubness(texts: sp.csr_matrix, reference: sp.csr_matrix) -> np.ndarray:
     """Each label text's mean cosine with its ``HUB_TOP`` best-matching reference documents."""
-    sims = (reference @ texts.T).toarray()
+    sims = dense_product(reference, transposed(texts))
     top = min(HUB_TOP, sims.shape[0])
     if top == 0:
         return np.zeros(texts.shape[0], np.float32)

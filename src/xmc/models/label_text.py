@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +62,7 @@ class LabelTextConfig(Config):
                              Interval(int, 1, None))
     ranker_docs: int = option(3000, "training documents held out of the centroids to train the ranker on",
                               Interval(int, 10, None))
-    centroid_terms: int = option(0, "terms kept per known label's centroid (0 = all; fewer is faster and coarser)",
+    centroid_terms: int = option(1000, "terms kept per known label's centroid (0 = all; fewer is faster, coarser)",
                                  Interval(int, 0, None))
     few_shot_max: int = option(50, "known labels with at most this many training documents get text help "
                                    "(the EURLEX57K papers' few-shot group)", Interval(int, 0, None))
@@ -77,13 +78,15 @@ class LabelTextScorer:
         self.label_emb: np.ndarray | None = None  # (n_labels, dim), rows L2-normalised
         self.name_tfidf: sp.csr_matrix | None = None  # (n_labels, n_features): each text's first part
         self.ranker: LabelTextRanker | None = None
+        self.ranker_seconds = 0.0  # training the ranker took (not saved)
 
     def fit(self, train_texts: list[str], label_texts: list[str], Y: sp.csr_matrix | None = None,
             pool_sizes: list[int] = ()) -> LabelTextScorer:
         """``label_texts[j]`` is label j's text ('' for a label without one: it never scores). With
         ``Y`` (the training documents' labels: the first ``Y.shape[1]`` labels) and ``trained``, a
         ranker is trained for groups of each of ``pool_sizes`` candidates."""
-        self.featurizer = TfidfFeaturizer(self.config.tfidf).fit(list(train_texts) + [t for t in label_texts if t])
+        self.featurizer = TfidfFeaturizer(self.config.tfidf)
+        corpus = self.featurizer.fit_transform(list(train_texts) + [t for t in label_texts if t])
         self.label_tfidf = l2_normalize_rows(self.featurizer.transform(label_texts))
         self.name_tfidf = l2_normalize_rows(self.featurizer.transform([t.split(SEPARATOR)[0] for t in label_texts]))
         if self.config.encoder:
@@ -91,10 +94,12 @@ class LabelTextScorer:
             self.label_emb[[not t for t in label_texts]] = 0.0
         if self.config.trained and not self.config.encoder and Y is not None and Y.shape[1] and any(pool_sizes):
             c = self.config
-            X = l2_normalize_rows(self.featurizer.transform(train_texts))
+            X = l2_normalize_rows(corpus[:len(train_texts)])
+            start = time.perf_counter()
             self.ranker = LabelTextRanker.fit(X, Y, self.label_tfidf, self.name_tfidf, list(pool_sizes), top_k=c.top_k,
                                               neighbours=c.neighbours, ranker_docs=c.ranker_docs,
                                               centroid_terms=c.centroid_terms)
+            self.ranker_seconds = time.perf_counter() - start
         return self
 
     @property
@@ -107,10 +112,13 @@ class LabelTextScorer:
         X = l2_normalize_rows(self.featurizer.transform(texts))
         emb = self._embed(texts) if self.label_emb is not None else None
         w = self.config.encoder_weight
+        groups = groups if groups is not None else [np.arange(self.n_labels)]
+        ranked = (self.ranker.score(X, self.label_tfidf, self.name_tfidf, groups, self.config.top_k)
+                  if self.ranker is not None else None)
         parts = []
-        for cols in groups if groups is not None else [np.arange(self.n_labels)]:
-            if self.ranker is not None:
-                top = self.ranker.score(X, self.label_tfidf, self.name_tfidf, cols, self.config.top_k)
+        for g, cols in enumerate(groups):
+            if ranked is not None:
+                top = ranked[g]
             else:
                 S = (X @ self.label_tfidf[cols].T).toarray()
                 if emb is not None:
@@ -180,6 +188,7 @@ class LabelTextBlend:
     label_freq: np.ndarray  # training documents of each of the scorer's labels (0 past n_known)
     w_few: float = 0.0
     w_zero: float = 0.0
+    fit_seconds: dict[str, float] = field(default_factory=dict)  # scorer and weight fitting (not saved)
 
     def groups(self) -> tuple[np.ndarray, np.ndarray]:
         """Boolean masks over the columns: few-shot known labels, and labels without documents."""

@@ -110,3 +110,37 @@ def topk_arrays(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, k: in
     kernel, n_threads = kernel_for(indptr.size - 1, _topk_rows, _topk_rows_serial)
     return kernel(indptr, indices, data, int(k), n_threads)
 
+
+
+@nb.njit(cache=True, parallel=True)
+def _rows_times_columns(a_ptr, a_idx, a_val, bt_ptr, bt_idx, bt_val, n_cols, n_threads):
+    n = a_ptr.size - 1
+    out = np.zeros((n, n_cols), dtype=np.float32)
+    for t in nb.prange(n_threads):
+        for i in range(t * n // n_threads, (t + 1) * n // n_threads):
+            for e in range(a_ptr[i], a_ptr[i + 1]):
+                term, x = a_idx[e], a_val[e]
+                for f in range(bt_ptr[term], bt_ptr[term + 1]):
+                    out[i, bt_idx[f]] += x * bt_val[f]
+    return out
+
+
+_rows_times_columns_serial = serial_version(_rows_times_columns)
+
+
+def dense_product(A: sp.csr_matrix, B_T: sp.csr_matrix) -> np.ndarray:
+    """``A @ B.T`` as a dense float32 array, given ``B_T`` (``B`` transposed, as CSR: one row per
+    feature listing the columns of the result that hold it). For a dense result this is many times
+    faster than SciPy's sparse product, which builds a sparse matrix on one thread, and it runs on
+    every core."""
+    A = as_csr_f32(A)
+    if A.shape[1] != B_T.shape[0]:
+        raise ValueError(f"shapes {A.shape} and {B_T.shape[::-1]} do not multiply")
+    kernel, n_threads = kernel_for(A.shape[0], _rows_times_columns, _rows_times_columns_serial)
+    return kernel(A.indptr.astype(np.int64), A.indices, A.data, B_T.indptr.astype(np.int64), B_T.indices,
+                  np.asarray(B_T.data, dtype=np.float32), B_T.shape[1], n_threads)
+
+
+def transposed(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """``matrix.T`` as a float32 CSR (the layout :func:`dense_product` reads)."""
+    return as_csr_f32(sp.csr_matrix(matrix).T.tocsr())
