@@ -119,3 +119,18 @@ def test_the_ranker_model_is_picked_by_the_pool_size_it_was_trained_for():
     n = len(FEATURES)
     model = RankerModel(np.array([90, 3000]), np.zeros((2, n)), np.zeros(2), np.zeros((2, n)), np.ones((2, n)))
     assert [model.for_pool(n) for n in (50, 89, 500, 600, 2000, 10000)] == [0, 0, 0, 1, 1, 1]
+
+
+def test_centroids_keep_their_heaviest_terms_as_topk_per_row_does():
+    from xmc.models.label_ranker import _heaviest
+    from xmc.utils.sparse import topk_per_row
+
+    rng = np.random.default_rng(0)
+    for k in (1, 7, 40):
+        M = sp.random(30, 200, density=0.3, random_state=rng, format="lil", dtype=np.float32)
+        M[3, :] = 0
+        M[29, :] = 0  # empty rows, the last one too
+        M = sp.csr_matrix(M)
+        M.eliminate_zeros()
+        got = _heaviest(M, k)
+        assert got.shape == M.shape and (abs(got - topk_per_row(M, k))).max() == 0
