@@ -93,3 +93,18 @@ def test_the_dual_encoder_learns_labels_from_their_text_through_train(dataset, t
     assert metrics["P@1"] > 80 and metrics["groups"]["zero"]["RP@5"] > 80
     again = api.load(tmp_path / "dual")
     assert (again.predict(dev.texts, top_k=5) != pipeline.predict(dev.texts, top_k=5)).nnz == 0
+
+
+def test_the_command_line_sets_the_label_text_scorer(dataset, tmp_path, capsys):
+    from xmc.cli.main import main
+
+    base = ["train", "--method", "xr-linear", "--data", str(dataset), "--set", "tfidf.min_df=1", "--zero-shot",
+            "splits", "--label-text-set", "tfidf.min_df=1"]
+    assert main([*base, "--out", str(tmp_path / "trained")]) == 0
+    assert main([*base, "--out", str(tmp_path / "plain"), "--label-text-set", "trained=false"]) == 0
+    assert (tmp_path / "trained" / "label_text" / "ranker.npz").is_file()
+    assert (tmp_path / "plain" / "label_text" / "labels.npz").is_file()
+    assert not (tmp_path / "plain" / "label_text" / "ranker.npz").exists()
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "bad"), "--label-text-set", "no_such=1"]) != 0
+    assert "no_such" in capsys.readouterr().err

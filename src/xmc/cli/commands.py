@@ -91,12 +91,18 @@ def _train(args) -> int:
     result = api.train(args.method, args.data, args.out, split=args.split, overrides=overrides + args.set,
                        eval_split=_eval_split(args.eval_split), fit_options=fit_options, ensemble=args.ensemble,
                        overwrite=args.overwrite or args.resume, zero_shot=args.zero_shot,
-                       label_text=api.LabelTextConfig(encoder=args.label_text_encoder) if args.zero_shot else None)
+                       label_text=label_text_config(args) if args.zero_shot else None)
     if result.path is None and args.out:
         return 0  # a secondary process of a torchrun group: the first one reports and saves
     _print_train(result)
     print(f"saved {result.path}")
     return 0
+
+
+
+def label_text_config(args) -> api.LabelTextConfig:
+    """``--label-text-encoder`` and the ``--label-text-set`` assignments, checked as ``--set`` is."""
+    return api.LabelTextConfig(encoder=args.label_text_encoder).with_overrides(args.label_text_set)
 
 
 def _update(args) -> int:

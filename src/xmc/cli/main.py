@@ -94,6 +94,9 @@ def _add_model_commands(sub, methods) -> None:
                             "descriptors): the labels any split uses (splits) or every label with a text (all)")
     train.add_argument("--label-text-encoder", default="", metavar="NAME",
                        help="with --zero-shot, a sentence encoder whose cosine joins TF-IDF's (minilm-l6 or a folder)")
+    train.add_argument("--label-text-set", action="append", default=[], metavar="KEY=VALUE",
+                       help="with --zero-shot, a setting of the label-text scorer (e.g. trained=false for the plain "
+                            "cosine, top_k=100); repeatable")
     train.add_argument("--dry-run", action="store_true",
                        help="estimate peak memory and time from short measured runs on samples; train nothing")
     train.add_argument("--max-memory", default=None, metavar="SIZE",
