@@ -66,6 +66,8 @@ def _discounts(k: int) -> np.ndarray:
 
 
 def precision_at_k(y_true, y_score, k: int) -> float:
+    """P@k in [0, 1]: the true labels among each document's k best scores, over k, averaged over the
+    documents (a document without labels counts as 0)."""
     y_true, y_score = _check(y_true, y_score, k)
     hits, _ = hit_matrix(y_true, y_score, k)
     return float(hits.sum(axis=1).mean() / k) if hits.shape[0] else 0.0
@@ -79,6 +81,7 @@ def _ideal_dcg(n_true: np.ndarray, k: int) -> np.ndarray:
 
 
 def recall_at_k(y_true, y_score, k: int) -> float:
+    """R@k in [0, 1]: the share of each document's true labels found in its k best scores, averaged."""
     y_true, y_score = _check(y_true, y_score, k)
     hits, _ = hit_matrix(y_true, y_score, k)
     n_true = _n_true(y_true)
@@ -87,6 +90,7 @@ def recall_at_k(y_true, y_score, k: int) -> float:
 
 
 def ndcg_at_k(y_true, y_score, k: int) -> float:
+    """nDCG@k in [0, 1] with binary gains: each document's DCG@k over the best one it could reach."""
     y_true, y_score = _check(y_true, y_score, k)
     hits, _ = hit_matrix(y_true, y_score, k)
     per_doc = (hits @ _discounts(k)) / _ideal_dcg(_n_true(y_true), k)
@@ -110,6 +114,8 @@ def _check_prop(inv_prop, n_labels: int) -> np.ndarray:
 
 
 def psp_at_k(y_true, y_score, k: int, inv_propensity) -> float:
+    """Propensity-scored P@k (Jain et al., 2016), normalised by the best value reachable on the same
+    documents, as the Extreme Classification Repository's tools do."""
     y_true, y_score = _check(y_true, y_score, k)
     w = _check_prop(inv_propensity, y_true.shape[1])
     hits, ranked = hit_matrix(y_true, y_score, k)
