@@ -66,3 +66,13 @@ def test_a_value_of_the_wrong_type_is_refused_even_from_json():
     with pytest.raises(InvalidConfigError, match="'beam' parameter of XRLinearConfig must be BeamConfig"):
         XRLinearConfig.from_dict({"beam": [1, 2]})
     assert isinstance(XRLinearConfig.from_dict({"ranker": {"Cp": 1}}).ranker.Cp, float)
+
+
+def test_to_dict_without_drops_nested_and_top_level_settings():
+    from xmc.models.xr_transformer import XRTransformerConfig
+
+    config = XRTransformerConfig()
+    full, trimmed = config.to_dict(), config.to_dict_without("encoder.name", "finetune.device", "ranker")
+    assert "name" in full["encoder"] and "name" not in trimmed["encoder"] and "device" not in trimmed["finetune"]
+    assert "ranker" not in trimmed and trimmed["finetune"]["lr"] == full["finetune"]["lr"]
+    assert config.to_dict() == full  # the config itself is untouched

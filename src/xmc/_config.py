@@ -113,6 +113,18 @@ class Config:
             kwargs[name] = sub.from_dict(value) if sub is not None and isinstance(value, dict) else value
         return cls(**kwargs)
 
+    def to_dict_without(self, *paths: str) -> dict[str, Any]:
+        """:meth:`to_dict` without the settings at ``paths`` (``"encoder.name"``, ``"predict"``): what
+        a checkpoint's fingerprint keeps, the settings that change the weights."""
+        out = self.to_dict()
+        for path in paths:
+            *parents, last = path.split(".")
+            node = out
+            for key in parents:
+                node = node[key]
+            del node[last]
+        return out
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 

@@ -193,6 +193,14 @@ class XMCModel(ABC):
     @abstractmethod
     def _load_arrays(self, folder: Path, shapes: dict[str, Any]) -> None: ...
 
+    @staticmethod
+    def saved_record(shapes: dict[str, Any], key: str, kind: type) -> Any:
+        """A fit record kept in the manifest (``fit_seconds``, ``epoch_logs``, ...), or an empty
+        ``kind`` when a folder lacks it or holds something else there: a record is informative, never
+        a reason to refuse a model."""
+        value = shapes.get(key)
+        return value if isinstance(value, kind) else kind()
+
     def quantize(self) -> bool:
         """Switch to int8 inference on the CPU where the method has a transformer encoder (the
         quantised model predicts but cannot be saved); whether anything changed."""

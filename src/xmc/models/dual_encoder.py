@@ -234,8 +234,8 @@ class DualEncoder(XMCModel):
         expected = {k: tuple(v.shape) for k, v in self._label_state().items()}
         self.net_.load_state_dict(load_tensors(folder / "labels.safetensors", expected), strict=False)
         self.net_.eval()
-        self.fit_seconds_ = shapes.get("fit_seconds") if isinstance(shapes.get("fit_seconds"), dict) else {}
-        self.epoch_logs_ = shapes.get("epoch_logs") if isinstance(shapes.get("epoch_logs"), list) else []
+        self.fit_seconds_ = self.saved_record(shapes, "fit_seconds", dict)
+        self.epoch_logs_ = self.saved_record(shapes, "epoch_logs", list)
 
 
 def _check_label_texts(label_texts: list[str] | None, n_labels: int) -> list[str]:
@@ -252,10 +252,5 @@ def _check_label_texts(label_texts: list[str] | None, n_labels: int) -> list[str
 
 
 def _fingerprint_config(cfg: DualEncoderConfig) -> dict[str, Any]:
-    config = cfg.to_dict()
-    config["encoder"].pop("name")
-    for key in ("device", "threads", "eval_docs"):
-        config["train"].pop(key)
-    for key in ("index", "top_k", "predict_batch_size"):
-        config.pop(key)
-    return config
+    return cfg.to_dict_without("encoder.name", "train.device", "train.threads", "train.eval_docs", "index", "top_k",
+                               "predict_batch_size")

@@ -33,7 +33,7 @@ from xmc._config import Interval, Options, option
 from xmc.features.cache import cached_fit_transform
 from xmc.features.join import join_embedding
 from xmc.features.tfidf import TfidfFeaturizer
-from xmc.models.neural import CascadeModel, NeuralConfig
+from xmc.models.neural import CascadeModel, NeuralConfig, cpu_recipe
 from xmc.nn.elias import EliasNet
 from xmc.nn.encoders import POOLINGS, EncoderConfig, Tap, TextEncoder
 from xmc.nn.index import approx_adjacency
@@ -83,10 +83,7 @@ class EliasConfig(NeuralConfig):
         stage 1, then 2 joint epochs learning the index. What it trades: stage 1 never fine-tunes the
         encoder (the paper's runs 20 epochs), and the beam, shortlist and kappa are cut to the
         label count (EURLEX57K: 64 clusters of about 67 labels, 8 shortlisted, 400 labels scored)."""
-        return cls(encoder=EncoderConfig(max_seq_len=32, n_layers=3), n_taps=3, pooling="mean", dropout=0.1,
-                   freeze_embeddings=True, warm_epochs=10, beam=8, shortlist=400, kappa=400, edge_lr=1e-2,
-                   train=TrainConfig(epochs=2, batch_size=32, eval_docs=1000,
-                                     optim=OptimConfig(lr=2e-4, head_lr=3e-2, warmup=0.05)))
+        return cls(**cpu_recipe(beam=8, shortlist=400, kappa=400, edge_lr=1e-2))
 
     @classmethod
     def for_gpu(cls) -> EliasConfig:

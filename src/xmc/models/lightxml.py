@@ -21,7 +21,7 @@ import scipy.sparse as sp
 import torch
 
 from xmc._config import Interval, Options, option
-from xmc.models.neural import CascadeModel, NeuralConfig, pifa_tree
+from xmc.models.neural import CascadeModel, NeuralConfig, cpu_recipe, pifa_tree
 from xmc.nn.cascade import CascadeNet, FeatureSpec, LevelSpec
 from xmc.nn.encoders import POOLINGS, EncoderConfig, Tap, TextEncoder
 from xmc.training.trainer import OptimConfig, TrainConfig
@@ -59,10 +59,7 @@ class LightXMLConfig(NeuralConfig):
         a choice about the data, so not a default) the same recipe reached 89.0. Above ``dense_up_to``
         labels (as on the GPU) the labels are clustered: one dense head over 670k labels would hold
         some 257M weights."""
-        return cls(encoder=EncoderConfig(max_seq_len=32, n_layers=3), n_taps=3, pooling="mean", dropout=0.1,
-                   freeze_embeddings=True, dense_up_to=DENSE_UP_TO, warm_epochs=10,
-                   train=TrainConfig(epochs=2, batch_size=32, eval_docs=1000,
-                                     optim=OptimConfig(lr=2e-4, head_lr=3e-2, warmup=0.05)))
+        return cls(**cpu_recipe(dense_up_to=DENSE_UP_TO))
 
     @classmethod
     def for_gpu(cls) -> LightXMLConfig:

@@ -33,7 +33,7 @@ from xmc.nn.heads import load_tensors
 from xmc.nn.prefix import FrozenPrefix, freeze_encoder
 from xmc.nn.tokens import TokenizedTexts, bucketed_batches, cached_tokens, length_sorted_batches, tokenize
 from xmc.training.checkpoints import RunCheckpoints, save_state_dict
-from xmc.training.trainer import Stage, TrainConfig, Trainer, standard_groups
+from xmc.training.trainer import OptimConfig, Stage, TrainConfig, Trainer, standard_groups
 from xmc.training.warm import warm_stage
 from xmc.tree.label_tree import LabelTree, TreeConfig
 from xmc.tree.pifa import pifa
@@ -55,6 +55,17 @@ class PredictConfig(Config):
     scheme: str = option("weighted", "weighted: a node's probability times its parent's path score; parent: "
                          "times its parent's own probability; level: its own only", Options(SCHEMES))
     batch_size: int = option(64, "documents per prediction batch", Interval(int, 1, None))
+
+
+def cpu_recipe(**changes: Any) -> dict[str, Any]:
+    """The CPU recipe measured for LightXML on EURLEX57K-titles (``benchmarks/results/neural_recipes.md``;
+    see ``LightXMLConfig.for_cpu``), which ELIAS's stage 1 reuses: MiniLM's first 3 layers, 32 tokens,
+    frozen word embeddings, 3 mean-pooled taps, dropout 0.1, heads at 3e-2 warmed for 10 epochs on
+    cached encoder outputs, then 2 joint epochs of 32 texts. ``changes`` add or replace settings."""
+    return {"encoder": EncoderConfig(max_seq_len=32, n_layers=3), "n_taps": 3, "pooling": "mean", "dropout": 0.1,
+            "freeze_embeddings": True, "warm_epochs": 10,
+            "train": TrainConfig(epochs=2, batch_size=32, eval_docs=1000,
+                                 optim=OptimConfig(lr=2e-4, head_lr=3e-2, warmup=0.05)), **changes}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,12 +232,9 @@ class CascadeModel(XMCModel):
         return evaluate
 
     def _fingerprint(self, inputs: dict[str, str]) -> dict[str, Any]:
-        config = self.config.to_dict()
-        config["encoder"].pop("name")
-        for key in ("device", "threads", "eval_docs"):
-            config["train"].pop(key)
-        config.pop("predict")
-        return {**inputs, "config": config}
+        """What a checkpoint must match to be resumed (see XRTransformer._fingerprint)."""
+        return {**inputs, "config": self.config.to_dict_without("encoder.name", "train.device", "train.threads",
+                                                                 "train.eval_docs", "predict")}
 
     # -- prediction --------------------------------------------------------------------------------
     def predict(self, texts, *, top_k: int | None = None, beam_size: int | None = None) -> sp.csr_matrix:
@@ -310,8 +318,8 @@ class CascadeModel(XMCModel):
         state = load_tensors(folder / "heads.safetensors", expected)
         self.net_.load_state_dict(state, strict=False)
         self.net_.eval()
-        self.fit_seconds_ = shapes.get("fit_seconds") if isinstance(shapes.get("fit_seconds"), dict) else {}
-        self.epoch_logs_ = shapes.get("epoch_logs") if isinstance(shapes.get("epoch_logs"), list) else []
+        self.fit_seconds_ = self.saved_record(shapes, "fit_seconds", dict)
+        self.epoch_logs_ = self.saved_record(shapes, "epoch_logs", list)
 
 
 def pifa_tree(texts: list[str], Y: sp.csr_matrix, tfidf: TfidfConfig, tree: TreeConfig) -> LabelTree:

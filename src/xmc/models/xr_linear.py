@@ -167,7 +167,7 @@ class XRLinear(XMCModel):
             raise ModelFormatError(f"{where}: the tree's last level has {sizes[-1]} nodes, not n_labels")
         self.tree_ = LabelTree.load(folder / "tree", sizes)
         self.n_features_in_ = n_features
-        self.fit_seconds_ = shapes.get("fit_seconds") if isinstance(shapes.get("fit_seconds"), dict) else {}
+        self.fit_seconds_ = self.saved_record(shapes, "fit_seconds", dict)
         # every index is checked against the tree and the shapes here, before any numba kernel reads it
         bias, ranker = self.config.ranker.bias, folder / "ranker"
         if manifest_field(shapes, "ranker_layout", str, where, choices=(CHUNKED,), optional=True) == CHUNKED:

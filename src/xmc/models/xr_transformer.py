@@ -184,11 +184,8 @@ class XRTransformer(XMCModel):
         """What a checkpoint must match to be resumed: digests of the training texts, labels and
         encoder files, and the config minus what does not change the weights (device, threads,
         evaluation, the encoder's path: its files count, through their digest)."""
-        config = self.config.to_dict()
-        for key in ("device", "threads", "eval_docs", "embed_batch_size"):
-            config["finetune"].pop(key)
-        config["encoder"].pop("name")
-        return {**inputs, "config": config}
+        return {**inputs, "config": self.config.to_dict_without(
+            "encoder.name", "finetune.device", "finetune.threads", "finetune.eval_docs", "finetune.embed_batch_size")}
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Fine-tuned ``(n, dim)`` embeddings of ``texts`` (not normalised)."""
@@ -259,8 +256,8 @@ class XRTransformer(XMCModel):
             raise ModelFormatError(f"{folder / 'ranker'}: reads {self.ranker_.n_features_in_} features for "
                                    f"{self.ranker_.n_labels_} labels; expected {self.tfidf_.n_features_ + dim} "
                                    f"(TF-IDF + embedding) for {n_labels}")
-        self.fit_seconds_ = shapes.get("fit_seconds") if isinstance(shapes.get("fit_seconds"), dict) else {}
-        self.level_logs_ = shapes.get("level_logs") if isinstance(shapes.get("level_logs"), list) else []
+        self.fit_seconds_ = self.saved_record(shapes, "fit_seconds", dict)
+        self.level_logs_ = self.saved_record(shapes, "level_logs", list)
 
     @property
     def n_labels_(self) -> int | None:
