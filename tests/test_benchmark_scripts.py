@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_script_parses():
-    subprocess.run(["bash", "-n", str(REPO / "benchmarks" / "gpu.sh")], check=True)
+    subprocess.run(["bash", "-n", str(REPO / "benchmarks" / "neural" / "gpu.sh")], check=True)
 
 
 @pytest.mark.slow
@@ -23,8 +23,8 @@ def test_gpu_script_dry_run_on_cpu(shared_data):
     """The whole GPU benchmark on a tiny slice with tiny budgets: every method trains, predicts and
     joins an ensemble, and the report is written (outside benchmarks/results)."""
     env = {**os.environ, "XMC_PYTHON": sys.executable, "XMC_DATA_DIR": str(shared_data), "XMC_PROGRESS": "0"}
-    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh"), "--dry-run"], env=env, capture_output=True,
-                          text=True, timeout=1800)
+    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "neural" / "gpu.sh"), "--dry-run"], env=env,
+                          capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (REPO / "benchmarks" / ".work" / "neural_gpu_dry_run.md").read_text()
     for system in ("| xr-linear |", "| xr-transformer |", "| lightxml |", "| cascadexml |", "| elias++ |",
@@ -38,7 +38,7 @@ RESULTS = REPO / "benchmarks" / "results"
 def _common():
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
-        import common
+        from lib import common
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
     return common
@@ -90,3 +90,32 @@ def test_ledger_rows_typed_in_are_marked_in_their_tables():
         copied = [row["copied"] for row in json.loads(ledger.read_text()).values() if row.get("copied")]
         for source in set(copied):
             assert table.count(f"(copied from {source}, not rerun)") >= copied.count(source), ledger.name
+
+
+SCRIPTS = sorted(p for p in (REPO / "benchmarks").rglob("*.py")
+                 if ".work" not in p.parts and "lib" not in p.parts and p.parent != REPO / "benchmarks")
+PEER_SCRIPTS = {"peers_runner.py", "peers_xrt_runner.py", "text_path_pecos.py", "loadgen.py"}  # run, not imported
+
+
+def test_scripts_live_in_folders_by_concern_and_import_only_the_shared_library():
+    import ast
+
+    assert not list((REPO / "benchmarks").glob("*.py")), "a script outside the folders"
+    names = {p.stem for p in SCRIPTS}
+    assert len(names) == len(SCRIPTS)
+    for path in SCRIPTS:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & names, f"{path.name} imports the script(s) {sorted(imported & names)}"
+
+
+@pytest.mark.parametrize("script", [p for p in SCRIPTS if p.name not in PEER_SCRIPTS], ids=lambda p: p.stem)
+def test_every_script_starts_and_explains_itself(script):
+    """``--help`` imports the script and its library from wherever it is run: the paths hold."""
+    proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120,
+                          cwd=REPO / "benchmarks")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage:" in proc.stdout

@@ -202,7 +202,7 @@ def test_the_server_stops_gracefully(server):
 
 
 def test_a_model_folder_missing_its_label_names_is_a_model_format_error(model, tmp_path):
-    """Found by benchmarks/robustness.py: the manifest promised names, the file was gone."""
+    """Found by benchmarks/data/robustness.py: the manifest promised names, the file was gone."""
     import shutil
 
     from xmc.exceptions import ModelFormatError

@@ -9,7 +9,7 @@ ALC (Almagro et al., 2025, "Auxiliary Learning for Coverage") adds to a bi-encod
 objectives over the hardest in-batch negatives and a threshold-consistent margin loss, so that one
 global similarity threshold accepts many predictions at a fixed precision. The paper's text leaves
 the exact form of the two objectives open; the choices here (each measured on/off in
-``benchmarks/label_text.py``) are:
+``benchmarks/accuracy/label_text.py``) are:
 
 * :func:`hardest_negative_margin`: each document's weakest positive must beat its hardest negative
   by a margin (a batch-aware triplet on the extremes, so the gap a threshold needs opens everywhere);

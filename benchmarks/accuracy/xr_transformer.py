@@ -1,6 +1,6 @@
 """XR-Transformer (default CPU config) against XR-Linear on TF-IDF, and against PECOS's XR-Transformer.
 
-    python benchmarks/xr_transformer.py [--data EURLEX57K] [--pecos-docs 2000] [--pecos-steps 20]
+    python benchmarks/accuracy/xr_transformer.py [--data EURLEX57K] [--pecos-docs 2000] [--pecos-steps 20]
 
 Part 1 (full data): xmc XR-Transformer with the config `xmc train --method xr-transformer` picks on
 this machine, xmc XR-Linear on TF-IDF, and a control (XR-Linear on TF-IDF with the
@@ -27,9 +27,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-import xr_linear  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common, xr_linear_run  # noqa: E402
 
 TOP_K = 10
 XRT_VENV = common.WORK / "peers-xrt-venv"
@@ -66,7 +65,7 @@ def run_control(out: Path, overrides: list[str]) -> None:
     from xmc.models.xr_transformer import XRTransformer
 
     ranker_config = XRTransformer.default_config().with_overrides(overrides).ranker
-    xr_linear.run_xmc(common.WORK / "xr_linear", out, config=ranker_config, name="xmc_control")
+    xr_linear_run.run_xmc(common.WORK / "xr_linear", out, config=ranker_config, name="xmc_control")
 
 
 # The subset comparison's xmc variants: what is trained, beside the settings PECOS gets too.
@@ -154,7 +153,7 @@ def main() -> None:
         if kind == "xrt":
             return run_xmc_xrt(args.data, out, args.set)
         if kind == "linear":
-            return xr_linear.run_xmc(common.WORK / "xr_linear", out)
+            return xr_linear_run.run_xmc(common.WORK / "xr_linear", out)
         if kind == "control":
             return run_control(out, args.set)
         return run_xmc_finetune(work, out, args.pecos_steps, args.pecos_max_len, args.child[1])
@@ -180,8 +179,8 @@ def main() -> None:
         py = xrt_python()
         print("running PECOS XR-Transformer on the subset ...", flush=True)
         with open(out / "pecos_xrt.log", "w") as log:
-            runner = [str(py), str(common.HERE / "peers_xrt_runner.py"), str(work), str(out), str(args.pecos_steps),
-                      str(args.pecos_max_len), _encoder_folder()]
+            runner = [str(py), str(Path(__file__).with_name("peers_xrt_runner.py")), str(work), str(out),
+                      str(args.pecos_steps), str(args.pecos_max_len), _encoder_folder()]
             subprocess.run(runner, check=True, stdout=log, stderr=subprocess.STDOUT)
     report(args, vocab, train, dev, out)
 
@@ -228,7 +227,7 @@ def report(args, vocab, train, dev, out: Path) -> None:
                   ("P@5 >= XR-Linear + 1.5", x["P@5"] >= lin["P@5"] + 1.5),
                   ("training <= 20 minutes", xrt["train_s"] <= 1200)]
         lines += ["", "Targets:", ""] + [f"- {'met' if ok else 'MISSED'}: {name}" for name, ok in checks]
-    command = "python benchmarks/xr_transformer.py " + " ".join(a for a in sys.argv[1:])
+    command = "python benchmarks/accuracy/xr_transformer.py " + " ".join(a for a in sys.argv[1:])
     path = common.write_result("xr_transformer", command, "\n".join(lines))
     print(path.read_text())
 

@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-HERE = Path(__file__).resolve().parent
-WORK = HERE / ".work"
-RESULTS = HERE / "results"
+ROOT = Path(__file__).resolve().parents[1]  # benchmarks/
+WORK = ROOT / ".work"
+RESULTS = ROOT / "results"
 PEERS_VENV = WORK / "peers-venv"
 PEER_PACKAGES = ["numpy<2", "scipy<1.14", "libpecos==1.2.8", "omikuji==0.5.2", "napkinxc==0.7.2"]
 
 
 def neural_models_spec() -> str:
-    """``--models`` default of the scripts that reuse the EURLEX57K models benchmarks/neural.py trained."""
+    """``--models`` default of the scripts that reuse the EURLEX57K models benchmarks/neural/neural.py trained."""
     folder = WORK / "neural" / "EURLEX57K"
     return f"xr-linear={folder / 'xr-linear' / 'model'},xr-transformer={folder / 'xr-transformer' / 'model'}"
 

@@ -1,6 +1,6 @@
 """``xmc serve`` under load: the server on loopback, the load from a second process.
 
-    python benchmarks/serve.py [--xr-linear PATH] [--xr-transformer PATH] [--requests 3000]
+    python benchmarks/serving/serve.py [--xr-linear PATH] [--xr-transformer PATH] [--requests 3000]
                                [--seconds 20] [--soak 30] [--rate 40]
 
 Runs, each a server of its own with API keys on: XR-Linear (EURLEX57K) with 1 and 2 workers,
@@ -13,7 +13,7 @@ key and with a wrong one, counted by the status they get. In-process: one text t
 its stages, and its dev P@1/P@5 float and quantised. CPU per request of the server and of the load
 generator (they share the 2 cores) and, where py-spy is installed, where the server's time goes.
 Models missing from ``benchmarks/.work/serve`` are trained first (``xmc train``). The load
-generator is benchmarks/loadgen.py. Results: benchmarks/results/serve.md.
+generator is benchmarks/serving/loadgen.py. Results: benchmarks/results/serve.md.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from procstats import child_pids, children_cpu_seconds, memory_mb, rss_mb, tree_cpu_seconds  # noqa: E402
-from serve_report import BATCHES, LEVELS, report  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common  # noqa: E402
+from lib.procstats import child_pids, children_cpu_seconds, memory_mb, rss_mb, tree_cpu_seconds  # noqa: E402
+from lib.serve_report import BATCHES, LEVELS, report  # noqa: E402
 
 # where a server's samples go: the first bucket whose pattern matches a frame, innermost frame first
 BUCKETS = (("beam search and ranking", ("xmc/search/", "xmc/linear/", "numba")),
@@ -230,7 +230,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.report_only:
         saved = json.loads((common.WORK / "serve" / "results.json").read_text())
-        command = f"python benchmarks/serve.py {saved['args']} (report rewritten by --report-only)"
+        command = f"python benchmarks/serving/serve.py {saved['args']} (report rewritten by --report-only)"
         print(common.write_result("serve", command, report(saved["results"], argparse.Namespace(**saved["ns"]))))
         return
     import secrets
@@ -258,7 +258,7 @@ def main() -> None:
         results[name] = result
     (common.WORK / "serve" / "results.json").write_text(json.dumps(
         {"results": results, "args": " ".join(sys.argv[1:]), "ns": {"soak": args.soak}}, indent=1))
-    command = "python benchmarks/serve.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/serving/serve.py " + " ".join(sys.argv[1:])
     print(common.write_result("serve", command.strip(), report(results, args)))
 
 

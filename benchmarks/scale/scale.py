@@ -1,6 +1,6 @@
 """How XR-Linear's cost grows with the number of labels: xmc against PECOS on synthetic XC sets.
 
-    python benchmarks/scale.py [--sizes 10k,100k,amazon-670k] [--ray-size 100k] [--test-docs 20000]
+    python benchmarks/scale/scale.py [--sizes 10k,100k,amazon-670k] [--ray-size 100k] [--test-docs 20000]
 
 For each size: ``xmc data synth --preset SIZE`` writes a bag-of-words set with the shape of the real
 ones (power-law labels, ~5 labels and ~75 nonzeros per document); its rows are L2-normalised (what
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common  # noqa: E402
 
 TOP_K = 10
 N_LATENCY = 500
@@ -137,7 +137,8 @@ def pecos_child(py, work: Path, out: Path, seed: int) -> dict:
     """PECOS's run in the peers' venv; the runner tags other seeds "_sN", renamed here "-seedN"."""
     name = "pecos" + (f"-seed{seed}" if seed else "")
     with open(out / f"{name}.log", "w") as log:
-        subprocess.run([str(py), str(common.HERE / "peers_runner.py"), "pecos", str(work), str(out), str(seed)],
+        runner = common.ROOT / "accuracy" / "peers_runner.py"
+        subprocess.run([str(py), str(runner), "pecos", str(work), str(out), str(seed)],
                        check=True, stdout=log, stderr=subprocess.STDOUT)
     if seed:
         for ext in ("json", "npz"):
@@ -298,7 +299,7 @@ def main() -> None:
         results[size] = run_size(size, args, py)
         results = {s: results[s] for s in SIZES if s in results}  # smallest first, for the fits and the tables
         (WORK / "results.json").write_text(json.dumps(results, indent=1))
-        path = common.write_result("scale", "python benchmarks/scale.py " + " ".join(sys.argv[1:]),
+        path = common.write_result("scale", "python benchmarks/scale/scale.py " + " ".join(sys.argv[1:]),
                                    report(results, args))
     print(path.read_text())
 

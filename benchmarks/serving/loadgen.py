@@ -1,6 +1,6 @@
-"""The load generator of benchmarks/serve.py, run as a process of its own:
+"""The load generator of benchmarks/serving/serve.py, run as a process of its own:
 
-    python benchmarks/loadgen.py URL TEXTS.json OUT.json CONCURRENCY N_REQUESTS SECONDS RATE [KEY]
+    python benchmarks/serving/loadgen.py URL TEXTS.json OUT.json CONCURRENCY N_REQUESTS SECONDS RATE [KEY]
 
 Single-text ``POST /predict`` requests (``Authorization: Bearer KEY`` when a key is given) over
 keep-alive HTTP/1.1 connections on raw asyncio streams: ``CONCURRENCY`` workers until

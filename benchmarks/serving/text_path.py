@@ -1,6 +1,6 @@
 """xmc's text path beside PECOS with its own C++ TF-IDF, in one run, from raw text.
 
-    python benchmarks/text_path.py [--datasets full,titles] [--latency 1000] [--skip-sklearn]
+    python benchmarks/serving/text_path.py [--datasets full,titles] [--latency 1000] [--skip-sklearn]
 
 For EURLEX57K (full text) and EURLEX57K-titles, each step in a process of its own:
 - featurising the training texts (fit + transform): xmc's parallel TF-IDF, scikit-learn's
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common  # noqa: E402
 
 WORK = common.WORK / "text_path"
 HERE = Path(__file__).resolve().parent
@@ -225,7 +225,7 @@ def main() -> None:
     results = {f"EURLEX57K{'' if k == 'full' else '-titles'}": run_dataset(k, paths[k], args)
                for k in args.datasets.split(",")}
     (WORK / "results.json").write_text(json.dumps(results, indent=1))
-    command = "python benchmarks/text_path.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/serving/text_path.py " + " ".join(sys.argv[1:])
     body = ("Each step in its own process, xmc and PECOS one after the other on the same machine. "
             "PECOS 1.2.8 in its own venv (numpy<2).\n\n" + report(results))
     print(common.write_result("text_path", command.strip(), body))

@@ -2,7 +2,7 @@
 (``xmc evaluate --groups``): models with and without label-text scoring, and the plain TF-IDF cosine
 between a document and the label texts (the floor a zero-shot scorer must beat).
 
-    python benchmarks/label_text.py [--data EURLEX57K] [--models xr-linear,dual-encoder] [--reuse]
+    python benchmarks/accuracy/label_text.py [--data EURLEX57K] [--models xr-linear,dual-encoder] [--reuse]
 
 A model that reads label texts itself (``dual-encoder``) is trained twice with ``--zero-shot splits``,
 without and with ALC's losses (``--set alc=true``); any other model is trained once and its
@@ -27,9 +27,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-import neural  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common, runs  # noqa: E402
 
 NAME = "label_text"
 GROUPS = ("frequent", "few", "zero")
@@ -393,25 +392,25 @@ def main() -> None:
         for name, folder, zs, overrides, base in systems(method):
             out = common.WORK / NAME / folder
             out.mkdir(parents=True, exist_ok=True)
-            if not neural.reused(out, args.reuse):
+            if not runs.reused(out, args.reuse):
                 print(f"{name}", flush=True)
-                neural.child_of(__file__, ["--child", "train", method, args.data, zs, str(out), json.dumps(overrides),
+                runs.child_of(__file__, ["--child", "train", method, args.data, zs, str(out), json.dumps(overrides),
                                            str(common.WORK / NAME / base) if base else "-"])
             if not (args.reuse and (out / "accept.json").exists()):
-                neural.child_of(__file__, ["--child", "accept", args.data, str(out)])
+                runs.child_of(__file__, ["--child", "accept", args.data, str(out)])
             result = json.load(open(out / "result.json"))
             result["accept"] = json.load(open(out / "accept.json"))
             result["ran_at"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime((out / "result.json").stat().st_mtime))
             common.record(NAME, name, result)
     floor_path = common.WORK / NAME / "floor.json"
     if not (args.reuse and floor_path.exists()):
-        neural.child_of(__file__, ["--child", "floor", args.data, str(floor_path)])
+        runs.child_of(__file__, ["--child", "floor", args.data, str(floor_path)])
     scorers_path = common.WORK / NAME / "scorers.json"
     if not (args.reuse and scorers_path.exists()):
-        neural.child_of(__file__, ["--child", "scorers", args.data, str(scorers_path)])
+        runs.child_of(__file__, ["--child", "scorers", args.data, str(scorers_path)])
     results = dict(sorted(common.ledger(NAME).items(), key=lambda kv: SYSTEM_ORDER.index(kv[0].split(" ")[0])))
     body = report(results, json.load(open(floor_path)), json.load(open(scorers_path)), time.perf_counter() - start)
-    print(common.write_result(NAME, "python benchmarks/label_text.py " + " ".join(sys.argv[1:]), body))
+    print(common.write_result(NAME, "python benchmarks/accuracy/label_text.py " + " ".join(sys.argv[1:]), body))
 
 
 SYSTEM_ORDER = ["xr-linear", "dual-encoder", "xr-transformer"]

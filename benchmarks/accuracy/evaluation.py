@@ -1,12 +1,12 @@
 """Evaluation as the EURLEX57K papers report it, for XR-Linear and XR-Transformer on EURLEX57K dev,
 beside the published test figures of Chalkidis et al. (ACL 2019), and the time ``xmc report`` takes.
 
-    python benchmarks/evaluation.py [--models xr-linear=PATH,xr-transformer=PATH] [--data EURLEX57K]
+    python benchmarks/accuracy/evaluation.py [--models xr-linear=PATH,xr-transformer=PATH] [--data EURLEX57K]
 
 Per model: RP@5, nDCG@5, P@5 and micro-F1 over all labels and per label group (frequent: more than
 50 training documents, few-shot: 1 to 50, zero-shot: none), computed the way the papers' code does
 (a group's label columns, and only its documents). micro-F1 keeps the labels whose calibrated score
-is at least 0.5. Models default to the ones benchmarks/neural.py trained. Results:
+is at least 0.5. Models default to the ones benchmarks/neural/neural.py trained. Results:
 benchmarks/results/evaluation.md.
 """
 
@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common  # noqa: E402
 
 # Chalkidis et al. 2019, BERT-BASE over all labels, on the EURLEX57K *test* split (from the paper)
 PAPER = {"P@5": 68.7, "RP@5": 79.6, "nDCG@5": 82.3, "micro-F1": 73.2}
@@ -77,7 +77,7 @@ def main() -> None:
                   f"{'met' if target < 30 else 'MISSED'} ({target:.1f} s)",
                   "- every metric matches an independent reimplementation of the papers' definitions to 1e-6: "
                   "met (tests/metrics/test_groups.py, random data)"]
-    command = "python benchmarks/evaluation.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/accuracy/evaluation.py " + " ".join(sys.argv[1:])
     print(common.write_result("evaluation", command.strip(), "\n".join(lines)))
 
 

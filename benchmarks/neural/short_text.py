@@ -3,7 +3,7 @@ system in its own process: XR-Linear on title TF-IDF, InceptionXML, SyncXML (wit
 MiniLM's WordPiece table, to pick the default), XR-Transformer on titles (its CPU default), and the
 score ensemble of each with XR-Linear.
 
-    python benchmarks/short_text.py [--data EURLEX57K] [--systems ...] [--dry-run]
+    python benchmarks/neural/short_text.py [--data EURLEX57K] [--systems ...] [--dry-run]
 
 Per system: P@1/3/5, PSP@5, nDCG@5 on dev, training time, prediction ms per document (a batch of
 1,000, and one text at a time), FLOPs per document and parameters of the encoder and heads (against
@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-import neural  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common, runs  # noqa: E402
 
 SYSTEMS = {
     "xr-linear": ("xr-linear", []),
@@ -104,25 +103,25 @@ def main() -> None:
         cost(Path(args.child[0]), Path(args.child[1]))
         return
     start = time.perf_counter()
-    data = neural.prepare_titles(args.data, args.dry_run)
+    data = runs.prepare_titles(args.data, args.dry_run)
     if args.dry_run:
-        data = neural.slice_dataset(data, "titles")
+        data = runs.slice_dataset(data, "titles")
     results = {}
     root = common.WORK / ("short_text-dry-run" if args.dry_run else "short_text")
     for name in args.systems.split(","):
         method, sets = SYSTEMS[name]
-        sets = sets + (DRY.get(method, []) + neural.DRY_RUN_SETS.get(method, []) if args.dry_run else [])
+        sets = sets + (DRY.get(method, []) + runs.DRY_RUN_SETS.get(method, []) if args.dry_run else [])
         out = root / slug(name)
         out.mkdir(parents=True, exist_ok=True)
-        if not neural.reused(out, args.reuse):
+        if not runs.reused(out, args.reuse):
             print(f"training {name}", flush=True)
-            neural.child(["--child", "train", method, data, str(out), json.dumps(sets), "1000"])
+            runs.child(["--child", "train", method, data, str(out), json.dumps(sets), "1000"])
             if method in ("inceptionxml", "syncxml"):
                 common_run(["--child", str(out / "model"), str(out)])
                 result = json.load(open(out / "result.json"))
                 result["cost"] = json.load(open(out / "cost.json"))
                 json.dump(result, open(out / "result.json", "w"), indent=1, default=str)
-        neural.keep(out, args.dry_run)
+        runs.keep(out, args.dry_run)
         results[name] = json.load(open(out / "result.json"))
     linear = root / "xr-linear" / "model"
     for name in [n for n in list(results) if n != "xr-linear"]:
@@ -130,8 +129,8 @@ def main() -> None:
             key = f"ensemble {name} + xr-linear" + (" (weighted)" if combine == "weighted" else "")
             out = root / slug(f"ensemble-{name}" + ("-weighted" if combine == "weighted" else ""))
             member = root / slug(name) / "model"
-            if neural.reused(out, args.reuse):
-                neural.keep(out, args.dry_run)
+            if runs.reused(out, args.reuse):
+                runs.keep(out, args.dry_run)
                 results[key] = json.load(open(out / "result.json"))
                 continue
             if not (linear.exists() and member.exists()):  # a ledger row: its model stayed on another machine
@@ -139,15 +138,15 @@ def main() -> None:
                 continue
             print(key, flush=True)
             out.mkdir(parents=True, exist_ok=True)
-            neural.child(["--child", "ensemble", str(linear), str(member), data, str(out), combine])
-            neural.keep(out, args.dry_run)
+            runs.child(["--child", "ensemble", str(linear), str(member), data, str(out), combine])
+            runs.keep(out, args.dry_run)
             results[key] = json.load(open(out / "result.json"))
     heads = root / "head_cost.json"
     if not (args.reuse and heads.exists()):
         common_run(["--child", "heads", str(heads)])
     results_heads = json.load(open(heads))
     body = report(results, results_heads, time.perf_counter() - start, args.dry_run)
-    command = "python benchmarks/short_text.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/neural/short_text.py " + " ".join(sys.argv[1:])
     print(common.write_result("short_text", command.strip(), body, folder=common.WORK if args.dry_run else None))
 
 
@@ -203,15 +202,15 @@ def common_run(args: list[str]) -> None:
 
 
 def report(results: dict, heads: list[dict], seconds: float, dry_run: bool) -> str:
-    lines = ["| system | " + " | ".join(neural.METRICS) + " | train s | predict ms/doc (batch of 1,000) | "
-             "predict ms (one text) | peak RSS MB |", "|---|" + "---|" * (len(neural.METRICS) + 4)]
+    lines = ["| system | " + " | ".join(runs.METRICS) + " | train s | predict ms/doc (batch of 1,000) | "
+             "predict ms (one text) | peak RSS MB |", "|---|" + "---|" * (len(runs.METRICS) + 4)]
     for name, r in results.items():
         m = r["metrics"]
         if "weight" in r:
             name = name.replace("(weighted)", f"(weighted: {r['combine']}, neural weight {r['weight']:.2f}, chosen "
                                               "on the selection half)")
         name += common.copied_mark(r)
-        lines.append(f"| {name} | " + " | ".join(f"{m[k]:.2f}" for k in neural.METRICS)
+        lines.append(f"| {name} | " + " | ".join(f"{m[k]:.2f}" for k in runs.METRICS)
                      + f" | {r.get('wall_s', float('nan')):.0f} | {r.get('batch_ms_per_doc', float('nan')):.2f} | "
                        f"{r.get('single_ms', float('nan')):.2f} | {r['peak_rss_mb']:,.0f} |")
     lines += ["", "Cost of one document (forward pass of encoder and heads, torch's FLOP counter):", "",

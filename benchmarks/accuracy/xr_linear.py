@@ -1,6 +1,6 @@
 """XR-Linear against PECOS, omikuji and napkinXC on the same TF-IDF features, in one run.
 
-    python benchmarks/xr_linear.py [--data EURLEX57K] [--peers pecos,omikuji,napkinxc] [--spread-seeds 1,2]
+    python benchmarks/accuracy/xr_linear.py [--data EURLEX57K] [--peers pecos,omikuji,napkinxc] [--spread-seeds 1,2]
 
 Each system runs in its own process (peers in their own venv) so peak RSS is its own. Training
 time excludes TF-IDF and includes label clustering. The clustering seed moves P@1 by about 0.4
@@ -20,35 +20,11 @@ from pathlib import Path
 
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common, xr_linear_run  # noqa: E402
 
-N_LATENCY = 1000
-TOP_K = 10
-
-
-def _tag(seed: int) -> str:
-    return "" if seed == 0 else f"_s{seed}"
-
-
-def run_xmc(work: Path, out: Path, seed: int = 0, config=None, name: str | None = None) -> None:
-    """Child process: train and time xmc's XR-Linear with its defaults (and tree seed ``seed``), or
-    with ``config``; results go to ``{name}.npz/json`` (default ``xmc`` plus the seed's tag)."""
-    from xmc.models.xr_linear import XRLinear, XRLinearConfig
-    from xmc.tree.label_tree import TreeConfig
-
-    X, Y, Xt = (sp.load_npz(work / f).tocsr() for f in ("X.trn.npz", "Y.trn.npz", "X.dev.npz"))
-    config = config or XRLinearConfig(tree=TreeConfig(seed=seed))
-    name = name or f"xmc{_tag(seed)}"
-    t0 = time.perf_counter()
-    model = XRLinear(config).fit(X, Y)
-    train_s = time.perf_counter() - t0
-    P, batch_ms, latency = common.timed_predictions(model, Xt, TOP_K, N_LATENCY)
-    sp.save_npz(out / f"{name}.npz", P)
-    json.dump({"train_s": train_s, "batch_ms_per_doc": batch_ms, "latency_ms_median": latency,
-               "peak_rss_mb": common.peak_rss_mb(), "stages": model.fit_seconds_,
-               "level_sizes": model.tree_.level_sizes, "nnz": [int(W.nnz) for W in model.weights_]},
-              open(out / f"{name}.json", "w"))
+N_LATENCY, TOP_K = xr_linear_run.N_LATENCY, xr_linear_run.TOP_K
+run_xmc, _tag = xr_linear_run.run_xmc, xr_linear_run.tag
 
 
 def _row(name, r, m, base):
@@ -87,8 +63,9 @@ def main() -> None:
     def peer_run(peer, seed=0):
         print(f"running {peer} (tree seed {seed}) ...", flush=True)
         with open(out / f"{peer}{_tag(seed)}.log", "w") as log:  # peers print progress bars by the thousand
-            subprocess.run([str(py), str(common.HERE / "peers_runner.py"), peer, str(work), str(out), str(seed)],
-                           check=True, stdout=log, stderr=subprocess.STDOUT)
+            runner = Path(__file__).with_name("peers_runner.py")
+            subprocess.run([str(py), str(runner), peer, str(work), str(out), str(seed)], check=True, stdout=log,
+                           stderr=subprocess.STDOUT)
         return json.load(open(out / f"{peer}{_tag(seed)}.json"))
 
     runs["xmc XR-Linear"] = ("xmc", xmc_run(0))
@@ -149,7 +126,7 @@ def main() -> None:
             ("single-document latency < 2 ms", x["latency_ms_median"] < 2.0),
         ]
         lines += ["", "Targets:", ""] + [f"- {'met' if ok else 'MISSED'}: {name}" for name, ok in checks]
-    command = "python benchmarks/xr_linear.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/accuracy/xr_linear.py " + " ".join(sys.argv[1:])
     path = common.write_result("xr_linear", command, "\n".join(lines))
     print(path.read_text())
 

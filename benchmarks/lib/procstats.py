@@ -1,4 +1,4 @@
-"""Per-process figures from /proc for benchmarks/serve.py: CPU seconds, memory, child processes."""
+"""Per-process figures from /proc for benchmarks/serving/serve.py: CPU seconds, memory, child processes."""
 
 from __future__ import annotations
 

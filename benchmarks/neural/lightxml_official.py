@@ -1,6 +1,6 @@
 """The official LightXML (kongds/LightXML) beside xmc's LightXML at the same budget, on EURLEX57K-titles.
 
-    python benchmarks/lightxml_official.py [--data DIR/EURLEX57K-titles] [--seeds 0,1] [--epochs 2]
+    python benchmarks/neural/lightxml_official.py [--data DIR/EURLEX57K-titles] [--seeds 0,1] [--epochs 2]
                                            [--max-len 32] [--layers 3] [--skip-xmc] [--skip-official] [--reuse]
 
 The official code is read from a snapshot of its repository (``fetch github:kongds/LightXML``, found
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common  # noqa: E402
 
-WORK = Path(__file__).resolve().parent / ".work" / "lightxml_official"
+WORK = common.WORK / "lightxml_official"
 LEDGER = "lightxml_official"
 GIT = shutil.which("git") or "git"
 MIRROR = Path(os.environ.get("LIGHTXML_REPO", "/work/.mirror/kongds+LightXML/repo"))

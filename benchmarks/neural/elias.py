@@ -1,7 +1,7 @@
 """ELIAS and ELIAS++ beside XR-Linear, LightXML and CascadeXML, on EURLEX57K and EURLEX57K-titles
 (train -> dev), each system trained in its own process with its CPU default (``xmc train``).
 
-    python benchmarks/elias.py [--data EURLEX57K] [--datasets full,titles]
+    python benchmarks/neural/elias.py [--data EURLEX57K] [--datasets full,titles]
                                [--methods xr-linear,lightxml,cascadexml,elias++] [--reuse] [--skip-heads]
                                [--adopt titles:lightxml=FOLDER]
 
@@ -32,9 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-import neural  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common, runs  # noqa: E402
 
 METHODS = ("xr-linear", "lightxml", "cascadexml", "elias++")
 METRICS = ("P@1", "P@3", "P@5", "nDCG@5", "PSP@5", "R@100")
@@ -43,11 +42,11 @@ NAME = "elias"
 
 
 def train_child(method: str, data: str, out: Path) -> None:
-    """Child process: neural.py's training and timings, then R@100 and ELIAS's own figures."""
+    """Child process: runs.py's training and timings, then R@100 and ELIAS's own figures."""
     from xmc import api
     from xmc.api.evaluation import evaluate_split
 
-    neural.train_one(method, data, out, [])
+    runs.train_one(method, data, out, [])
     result = json.load(open(out / "result.json"))
     pipeline = api.load(out / "model")
     dev = api.resolve(data).load("dev")
@@ -83,7 +82,7 @@ def adopt_child(method: str, data: str, folder: Path, out: Path) -> None:
     t0 = time.perf_counter()
     pipeline.predict(texts=dev.texts, top_k=10)
     batch_ms = 1000 * (time.perf_counter() - t0) / len(dev.texts)
-    single_ms = common.median_latency_ms(lambda i: pipeline.predict(texts=[dev.texts[i]], top_k=10), neural.N_SINGLE,
+    single_ms = common.median_latency_ms(lambda i: pipeline.predict(texts=[dev.texts[i]], top_k=10), runs.N_SINGLE,
                                          len(dev.texts))
     scores = pipeline.predict(texts=dev.texts, top_k=100)
     stages = dict(model.fit_seconds_)
@@ -251,19 +250,19 @@ def main() -> None:
     adopted = dict(spec.split("=", 1) for spec in args.adopt)
     results: dict[str, dict] = {}
     for ds in args.datasets.split(","):
-        data = args.data if ds == "full" else neural.prepare_titles(args.data, False)
+        data = args.data if ds == "full" else runs.prepare_titles(args.data, False)
         name = f"EURLEX57K{'' if ds == 'full' else '-titles'}"
         results[name] = {}
         for method in args.methods.split(","):
             out = common.WORK / NAME / name / method
             out.mkdir(parents=True, exist_ok=True)
-            if not neural.reused(out, args.reuse):
+            if not runs.reused(out, args.reuse):
                 if f"{ds}:{method}" in adopted:
                     print(f"{name}: measuring {method} from {adopted[f'{ds}:{method}']}", flush=True)
-                    neural.child_of(__file__, ["--child", "adopt", method, data, adopted[f"{ds}:{method}"], str(out)])
+                    runs.child_of(__file__, ["--child", "adopt", method, data, adopted[f"{ds}:{method}"], str(out)])
                 else:
                     print(f"{name}: training {method}", flush=True)
-                    neural.child_of(__file__, ["--child", "train", method, data, str(out)])
+                    runs.child_of(__file__, ["--child", "train", method, data, str(out)])
             results[name][method] = json.load(open(out / "result.json"))
     heads = []
     if not args.skip_heads:
@@ -271,10 +270,10 @@ def main() -> None:
             out = common.WORK / NAME / f"heads-{n}.json"
             if not (args.reuse and out.exists()):
                 print(f"heads alone: {n:,} labels", flush=True)
-                neural.child_of(__file__, ["--child", "heads", str(n), str(out)])
+                runs.child_of(__file__, ["--child", "heads", str(n), str(out)])
             heads.append(json.load(open(out)))
     body = report(results, heads, time.perf_counter() - start)
-    print(common.write_result(NAME, "python benchmarks/elias.py " + " ".join(sys.argv[1:]), body))
+    print(common.write_result(NAME, "python benchmarks/neural/elias.py " + " ".join(sys.argv[1:]), body))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Shortlist widths at prediction time for a trained clustered neural model (CascadeXML, a clustered
 LightXML): for each width, dev P@1/P@5, the shortlist's recall of the true labels and the time.
 
-    python benchmarks/shortlist_widths.py --model FOLDER [--data EURLEX57K-titles] [--scales 0.25,0.5,1,2,4]
+    python benchmarks/neural/shortlist_widths.py --model FOLDER [--data EURLEX57K-titles] [--scales 0.25,0.5,1,2,4]
 
 A width is the number of parents each level keeps, as a multiple of the widths the model was trained
 with (``top_k``, which prediction uses by default). Recall is the share of a document's true labels
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common  # noqa: E402
 
 
 def trained_widths(model) -> tuple[int, ...]:

@@ -1,6 +1,6 @@
 """Recipes of the neural methods measured at the full budget: what each choice gains or costs.
 
-    python benchmarks/neural_recipes.py [--data DIR/EURLEX57K-titles] [--recipes NAME,NAME] [--list]
+    python benchmarks/neural/neural_recipes.py [--data DIR/EURLEX57K-titles] [--recipes NAME,NAME] [--list]
 
 Each recipe is a method and ``--set`` overrides on its CPU default, trained with ``xmc train`` (the
 Python API) in its own process on the whole training split, for its whole budget. Dev is cut once,
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common  # noqa: E402
 
-WORK = Path(__file__).resolve().parent / ".work" / "recipes"
+WORK = common.WORK / "recipes"
 LEDGER = "neural_recipes"
 SELECTION_SEED = common.SELECTION_SEED
 # encoder.strip's "eurlex" preset (xmc.nn.tokens.STRIP_PRESETS) cuts EUR-Lex's act identifiers ("(EEC)",
@@ -157,7 +157,7 @@ def ensemble_members(names: list[str], data: str) -> list[Path]:
 
 
 def choose_weights(members: list[Path], data: str) -> tuple[str, tuple[float, float]]:
-    """The combiner and the members' weights chosen on dev's selection half, as benchmarks/neural.py's
+    """The combiner and the members' weights chosen on dev's selection half, as benchmarks/neural/neural.py's
     weighted ensembles."""
     from xmc import api
 

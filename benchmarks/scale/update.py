@@ -1,6 +1,6 @@
 """``xmc update`` against a full retrain, and ``xmc train --dry-run``'s estimates against measured runs.
 
-    python benchmarks/update.py [--data EURLEX57K] [--fractions 0.1,0.01] [--synth 100k,amazon-670k]
+    python benchmarks/scale/update.py [--data EURLEX57K] [--fractions 0.1,0.01] [--synth 100k,amazon-670k]
                                 [--skip-update] [--skip-dry-run]
 
 Update: 10% (and 1%) of EURLEX57K's training labels (seeded, uniform over labels) are taken out of the
@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import run_command as run  # noqa: E402
-from common import stage_seconds  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common  # noqa: E402
+from lib.common import run_command as run  # noqa: E402
+from lib.common import stage_seconds  # noqa: E402
 
-WORK = Path(__file__).resolve().parent / ".work" / "update"
+WORK = common.WORK / "update"
 XMC = [sys.executable, "-m", "xmc.cli.main"]
 
 

@@ -1,4 +1,4 @@
-"""The report of benchmarks/serve.py: its tables, the reasons for missed targets, the verdicts."""
+"""The report of benchmarks/serving/serve.py: its tables, the reasons for missed targets, the verdicts."""
 
 from __future__ import annotations
 

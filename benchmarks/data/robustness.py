@@ -1,7 +1,7 @@
 """Robustness of xmc: malformed inputs to every reader and command, ``kill -9`` then the same command
 again, and the user's own files next to xmc's outputs.
 
-    python benchmarks/robustness.py [--data EURLEX57K] [--cases 150] [--kills 6] [--seed 0]
+    python benchmarks/data/robustness.py [--data EURLEX57K] [--cases 150] [--kills 6] [--seed 0]
 
 Writes benchmarks/results/robustness.md. Three parts:
 
@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common  # noqa: E402
 
 from xmc.utils.faults import ARRAY_DAMAGES, BYTE_DAMAGES, damage_array_file, damage_bytes, damage_json  # noqa: E402
 
@@ -458,7 +458,7 @@ def main() -> None:
         print("part 3: user files", flush=True)
         users = part_user_files(sets, model, tiny_bert, root / "users")
     body = report(inputs, cli, children, failures, kills, users, args, time.perf_counter() - start)
-    command = "python benchmarks/robustness.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/data/robustness.py " + " ".join(sys.argv[1:])
     print(common.write_result("robustness", command.strip(), body))
 
 

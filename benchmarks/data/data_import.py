@@ -1,6 +1,6 @@
 """``xmc data import`` speed: a JSONL file of about 1 GB into a dataset folder.
 
-    python benchmarks/data_import.py [--size-mb 1024] [--data EURLEX57K]
+    python benchmarks/data/data_import.py [--size-mb 1024] [--data EURLEX57K]
 
 The file is made from EURLEX57K's training documents, repeated with a running id until it reaches
 the size (``{"id", "title", "text", "labels"}`` a line, labels as a list), written to
@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its lib
+from lib import common  # noqa: E402
 
 TARGET_MB_S = 50
 
@@ -90,7 +90,7 @@ def main() -> None:
               f"- importing a 1 GB JSONL at least {TARGET_MB_S} MB/s: "
               f"{'met' if jsonl['mb_s'] >= TARGET_MB_S and jsonl['mb'] >= 1000 else 'MISSED'} "
               f"({jsonl['mb_s']:.0f} MB/s for {jsonl['mb']:,.0f} MB)"]
-    command = "python benchmarks/data_import.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/data/data_import.py " + " ".join(sys.argv[1:])
     print(common.write_result("data_import", command.strip(), "\n".join(lines)))
 
 
