@@ -25,7 +25,6 @@ label texts (:mod:`xmc.data.label_texts`), or the label names where a label has 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +43,10 @@ from xmc.nn.dual import DualEncoderNet, LossWeights
 from xmc.nn.embed import embed
 from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve_encoder, save_encoder
 from xmc.nn.heads import load_tensors
-from xmc.training.checkpoints import RunCheckpoints, save_state_dict
+from xmc.training.checkpoints import save_state_dict
 from xmc.training.dual import DualStages
-from xmc.training.trainer import OptimConfig, TrainConfig, Trainer
+from xmc.training.fit import run_stages
+from xmc.training.trainer import OptimConfig, TrainConfig
 from xmc.utils.fingerprint import digest_folder, digest_matrix, digest_texts
 from xmc.utils.validation import check_is_fitted, check_k, check_labels, check_texts
 
@@ -164,14 +164,10 @@ class DualEncoder(XMCModel):
         inputs = {"texts": digest_texts(texts), "labels": digest_matrix(Y), "label_texts": digest_texts(label_texts),
                   "encoder": digest_folder(folder)}
         stages = DualStages(self, texts, Y, label_texts, inputs, checkpoint_dir, resume, eval_set)
-        checkpoints = None
-        if checkpoint_dir is not None:
-            checkpoints = RunCheckpoints(checkpoint_dir, {**inputs, "config": _fingerprint_config(cfg)}, resume)
-        t0 = time.perf_counter()
-        logs = Trainer(self.net_, cfg.train, checkpoints).run(stages.build())
+        self.epoch_logs_, train_seconds = run_stages(self.net_, cfg.train, stages.build(), checkpoint_dir,
+                                                     {**inputs, "config": _fingerprint_config(cfg)}, resume)
         stages.finish()
-        self.fit_seconds_ = {**stages.seconds, "train": time.perf_counter() - t0}
-        self.epoch_logs_ = [vars(e) for e in logs]
+        self.fit_seconds_ = {**stages.seconds, "train": train_seconds}
         self.net_.eval()
         self._index = None
         return self

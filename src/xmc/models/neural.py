@@ -32,8 +32,9 @@ from xmc.nn.fast_cpu import is_quantized, onnx_int8_encoder, refuse_quantized
 from xmc.nn.heads import load_tensors
 from xmc.nn.prefix import FrozenPrefix, freeze_encoder
 from xmc.nn.tokens import TokenizedTexts, bucketed_batches, cached_tokens, length_sorted_batches, tokenize
-from xmc.training.checkpoints import RunCheckpoints, save_state_dict
-from xmc.training.trainer import OptimConfig, Stage, TrainConfig, Trainer, standard_groups
+from xmc.training.checkpoints import save_state_dict
+from xmc.training.fit import run_stages
+from xmc.training.trainer import OptimConfig, Stage, TrainConfig, standard_groups
 from xmc.training.warm import warm_stage
 from xmc.tree.label_tree import LabelTree, TreeConfig
 from xmc.tree.pifa import pifa
@@ -183,15 +184,10 @@ class CascadeModel(XMCModel):
         if cfg.warm_epochs:
             stages.insert(0, warm_stage(self.net_, tokens, Ys, cfg.warm_epochs, cfg.warm_batch_size, cfg.train.optim,
                                         self.device, cfg.train.amp, cache=self._taps_cache))
-        checkpoints = None
-        if checkpoint_dir is not None:
-            checkpoints = RunCheckpoints(checkpoint_dir, self._fingerprint(inputs), resume)
-        t0 = time.perf_counter()
-        logs = Trainer(self.net_, cfg.train, checkpoints).run(stages)
-        seconds["train"] = time.perf_counter() - t0
+        self.epoch_logs_, seconds["train"] = run_stages(self.net_, cfg.train, stages, checkpoint_dir,
+                                                        self._fingerprint(inputs), resume)
         self.net_.eval()
         self._prefix = None
-        self.epoch_logs_ = [dataclasses.asdict(e) for e in logs]
         self.fit_seconds_ = seconds
         return self
 
