@@ -43,6 +43,7 @@ from xmc.nn.dual import DualEncoderNet, LossWeights
 from xmc.nn.embed import embed
 from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve_encoder, save_encoder
 from xmc.nn.heads import load_tensors
+from xmc.nn.tokens import TextTokenizer
 from xmc.training.checkpoints import save_state_dict
 from xmc.training.dual import DualStages
 from xmc.training.fit import run_stages
@@ -172,6 +173,10 @@ class DualEncoder(XMCModel):
         self._index = None
         return self
 
+    def text_tokenizer(self) -> TextTokenizer:
+        """How this model reads a document (its tokenizer, token budget and strip pattern)."""
+        return TextTokenizer.of(self.tokenizer_, self.config.encoder)
+
     # -- prediction --------------------------------------------------------------------------------
     def predict(self, texts, *, top_k: int | None = None, beam_size: int | None = None) -> sp.csr_matrix:
         """``(n_docs, n_labels)`` CSR of each row's ``top_k`` scores ``(1 + cos) / 2``
@@ -181,11 +186,7 @@ class DualEncoder(XMCModel):
         top_k = check_k(top_k, "top_k", self.config.top_k)
         if self.config.train.threads:
             torch.set_num_threads(self.config.train.threads)
-        from xmc.nn.tokens import tokenize
-
-        tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc="tokenise",
-                          strip=self.config.encoder.strip)
-        docs = self.embed_tokens(tokens)
+        docs = self.embed_tokens(self.text_tokenizer()(texts))
         return self.search(docs, top_k)
 
     def embed_tokens(self, tokens, desc: str = "embed") -> np.ndarray:

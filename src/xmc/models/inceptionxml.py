@@ -31,7 +31,7 @@ from xmc.models.neural import CascadeModel, NeuralConfig, pifa_tree
 from xmc.nn.cascade import CascadeNet, FeatureSpec, LevelSpec
 from xmc.nn.encoders import EncoderConfig, Tap, load_pretrained, resolve_encoder, save_encoder
 from xmc.nn.inception import InceptionEncoder
-from xmc.nn.tokens import TokenizedTexts, strip_texts, tokenize
+from xmc.nn.tokens import TextTokenizer, TokenizedTexts, strip_texts
 from xmc.nn.words import WordVocab, random_table, word2vec_table
 from xmc.training.trainer import OptimConfig, Stage, TrainConfig
 from xmc.tree.label_tree import TreeConfig
@@ -122,11 +122,10 @@ class InceptionXML(CascadeModel):
     def _train_tokens(self, texts, inputs, cache, resume) -> TokenizedTexts:
         return self._tokenize(texts)
 
-    def _tokenize(self, texts: list[str], desc: str = "tokenise") -> TokenizedTexts:
-        texts = strip_texts(texts, self.config.encoder.strip)
-        if self.config.embeddings == "wordpiece":
-            return tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc=desc)
-        return self.vocab_.encode(texts, self.config.encoder.max_seq_len)
+    def text_tokenizer(self) -> TextTokenizer:
+        """WordPiece through MiniLM's tokenizer, or the word vocabulary built on the training texts."""
+        return TextTokenizer.of(self.tokenizer_ if self.config.embeddings == "wordpiece" else self.vocab_,
+                                self.config.encoder)
 
     def _save_encoder(self, folder: Path) -> None:
         if self.config.embeddings == "wordpiece":

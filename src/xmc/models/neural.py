@@ -31,7 +31,7 @@ from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve
 from xmc.nn.fast_cpu import is_quantized, onnx_int8_encoder, refuse_quantized
 from xmc.nn.heads import load_tensors
 from xmc.nn.prefix import FrozenPrefix, freeze_encoder
-from xmc.nn.tokens import TokenizedTexts, bucketed_batches, cached_tokens, length_sorted_batches, tokenize
+from xmc.nn.tokens import TextTokenizer, TokenizedTexts, bucketed_batches, length_sorted_batches
 from xmc.training.checkpoints import save_state_dict
 from xmc.training.fit import run_stages
 from xmc.training.trainer import OptimConfig, Stage, TrainConfig, standard_groups
@@ -131,14 +131,16 @@ class CascadeModel(XMCModel):
         self.tokenizer_, transformer = load_pretrained(folder, self.config.encoder.n_layers)
         return TextEncoder(transformer, self.config.encoder.pooling), digest_folder(folder)
 
+    def text_tokenizer(self) -> TextTokenizer:
+        """How this model reads a text (its tokenizer, token budget and strip pattern)."""
+        return TextTokenizer.of(self.tokenizer_, self.config.encoder)
+
     def _train_tokens(self, texts: list[str], inputs: dict[str, str], cache: Path | None,
                       resume: bool) -> TokenizedTexts:
-        return cached_tokens(self.tokenizer_, texts, self.config.encoder.max_seq_len, inputs, cache, resume,
-                             strip=self.config.encoder.strip)
+        return self.text_tokenizer().cached(texts, inputs, cache, resume)
 
     def _tokenize(self, texts: list[str], desc: str = "tokenise") -> TokenizedTexts:
-        return tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc=desc,
-                        strip=self.config.encoder.strip)
+        return self.text_tokenizer()(texts, desc)
 
     def _save_encoder(self, folder: Path) -> None:
         save_encoder(folder / "encoder", self.tokenizer_, self.net_.encoder.transformer)

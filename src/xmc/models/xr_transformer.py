@@ -41,7 +41,7 @@ from xmc.nn.embed import embed
 from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve_encoder, save_encoder
 from xmc.nn.fast_cpu import is_quantized, onnx_int8_encoder, refuse_quantized
 from xmc.nn.heads import ShortlistHead, load_heads, save_heads
-from xmc.nn.tokens import cached_tokens, tokenize
+from xmc.nn.tokens import TextTokenizer
 from xmc.training.checkpoints import RunCheckpoints
 from xmc.training.finetune import FinetuneConfig, Finetuner
 from xmc.tree.label_tree import LabelTree, TreeConfig
@@ -140,15 +140,12 @@ class XRTransformer(XMCModel):
         t0 = time.perf_counter()
         inputs = {"texts": digest_texts(texts), "labels": digest_matrix(Y), "encoder": digest_folder(folder)}
         cache = Path(checkpoint_dir) / "tokens.npz" if checkpoint_dir is not None else None
-        tokens = cached_tokens(self.tokenizer_, texts, cfg.encoder.max_seq_len, inputs, cache, resume,
-                               strip=cfg.encoder.strip)
+        tokens = self.text_tokenizer().cached(texts, inputs, cache, resume)
         eval_tokens = None
         if eval_set is not None and cfg.finetune.eval_docs:
             rows = random_subset(len(eval_set[0]), cfg.finetune.eval_docs, cfg.finetune.seed)
             eval_texts = [eval_set[0][i] for i in rows]
-            eval_tokens = (tokenize(self.tokenizer_, eval_texts, cfg.encoder.max_seq_len, desc="tokenise dev",
-                                    strip=cfg.encoder.strip),
-                           sp.csr_matrix(eval_set[1])[rows])
+            eval_tokens = (self.text_tokenizer()(eval_texts, desc="tokenise dev"), sp.csr_matrix(eval_set[1])[rows])
         seconds["tokenise"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -187,12 +184,15 @@ class XRTransformer(XMCModel):
         return {**inputs, "config": self.config.to_dict_without(
             "encoder.name", "finetune.device", "finetune.threads", "finetune.eval_docs", "finetune.embed_batch_size")}
 
+    def text_tokenizer(self) -> TextTokenizer:
+        """How this model reads a text (its tokenizer, token budget and strip pattern)."""
+        return TextTokenizer.of(self.tokenizer_, self.config.encoder)
+
     def embed(self, texts: list[str]) -> np.ndarray:
         """Fine-tuned ``(n, dim)`` embeddings of ``texts`` (not normalised)."""
         self._check_fitted()
         texts = check_texts(texts, self.method)
-        tokens = tokenize(self.tokenizer_, texts, self.config.encoder.max_seq_len, desc="tokenise",
-                          strip=self.config.encoder.strip)
+        tokens = self.text_tokenizer()(texts)
         place(self.encoder_, self.device)
         finetune = self.config.finetune
         return embed(self.encoder_, tokens, finetune.embed_batch_size, self.device, amp=finetune.amp)

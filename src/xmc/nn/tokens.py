@@ -8,6 +8,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -145,6 +146,36 @@ def tokenize(tokenizer, texts: list[str], max_len: int, chunk: int = 2048, desc:
     ids = np.concatenate(pieces) if pieces else np.zeros(0, np.int32)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return TokenizedTexts(ids, offsets, int(pad_id))
+
+
+@dataclass
+class TextTokenizer:
+    """The one way a model turns texts into token ids: its tokenizer (a Hugging Face tokenizer, or a
+    word vocabulary with ``word_level = True``), its token budget ``max_len`` and the pattern it
+    cuts from every text first (``strip``: :data:`STRIP_PRESETS` or a regular expression). A model
+    builds it from its saved encoder config (:meth:`of`), so training, evaluation and prediction read
+    the same tokens, whichever method and call site asks."""
+
+    tokenizer: Any
+    max_len: int
+    strip: str = ""
+
+    @classmethod
+    def of(cls, tokenizer, encoder_config) -> TextTokenizer:
+        """From an :class:`xmc.nn.encoders.EncoderConfig` (its ``max_seq_len`` and ``strip``)."""
+        return cls(tokenizer, encoder_config.max_seq_len, encoder_config.strip)
+
+    def __call__(self, texts: list[str], desc: str = "tokenise") -> TokenizedTexts:
+        if getattr(self.tokenizer, "word_level", False):
+            return self.tokenizer.encode(strip_texts(texts, self.strip), self.max_len)
+        return tokenize(self.tokenizer, texts, self.max_len, desc=desc, strip=self.strip)
+
+    def cached(self, texts: list[str], inputs: dict[str, str], cache: Path | None, resume: bool,
+               desc: str = "tokenise") -> TokenizedTexts:
+        """:meth:`__call__` through :func:`cached_tokens` (a word vocabulary is cheap: never cached)."""
+        if getattr(self.tokenizer, "word_level", False):
+            return self(texts, desc)
+        return cached_tokens(self.tokenizer, texts, self.max_len, inputs, cache, resume, desc=desc, strip=self.strip)
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,

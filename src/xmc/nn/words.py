@@ -34,6 +34,8 @@ def clean(text: str) -> list[str]:
 class WordVocab:
     """Word -> id, with id 0 for padding and 1 for unknown words."""
 
+    word_level = True  # read by xmc.nn.tokens.TextTokenizer: encode(texts, max_len), not a Hugging Face call
+
     def __init__(self, words: list[str]):
         self.words = ["<pad>", "<unk>", *words]
         self.index = {w: i for i, w in enumerate(self.words)}

@@ -15,7 +15,7 @@ from xmc.metrics.ranking import precision_at_k
 from xmc.nn.ann import LabelIndex
 from xmc.nn.encoders import Tap
 from xmc.nn.prefix import FrozenPrefix, freeze_encoder
-from xmc.nn.tokens import TokenizedTexts, bucketed_batches, cached_tokens, length_sorted_batches, tokenize
+from xmc.nn.tokens import TextTokenizer, TokenizedTexts, bucketed_batches, length_sorted_batches
 from xmc.training.trainer import Stage, standard_groups
 from xmc.utils.rng import random_subset
 from xmc.utils.sparse import binarize
@@ -35,9 +35,10 @@ class DualStages:
         self.Y.sort_indices()
         t0 = time.perf_counter()
         cache = Path(checkpoint_dir) / "tokens.npz" if checkpoint_dir is not None else None
-        self.docs = cached_tokens(model.tokenizer_, texts, self.cfg.encoder.max_seq_len, inputs, cache, resume,
-                                  strip=self.cfg.encoder.strip)
-        self.labels = tokenize(model.tokenizer_, label_texts, self.cfg.label_max_seq_len, desc="tokenise label texts")
+        self.docs = model.text_tokenizer().cached(texts, inputs, cache, resume)
+        # label texts are read whole (no strip: the pattern is about documents), to their own budget
+        self.labels = TextTokenizer(model.tokenizer_, self.cfg.label_max_seq_len)(label_texts,
+                                                                                  desc="tokenise label texts")
         self.eval = self._eval_subset(eval_set)
         self.seconds = {"tokenise": time.perf_counter() - t0}
         freeze_encoder(self.net.encoder, self.cfg.freeze_embeddings, self.cfg.freeze_layers)
@@ -190,8 +191,7 @@ class DualStages:
             return None
         rows = random_subset(len(eval_set[0]), self.cfg.train.eval_docs, self.cfg.train.seed)
         texts, Y = [eval_set[0][i] for i in rows], sp.csr_matrix(eval_set[1])[rows]
-        return tokenize(self.model.tokenizer_, texts, self.cfg.encoder.max_seq_len, desc="tokenise dev",
-                        strip=self.cfg.encoder.strip), Y
+        return self.model.text_tokenizer()(texts, desc="tokenise dev"), Y
 
     def _evaluator(self, label_stage: bool):
         if self.eval is None:
