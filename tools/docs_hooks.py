@@ -61,8 +61,32 @@ def write_settings(path: Path) -> None:
                   "| setting | default | what it does |", "|---|---|---|"]
         for name, default, text in config_class.help_rows():
             lines.append(f"| `{name}` | `{_cell(repr(default))}` | {_cell(text)} |")
-        lines.append("")
+        lines += ["", *_cpu_and_gpu(config_class), ""]
     _write(path, lines)
+
+
+def _cpu_and_gpu(config_class) -> list[str]:
+    """The settings a method's CPU and GPU configs set differently (what the CPU config gives up, or
+    what it buys time with); their docstrings say why."""
+    if not (hasattr(config_class, "for_cpu") and hasattr(config_class, "for_gpu")):
+        return []
+    cpu, gpu = _flat(config_class.for_cpu().to_dict()), _flat(config_class.for_gpu().to_dict())
+    differ = [k for k in cpu if cpu[k] != gpu.get(k)]
+    if not differ:
+        return []
+    out = ["Where its CPU config (`for_cpu`) and GPU config (`for_gpu`) differ:", "",
+           "| setting | CPU | GPU |", "|---|---|---|"]
+    return out + [f"| `{k}` | `{_cell(repr(cpu[k]))}` | `{_cell(repr(gpu.get(k)))}` |" for k in differ]
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def copy_results(source: Path, target: Path) -> None:
