@@ -121,14 +121,21 @@ def kept_labels(y_score, threshold: float | None = None, top_k: int | None = Non
     return scores
 
 
-def f1_scores(y_true, y_pred) -> dict[str, float]:
-    """Micro- and macro-averaged precision, recall and F1 (in percent) of 0/1 predictions; the macro
-    average runs over the labels present in the truth or in the predictions."""
+def _binary(y_true, y_pred) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Truth and predictions as 0/1 float64 CSR of the truth's shape (a prediction matrix may be
+    narrower: columns past it are labels it never predicts)."""
     truth = sp.csr_matrix(y_true, dtype=np.float64)
     truth.data[:] = 1.0
     pred = sp.csr_matrix(y_pred, dtype=np.float64)
     pred = sp.csr_matrix((pred.data, pred.indices, pred.indptr), shape=truth.shape)
     pred.data[:] = 1.0
+    return truth, pred
+
+
+def f1_scores(y_true, y_pred) -> dict[str, float]:
+    """Micro- and macro-averaged precision, recall and F1 (in percent) of 0/1 predictions; the macro
+    average runs over the labels present in the truth or in the predictions."""
+    truth, pred = _binary(y_true, y_pred)
     tp = np.asarray(truth.multiply(pred).sum(axis=0)).ravel()
     n_pred = np.asarray(pred.sum(axis=0)).ravel()
     n_true = np.asarray(truth.sum(axis=0)).ravel()
@@ -147,11 +154,7 @@ def f1_scores(y_true, y_pred) -> dict[str, float]:
 
 def per_label_f1(y_true, y_pred) -> np.ndarray:
     """F1 of every label column (0 where a label is neither true nor predicted)."""
-    truth = sp.csr_matrix(y_true, dtype=np.float64)
-    truth.data[:] = 1.0
-    pred = sp.csr_matrix(y_pred, dtype=np.float64)
-    pred = sp.csr_matrix((pred.data, pred.indices, pred.indptr), shape=truth.shape)
-    pred.data[:] = 1.0
+    truth, pred = _binary(y_true, y_pred)
     tp = np.asarray(truth.multiply(pred).sum(axis=0)).ravel()
     denom = np.asarray(truth.sum(axis=0)).ravel() + np.asarray(pred.sum(axis=0)).ravel()
     return 2 * tp / np.maximum(denom, 1)  # 0 where the label is neither true nor predicted
