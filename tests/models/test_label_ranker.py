@@ -134,3 +134,45 @@ def test_centroids_keep_their_heaviest_terms_as_topk_per_row_does():
         M.eliminate_zeros()
         got = _heaviest(M, k)
         assert got.shape == M.shape and (abs(got - topk_per_row(M, k))).max() == 0
+
+
+def _ranker_arrays(n_labels=5, n_known=3, n_features=8, n_models=1, pool=4, neighbour_cols=(0, 1)):
+    from xmc.models.label_ranker import LabelTextRanker
+
+    centroids = sp.csr_matrix(np.eye(n_known, n_features, dtype=np.float32))
+    cols = np.array([neighbour_cols[i % len(neighbour_cols)] for i in range(n_labels)])
+    neighbours = sp.csr_matrix((np.ones(n_labels, np.float32), (np.arange(n_labels), cols)), shape=(n_labels, n_known))
+    n = len(FEATURES)
+    model = RankerModel(np.full(n_models, pool), np.zeros((n_models, n)), np.zeros(n_models), np.zeros((n_models, n)),
+                        np.ones((n_models, n)))
+    return LabelTextRanker(centroids, neighbours, np.zeros(n_labels, np.float32), model).arrays()
+
+
+@pytest.mark.parametrize("change, fits", [
+    ({}, True), (dict(n_known=1, neighbour_cols=(0,)), True), (dict(n_known=5), True), (dict(pool=1), True),
+    (dict(n_models=0), False), (dict(pool=0), False)])
+def test_saved_ranker_arrays_are_checked_at_their_bounds(change, fits):
+    from xmc.models.label_ranker import LabelTextRanker
+
+    a = _ranker_arrays(**change)
+    if fits:
+        ranker = LabelTextRanker.from_arrays(a, 5, 8)
+        n_known = change.get("n_known", 3)
+        assert ranker.neighbours.shape == (5, n_known) and ranker.centroids.shape == (n_known, 8)
+    else:
+        with pytest.raises(ModelFormatError, match="do not fit"):
+            LabelTextRanker.from_arrays(a, 5, 8)
+
+
+def test_saved_ranker_arrays_out_of_bounds_are_refused():
+    from xmc.models.label_ranker import LabelTextRanker
+
+    empty = {"indices": np.zeros(0, np.int32), "data": np.zeros(0, np.float32)}
+    no_known = {**_ranker_arrays(), "c_indptr": np.zeros(1, np.int64), "n_indptr": np.zeros(6, np.int64),
+                **{f"{m}_{k}": v for m in "cn" for k, v in empty.items()}}  # nothing else out of place
+    past_features = _ranker_arrays()
+    past_features["c_indices"] = past_features["c_indices"].copy()
+    past_features["c_indices"][-1] = 8  # one past the last feature
+    for arrays in (no_known, past_features):
+        with pytest.raises(ModelFormatError, match="do not fit"):
+            LabelTextRanker.from_arrays(arrays, 5, 8)
