@@ -159,6 +159,7 @@ class Supervisor:
         self._signal_all(signal.SIGKILL)
         for pid in list(self.children):
             os.waitpid(pid, 0)
+            del self.children[pid]  # reaped: the supervisor ends with no child it believes alive
 
 
 def _describe(status: int) -> str:
