@@ -137,18 +137,15 @@ def floor_child(data: str, out: Path) -> None:
 def zero_shot_halves(scores: sp.csr_matrix, labels: list[list[str]], candidates: list[str]) -> dict:
     """RP@5 / nDCG@5 of a ranking of the ``candidates`` on the dev documents with one of them, on each
     seeded half of dev and on all of it."""
+    from xmc.data.vocab import LabelVocab
     from xmc.metrics.groups import rank_metrics
     from xmc.utils.sparse import topk_per_row
 
-    index = {c: j for j, c in enumerate(candidates)}
-    rows = [[index[label] for label in doc if label in index] for doc in labels]
-    indptr = np.cumsum([0] + [len(r) for r in rows])
-    truth = sp.csr_matrix((np.ones(indptr[-1], np.float32), np.concatenate([np.array(r, np.int64) for r in rows]),
-                           indptr), shape=(len(rows), len(candidates)))
+    truth = LabelVocab(candidates).encode(labels).Y  # a document's candidates among its labels
     top = topk_per_row(sp.csr_matrix(scores, dtype=np.float32), 10)
     out = {}
-    for half, part in zip(("selection", "report", "dev"), (*common.halves(len(rows)), np.arange(len(rows))),
-                          strict=True):
+    n = truth.shape[0]
+    for half, part in zip(("selection", "report", "dev"), (*common.halves(n), np.arange(n)), strict=True):
         m = rank_metrics(truth[part], top[part], (5,))
         out[half] = {"RP@5": m["RP@5"], "nDCG@5": m["nDCG@5"], "docs": int((np.diff(truth[part].indptr) > 0).sum())}
     return out
@@ -170,6 +167,7 @@ def scorers_child(data: str, out: Path) -> None:
     import gzip
 
     from xmc import api
+    from xmc.data.vocab import LabelVocab
     from xmc.features.tfidf import TfidfFeaturizer
     from xmc.metrics.groups import rank_metrics
     from xmc.nn.sentence import sentence_embeddings
@@ -181,12 +179,9 @@ def scorers_child(data: str, out: Path) -> None:
     seen = {label for labels in train.labels for label in labels}
     used = {label for split in dataset.splits for labels in dataset.load(split).labels for label in labels}
     candidates = sorted((used - seen) & set(texts))
-    index = {c: j for j, c in enumerate(candidates)}
-    docs = [i for i, labels in enumerate(dev.labels) if any(label in index for label in labels)]
-    rows = [[index[label] for label in dev.labels[i] if label in index] for i in docs]
-    indptr = np.cumsum([0] + [len(r) for r in rows])
-    truth = sp.csr_matrix((np.ones(indptr[-1], np.float32), np.concatenate(rows), indptr),
-                          shape=(len(docs), len(candidates)))
+    truth = LabelVocab(candidates).encode(dev.labels).Y
+    docs = np.flatnonzero(np.diff(truth.indptr) > 0)  # the documents with a zero-shot label
+    truth = truth[docs]
     featurizer = TfidfFeaturizer().fit(train.texts)
     doc_texts = [dev.texts[i] for i in docs]
 

@@ -99,7 +99,6 @@ def _train(args) -> int:
     return 0
 
 
-
 def label_text_config(args) -> api.LabelTextConfig:
     """``--label-text-encoder`` and the ``--label-text-set`` assignments, checked as ``--set`` is."""
     return api.LabelTextConfig(encoder=args.label_text_encoder).with_overrides(args.label_text_set)

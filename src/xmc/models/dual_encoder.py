@@ -43,7 +43,7 @@ from xmc.nn.dual import DualEncoderNet, LossWeights
 from xmc.nn.embed import embed
 from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve_encoder, save_encoder
 from xmc.nn.heads import load_tensors
-from xmc.nn.tokens import TextTokenizer
+from xmc.nn.tokens import ReadsTexts
 from xmc.training.checkpoints import save_state_dict
 from xmc.training.dual import DualStages
 from xmc.training.fit import run_stages
@@ -114,7 +114,7 @@ class DualEncoderConfig(Config):
                            tcm=self.tcm_weight if self.alc else 0.0, tcm_pos=self.tcm_pos, tcm_neg=self.tcm_neg)
 
 
-class DualEncoder(XMCModel):
+class DualEncoder(ReadsTexts, XMCModel):
     """Documents and label texts in one embedding space; see the module docstring.
 
     Examples
@@ -172,10 +172,6 @@ class DualEncoder(XMCModel):
         self.net_.eval()
         self._index = None
         return self
-
-    def text_tokenizer(self) -> TextTokenizer:
-        """How this model reads a document (its tokenizer, token budget and strip pattern)."""
-        return TextTokenizer.of(self.tokenizer_, self.config.encoder)
 
     # -- prediction --------------------------------------------------------------------------------
     def predict(self, texts, *, top_k: int | None = None, beam_size: int | None = None) -> sp.csr_matrix:

@@ -63,10 +63,6 @@ class LabelTextRanker:
     model: RankerModel
     _columns: tuple | None = None  # texts, names and centroids transposed for dense_product (made on first use)
 
-    @property
-    def n_known(self) -> int:
-        return self.centroids.shape[0]
-
     @classmethod
     def fit(cls, X: sp.csr_matrix, Y: sp.csr_matrix, texts: sp.csr_matrix, names: sp.csr_matrix,
             pool_sizes: list[int], *, top_k: int, neighbours: int, ranker_docs: int, centroid_terms: int,
@@ -81,18 +77,18 @@ class LabelTextRanker:
         n_known = Y.shape[1]
         has_labels = np.flatnonzero(np.diff(Y.indptr) > 0)
         held = np.sort(rng.choice(has_labels, min(ranker_docs, has_labels.size // 2), replace=False))
+        X_held, Y_held = X[held], Y[held]
         sums = sp.csr_matrix(Y.T @ X)
-        held_sums = sp.csr_matrix(Y[held].T @ X[held])
         weights = neighbour_weights(texts, n_known, neighbours)
         hub = hubness(texts, X[rng.choice(X.shape[0], min(HUB_DOCS, X.shape[0]), replace=False)])
-        ranker = cls(_centroids(sums - held_sums, centroid_terms), weights, hub, None)
-        X_held = X[held]
+        # the centroids the held documents are scored against leave those documents out
+        ranker = cls(_centroids(sums - sp.csr_matrix(Y_held.T @ X_held), centroid_terms), weights, hub, None)
         cos, name_cos, to_centroids = (dense_product(X_held, transposed(m))
                                        for m in (texts[:n_known], names[:n_known], ranker.centroids))
         transfer = np.asarray((weights[:n_known] @ to_centroids.T).T)
         models = []
         for size in sorted(set(int(s) for s in pool_sizes if s > 0)):
-            pool, hidden = _pools(Y[held], min(size, n_known), rng)
+            pool, hidden = _pools(Y_held, min(size, n_known), rng)
             feats, cols = shortlist_features(np.where(pool, cos, -np.inf), name_cos, transfer, hub[:n_known], top_k)
             target = (cols == hidden[:, None]).ravel()
             mean, scale = feats.mean(0), feats.std(0) + 1e-9

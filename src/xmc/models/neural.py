@@ -31,7 +31,7 @@ from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve
 from xmc.nn.fast_cpu import is_quantized, onnx_int8_encoder, refuse_quantized
 from xmc.nn.heads import load_tensors
 from xmc.nn.prefix import FrozenPrefix, freeze_encoder
-from xmc.nn.tokens import TextTokenizer, TokenizedTexts, bucketed_batches, length_sorted_batches
+from xmc.nn.tokens import ReadsTexts, TokenizedTexts, bucketed_batches, length_sorted_batches
 from xmc.training.checkpoints import save_state_dict
 from xmc.training.fit import run_stages
 from xmc.training.trainer import OptimConfig, Stage, TrainConfig, standard_groups
@@ -87,7 +87,7 @@ class NeuralConfig(Config):
     warm_batch_size: int = option(256, "documents per step of those epochs", Interval(int, 2, None))
 
 
-class CascadeModel(XMCModel):
+class CascadeModel(ReadsTexts, XMCModel):
     """Base of the end-to-end text models; subclasses define ``_label_tree`` and ``_network``."""
 
     config_class = NeuralConfig
@@ -130,10 +130,6 @@ class CascadeModel(XMCModel):
         folder = resolve_encoder(self.config.encoder.name)
         self.tokenizer_, transformer = load_pretrained(folder, self.config.encoder.n_layers)
         return TextEncoder(transformer, self.config.encoder.pooling), digest_folder(folder)
-
-    def text_tokenizer(self) -> TextTokenizer:
-        """How this model reads a text (its tokenizer, token budget and strip pattern)."""
-        return TextTokenizer.of(self.tokenizer_, self.config.encoder)
 
     def _train_tokens(self, texts: list[str], inputs: dict[str, str], cache: Path | None,
                       resume: bool) -> TokenizedTexts:

@@ -41,7 +41,7 @@ from xmc.nn.embed import embed
 from xmc.nn.encoders import EncoderConfig, TextEncoder, load_pretrained, resolve_encoder, save_encoder
 from xmc.nn.fast_cpu import is_quantized, onnx_int8_encoder, refuse_quantized
 from xmc.nn.heads import ShortlistHead, load_heads, save_heads
-from xmc.nn.tokens import TextTokenizer
+from xmc.nn.tokens import ReadsTexts
 from xmc.training.checkpoints import RunCheckpoints
 from xmc.training.finetune import FinetuneConfig, Finetuner
 from xmc.tree.label_tree import LabelTree, TreeConfig
@@ -85,7 +85,7 @@ class XRTransformerConfig(Config):
         return cls(encoder=EncoderConfig(max_seq_len=128), finetune=FinetuneConfig(steps=(600, 800, 1200), lr=5e-5))
 
 
-class XRTransformer(XMCModel):
+class XRTransformer(ReadsTexts, XMCModel):
     """XR-Transformer on raw texts.
 
     Examples
@@ -183,10 +183,6 @@ class XRTransformer(XMCModel):
         evaluation, the encoder's path: its files count, through their digest)."""
         return {**inputs, "config": self.config.to_dict_without(
             "encoder.name", "finetune.device", "finetune.threads", "finetune.eval_docs", "finetune.embed_batch_size")}
-
-    def text_tokenizer(self) -> TextTokenizer:
-        """How this model reads a text (its tokenizer, token budget and strip pattern)."""
-        return TextTokenizer.of(self.tokenizer_, self.config.encoder)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Fine-tuned ``(n, dim)`` embeddings of ``texts`` (not normalised)."""

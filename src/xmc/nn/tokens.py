@@ -178,6 +178,14 @@ class TextTokenizer:
         return cached_tokens(self.tokenizer, texts, self.max_len, inputs, cache, resume, desc=desc, strip=self.strip)
 
 
+class ReadsTexts:
+    """For a model with a ``tokenizer_`` and an ``EncoderConfig`` at ``config.encoder``: how it reads
+    a text (a method with another tokenizer overrides :meth:`text_tokenizer`)."""
+
+    def text_tokenizer(self) -> TextTokenizer:
+        return TextTokenizer.of(self.tokenizer_, self.config.encoder)
+
+
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
                      bucket_batches: int = 50) -> list[np.ndarray]:
     """Shuffled batches of documents of similar length: shuffle, sort within windows of

@@ -111,7 +111,6 @@ def topk_arrays(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, k: in
     return kernel(indptr, indices, data, int(k), n_threads)
 
 
-
 @nb.njit(cache=True, parallel=True)
 def _rows_times_columns(a_ptr, a_idx, a_val, bt_ptr, bt_idx, bt_val, n_cols, n_threads):
     n = a_ptr.size - 1
