@@ -61,10 +61,12 @@ def _methods(keyword_bert):
                                     "inceptionxml", "syncxml"])
 def test_every_method_trains_and_predicts_on_the_tokens_of_its_rule(method, keyword_task, keyword_bert, monkeypatch):
     texts, Y, test_texts, _ = keyword_task
-    word = sorted({w for t in texts for w in t.split()}, key=lambda w: -sum(w in t.split() for t in texts))[0]
+    df = {w: sum(w in t.lower().split() for t in texts) for t in texts for w in t.lower().split()}
+    word, common = sorted(df, key=lambda w: (-df[w], w))[:2]
     pattern = rf"\b{word}\b"  # the commonest word of the training texts, cut from every document
+    share = (df[common] - 0.5) / len(texts)  # the next commonest word is skipped, and any as common
     config = _methods(keyword_bert)[method]
-    config = config.replace(encoder=config.encoder.replace(strip=pattern))
+    config = config.replace(encoder=config.encoder.replace(strip=pattern, skip_share=share))
     seen: list[tuple[TextTokenizer, object]] = []
     call, cached = TextTokenizer.__call__, TextTokenizer.cached
 
@@ -88,8 +90,11 @@ def test_every_method_trains_and_predicts_on_the_tokens_of_its_rule(method, keyw
     documents = [(rule, tokens) for rule, tokens in seen if rule.max_len == config.encoder.max_seq_len]
     assert documents and all(rule.strip == pattern for rule, _ in documents)
     rule = documents[0][0]
+    assert common in rule.skip.words and word not in rule.skip.words  # learned after the pattern's cut
+    assert rule.skip.words == {w for w, n in df.items() if n > share * len(texts) and w != word}
     if getattr(rule.tokenizer, "word_level", False):
         assert word not in rule.tokenizer.index  # the vocabulary was built on the stripped texts
+        assert all(rule.tokenizer.index[common] not in set(tokens.ids.tolist()) for _, tokens in documents)
     else:
-        banned = set(rule.tokenizer(word, add_special_tokens=False)["input_ids"])
+        banned = set(rule.tokenizer(f"{word} {common}", add_special_tokens=False)["input_ids"])
         assert banned and all(not banned & set(tokens.ids.tolist()) for _, tokens in documents)

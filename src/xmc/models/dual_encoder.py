@@ -164,6 +164,7 @@ class DualEncoder(ReadsTexts, XMCModel):
         self.net_.learnable.copy_(torch.from_numpy(np.diff(sp.csc_matrix(Y).indptr) > 0))
         inputs = {"texts": digest_texts(texts), "labels": digest_matrix(Y), "label_texts": digest_texts(label_texts),
                   "encoder": digest_folder(folder)}
+        self.learn_skip_rule(texts)
         stages = DualStages(self, texts, Y, label_texts, inputs, checkpoint_dir, resume, eval_set)
         self.epoch_logs_, train_seconds = run_stages(self.net_, cfg.train, stages.build(), checkpoint_dir,
                                                      {**inputs, "config": _fingerprint_config(cfg)}, resume)
@@ -209,6 +210,7 @@ class DualEncoder(ReadsTexts, XMCModel):
     # -- model folders -----------------------------------------------------------------------------
     def _save_arrays(self, folder: Path) -> dict[str, Any]:
         save_encoder(folder / "encoder", self.tokenizer_, self.net_.encoder.transformer)
+        self.save_skip_rule(folder)
         save_state_dict(folder / "labels.safetensors", self._label_state())
         return {"n_labels": self.n_labels_, "dim": self.net_.encoder.dim, "fit_seconds": self.fit_seconds_,
                 "epoch_logs": self.epoch_logs_}
@@ -220,6 +222,7 @@ class DualEncoder(ReadsTexts, XMCModel):
         where = folder / "xmc.json"
         n_labels = manifest_field(shapes, "n_labels", int, where, low=1)
         self.tokenizer_, transformer = load_pretrained(folder / "encoder")
+        self.load_skip_rule(folder)
         encoder = TextEncoder(transformer, "mean")
         if manifest_field(shapes, "dim", int, where, low=1) != encoder.dim:
             raise ModelFormatError(f"{where}: dim {shapes['dim']} but the encoder gives {encoder.dim}")

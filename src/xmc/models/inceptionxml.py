@@ -125,7 +125,7 @@ class InceptionXML(CascadeModel):
     def text_tokenizer(self) -> TextTokenizer:
         """WordPiece through MiniLM's tokenizer, or the word vocabulary built on the training texts."""
         return TextTokenizer.of(self.tokenizer_ if self.config.embeddings == "wordpiece" else self.vocab_,
-                                self.config.encoder)
+                                self.config.encoder, self.skip_rule_)
 
     def _save_encoder(self, folder: Path) -> None:
         if self.config.embeddings == "wordpiece":

@@ -165,6 +165,7 @@ class CascadeModel(ReadsTexts, XMCModel):
         inputs = {"texts": digest_texts(texts), "labels": digest_matrix(Y)}
         torch.manual_seed(cfg.train.seed)  # an encoder built from scratch (InceptionXML's CNN) is seeded too
         encoder, inputs["encoder"] = self._prepare_encoder(texts)
+        self.learn_skip_rule(texts)
         cache = Path(checkpoint_dir) / "tokens.npz" if checkpoint_dir is not None else None
         tokens = self._train_tokens(texts, inputs, cache, resume)
         seconds["tokenise"] = time.perf_counter() - t0
@@ -284,6 +285,7 @@ class CascadeModel(ReadsTexts, XMCModel):
     def _save_arrays(self, folder: Path) -> dict[str, Any]:
         refuse_quantized(self.net_.encoder)
         self._save_encoder(folder)
+        self.save_skip_rule(folder)
         save_state_dict(folder / "heads.safetensors", self._head_state())
         (folder / "levels").mkdir()
         for t, C in enumerate(self.chains_):
@@ -308,6 +310,7 @@ class CascadeModel(ReadsTexts, XMCModel):
             if not (np.all(np.diff(C.indptr) == 1) and np.all(C.data == 1)):
                 raise ModelFormatError(f"{folder / 'levels' / f'level_{t}.npz'}: every node needs one parent")
         self.net_ = self._network(self._load_encoder(folder, shapes), self.chains_)
+        self.load_skip_rule(folder)
         expected = {k: tuple(v.shape) for k, v in self._head_state().items()}
         state = load_tensors(folder / "heads.safetensors", expected)
         self.net_.load_state_dict(state, strict=False)

@@ -139,6 +139,7 @@ class XRTransformer(ReadsTexts, XMCModel):
 
         t0 = time.perf_counter()
         inputs = {"texts": digest_texts(texts), "labels": digest_matrix(Y), "encoder": digest_folder(folder)}
+        self.learn_skip_rule(texts)
         cache = Path(checkpoint_dir) / "tokens.npz" if checkpoint_dir is not None else None
         tokens = self.text_tokenizer().cached(texts, inputs, cache, resume)
         eval_tokens = None
@@ -226,6 +227,7 @@ class XRTransformer(ReadsTexts, XMCModel):
         refuse_quantized(self.encoder_)
         self.tfidf_.save(folder / "tfidf")
         save_encoder(folder / "encoder", self.tokenizer_, self.encoder_.transformer)
+        self.save_skip_rule(folder)
         save_heads(folder / "heads.safetensors", self.heads_)
         self.matcher_tree_.save(folder / "matcher_tree")
         self.ranker_.save(folder / "ranker")
@@ -242,6 +244,7 @@ class XRTransformer(ReadsTexts, XMCModel):
             raise ModelFormatError(f"{where}: the matcher tree ends with {levels[-1]} nodes, more than n_labels")
         self.tfidf_ = TfidfFeaturizer.load(folder / "tfidf")
         self.tokenizer_, transformer = load_pretrained(folder / "encoder")
+        self.load_skip_rule(folder)
         self.encoder_ = TextEncoder(transformer, self.config.encoder.pooling)
         if self.encoder_.dim != dim:
             raise ModelFormatError(f"{folder / 'encoder'}: hidden size {self.encoder_.dim}, xmc.json says {dim}")

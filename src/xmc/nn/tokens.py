@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from xmc.exceptions import ModelFormatError
+from xmc.features.budget import SkipRule
 from xmc.utils.fingerprint import differences
 from xmc.utils.io import load_arrays, save_arrays
 from xmc.utils.progress import progress
@@ -95,19 +96,21 @@ class TokenizedTexts:
 
 
 def cached_tokens(tokenizer, texts: list[str], max_len: int, inputs: dict[str, str], cache: Path | None,
-                  resume: bool, desc: str = "tokenise", strip: str = "") -> TokenizedTexts:
+                  resume: bool, desc: str = "tokenise", strip: str = "",
+                  skip: SkipRule | None = None) -> TokenizedTexts:
     """Token ids of ``texts``, cached at ``cache`` so a resumed run skips tokenisation. The cache is
     reused only for the same texts, tokenizer files and length (``inputs`` holds the digests of the
     texts and the encoder folder); otherwise it is rebuilt, never trusted."""
     key = {"texts": inputs["texts"], "encoder": inputs["encoder"], "max_seq_len": max_len,
-           "chars_per_token": CHARS_PER_TOKEN, **({"strip": strip_regex(strip)} if strip else {})}
+           "chars_per_token": CHARS_PER_TOKEN, **({"strip": strip_regex(strip)} if strip else {}),
+           **(skip.key() if skip is not None and not skip.empty else {})}
     if cache is not None and resume and cache.is_file():
         cached, cached_key = TokenizedTexts.load_cache(cache)
         if cached is not None and cached_key == key:
             return cached
         changed = "; ".join(differences(cached_key or {}, key)) or "unreadable"
         log.info("rebuilding the token cache %s (%s)", cache, changed)
-    tokens = tokenize(tokenizer, texts, max_len, desc=desc, strip=strip)
+    tokens = tokenize(tokenizer, texts, max_len, desc=desc, strip=strip, skip=skip)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tokens.save(cache, key)
@@ -128,14 +131,15 @@ def strip_texts(texts: list[str], pattern: str) -> list[str]:
 
 
 def tokenize(tokenizer, texts: list[str], max_len: int, chunk: int = 2048, desc: str = "tokenise",
-             strip: str = "") -> TokenizedTexts:
+             strip: str = "", skip: SkipRule | None = None) -> TokenizedTexts:
     """Token ids (special tokens included) of each text, truncated to ``max_len``, after removing
-    the matches of the regular expression ``strip`` (when given)."""
+    the matches of the regular expression ``strip`` (when given), then the words ``skip`` skips."""
+    skip = skip or SkipRule()
     cut = max_len * CHARS_PER_TOKEN
     pieces, lengths = [], []
     for start in progress(range(0, len(texts), chunk), desc=desc, unit="chunk"):
         batch = texts[start:start + chunk]
-        batch = [t[:cut] for t in strip_texts(batch, strip)]
+        batch = [t[:cut] for t in skip.apply(strip_texts(batch, strip), max_len)]
         encoded = tokenizer(batch, truncation=True, max_length=max_len, padding=False,
                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
         for row in encoded:
@@ -151,39 +155,67 @@ def tokenize(tokenizer, texts: list[str], max_len: int, chunk: int = 2048, desc:
 @dataclass
 class TextTokenizer:
     """The one way a model turns texts into token ids: its tokenizer (a Hugging Face tokenizer, or a
-    word vocabulary with ``word_level = True``), its token budget ``max_len`` and the pattern it
-    cuts from every text first (``strip``: :data:`STRIP_PRESETS` or a regular expression). A model
-    builds it from its saved encoder config (:meth:`of`), so training, evaluation and prediction read
-    the same tokens, whichever method and call site asks."""
+    word vocabulary with ``word_level = True``), its token budget ``max_len``, the pattern it cuts
+    from every text first (``strip``: :data:`STRIP_PRESETS` or a regular expression) and the words it
+    then skips (``skip``, learned on the training texts: :class:`xmc.features.budget.SkipRule`). A
+    model builds it from its saved encoder config and rule (:meth:`ReadsTexts.text_tokenizer`), so
+    training, evaluation and prediction read the same tokens, whichever method and call site asks."""
 
     tokenizer: Any
     max_len: int
     strip: str = ""
+    skip: SkipRule = field(default_factory=SkipRule)
 
     @classmethod
-    def of(cls, tokenizer, encoder_config) -> TextTokenizer:
+    def of(cls, tokenizer, encoder_config, skip: SkipRule | None = None) -> TextTokenizer:
         """From an :class:`xmc.nn.encoders.EncoderConfig` (its ``max_seq_len`` and ``strip``)."""
-        return cls(tokenizer, encoder_config.max_seq_len, encoder_config.strip)
+        return cls(tokenizer, encoder_config.max_seq_len, encoder_config.strip, skip or SkipRule())
+
+    def prepare(self, texts: list[str]) -> list[str]:
+        """The texts as the tokenizer gets them: the pattern cut, then the skipped words (at most
+        ``max_len`` words are kept: each is one token or more)."""
+        return self.skip.apply(strip_texts(texts, self.strip), self.max_len)
 
     def __call__(self, texts: list[str], desc: str = "tokenise") -> TokenizedTexts:
         if getattr(self.tokenizer, "word_level", False):
-            return self.tokenizer.encode(strip_texts(texts, self.strip), self.max_len)
-        return tokenize(self.tokenizer, texts, self.max_len, desc=desc, strip=self.strip)
+            return self.tokenizer.encode(self.prepare(texts), self.max_len)
+        return tokenize(self.tokenizer, texts, self.max_len, desc=desc, strip=self.strip, skip=self.skip)
 
     def cached(self, texts: list[str], inputs: dict[str, str], cache: Path | None, resume: bool,
                desc: str = "tokenise") -> TokenizedTexts:
         """:meth:`__call__` through :func:`cached_tokens` (a word vocabulary is cheap: never cached)."""
         if getattr(self.tokenizer, "word_level", False):
             return self(texts, desc)
-        return cached_tokens(self.tokenizer, texts, self.max_len, inputs, cache, resume, desc=desc, strip=self.strip)
+        return cached_tokens(self.tokenizer, texts, self.max_len, inputs, cache, resume, desc=desc, strip=self.strip,
+                             skip=self.skip)
 
 
 class ReadsTexts:
     """For a model with a ``tokenizer_`` and an ``EncoderConfig`` at ``config.encoder``: how it reads
-    a text (a method with another tokenizer overrides :meth:`text_tokenizer`)."""
+    a text (a method with another tokenizer overrides :meth:`text_tokenizer`), the words it skips
+    (``skip_rule_``, learned by :meth:`learn_skip_rule` when it trains) and where they are saved."""
+
+    skip_rule_: SkipRule = SkipRule()  # a model folder saved before the rule existed skips nothing
 
     def text_tokenizer(self) -> TextTokenizer:
-        return TextTokenizer.of(self.tokenizer_, self.config.encoder)
+        return TextTokenizer.of(self.tokenizer_, self.config.encoder, self.skip_rule_)
+
+    def learn_skip_rule(self, texts: list[str]) -> None:
+        enc = self.config.encoder
+        self.skip_rule_ = SkipRule.learn(strip_texts(texts, enc.strip), enc.skip_share, enc.skip_numbers,
+                                         enc.max_seq_len)
+        if not self.skip_rule_.empty:
+            log.info("token budget: %d frequent words skipped%s", len(self.skip_rule_.words),
+                     ", and words with a digit" if self.skip_rule_.numbers else "")
+
+    def save_skip_rule(self, folder: Path) -> None:
+        self.skip_rule_.save(folder / SKIP_RULE_FILE)
+
+    def load_skip_rule(self, folder: Path) -> None:
+        self.skip_rule_ = SkipRule.load(folder / SKIP_RULE_FILE)
+
+
+SKIP_RULE_FILE = "skipped_words.json"
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
