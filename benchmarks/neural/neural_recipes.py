@@ -35,6 +35,10 @@ SELECTION_SEED = common.SELECTION_SEED
 # exceed 32 tokens with them, 41% without) and the Official Journal's page header that opens 39% of full-text
 # dev documents ("29.12.2005 EN Official Journal of the European Union L 346/46"; it never occurs in titles)
 STRIP = "encoder.strip=eurlex"
+# The general token budget (xmc.features.budget.SkipRule), chosen on the selection half by
+# benchmarks/neural/token_budget.py's screening; written out so the recipes mean the same after the
+# defaults change
+BUDGET = ["encoder.skip_share=0.1", "encoder.skip_numbers=true"]
 # Recipes trained and scored on full-text EURLEX57K whatever --data says (the full-text targets)
 FULL_TEXT = "EURLEX57K"
 RECIPES: dict[str, tuple[str, list[str], str]] = {
@@ -102,10 +106,33 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
                                   "XR-Linear with CascadeXML (act identifiers cut), chosen the same way"),
     "weighted/inceptionxml-strip": ("weighted-ensemble", ["xr-linear/default", "inceptionxml/strip"],
                                     "XR-Linear with InceptionXML (act identifiers cut), chosen the same way"),
+    "lightxml/budget": ("lightxml", BUDGET, "LightXML's CPU default with the general token budget (no preset): words "
+                                           "in more than a share of the training documents and words with a digit "
+                                           "skipped before tokenising"),
+    "cascadexml/budget": ("cascadexml", BUDGET, "CascadeXML's CPU default with the general token budget"),
+    "lightxml/full-text-budget": ("lightxml", BUDGET, "LightXML on full text with the general token budget"),
+    "cascadexml/full-text-budget": ("cascadexml", BUDGET, "CascadeXML on full text with the general token budget"),
+    "xr-transformer/full-text-budget": ("xr-transformer", BUDGET,
+                                        "XR-Transformer's CPU default on full text with the general token budget"),
+    "inceptionxml/budget": ("inceptionxml", BUDGET, "InceptionXML's CPU default with the general token budget "
+                                                    "on its 32 words"),
+    "syncxml/budget": ("syncxml", BUDGET, "SyncXML's CPU default with the general token budget"),
+    "weighted/lightxml-budget": ("weighted-ensemble", ["xr-linear/default", "lightxml/budget"],
+                                 "XR-Linear with LightXML (token budget), chosen on the selection half"),
+    "weighted/cascadexml-budget": ("weighted-ensemble", ["xr-linear/default", "cascadexml/budget"],
+                                   "XR-Linear with CascadeXML (token budget), chosen on the selection half"),
     "elias/default": ("elias", [], "ELIAS's CPU default"),
     "elias/uniform-edges": ("elias", ["edge_init=uniform"], "ELIAS with the official random start of the edges"),
 }
+# The second corpus: each method's CPU default with the token budget off (the default before it) and on,
+# scored on Reuters-21578's test split (it has no dev split; nothing is chosen on it)
+SECOND = "Reuters-21578"
+OFF = ["encoder.skip_share=1.0", "encoder.skip_numbers=false"]
+for _method in ("xr-transformer", "lightxml", "cascadexml", "inceptionxml", "syncxml"):
+    RECIPES[f"reuters/{_method}-off"] = (_method, OFF, f"{_method} on {SECOND}, token budget off (test split)")
+    RECIPES[f"reuters/{_method}-budget"] = (_method, BUDGET, f"{_method} on {SECOND}, token budget on (test split)")
 RECIPE_DATA = {name: FULL_TEXT for name in RECIPES if "/full-text" in name}
+RECIPE_DATA.update({name: SECOND for name in RECIPES if name.startswith("reuters/")})
 
 
 def run_recipe(name: str, data: str) -> dict:
@@ -126,7 +153,8 @@ def run_recipe(name: str, data: str) -> dict:
         result = api.train(method, data, out, overrides=sets, overwrite=True)
         pipeline, seconds = result.pipeline, result.seconds
     wall = time.perf_counter() - t0
-    dev = api.dataset(data).load("dev")
+    dataset = api.dataset(data)
+    dev = dataset.load("dev" if dataset.has_split("dev") else "test")
     scores = api.predict_split(pipeline, dev, top_k=5)
     truth = pipeline.vocab.encode(dev.labels).Y
     row = {"name": name, "method": method, "sets": sets, "data": data, "date": common.today(),

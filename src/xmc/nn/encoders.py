@@ -43,11 +43,11 @@ class EncoderConfig(Config):
     strip: str = option("", "a regular expression removed from every text before it is tokenised, at training and "
                             "prediction alike (boilerplate that would use up max_seq_len), or a preset's name "
                             f"({', '.join(STRIP_PRESETS)}); empty: none")
-    skip_share: float = option(1.0, "words found in more than this share of the training documents (within the part "
+    skip_share: float = option(0.1, "words found in more than this share of the training documents (within the part "
                                      "a model can read) are skipped before tokenising, so max_seq_len goes to words "
                                      "that tell documents apart; learned when training, saved with the model; "
                                      "1: none", Interval(float, 0, 1, "right"))
-    skip_numbers: bool = option(False, "skip words with a digit (numbers, dates, identifiers) before tokenising")
+    skip_numbers: bool = option(True, "skip words with a digit (numbers, dates, identifiers) before tokenising")
 
     def __post_init__(self) -> None:
         super().__post_init__()
