@@ -98,3 +98,23 @@ def test_every_method_trains_and_predicts_on_the_tokens_of_its_rule(method, keyw
     else:
         banned = set(rule.tokenizer(f"{word} {common}", add_special_tokens=False)["input_ids"])
         assert banned and all(not banned & set(tokens.ids.tolist()) for _, tokens in documents)
+
+
+def test_the_learned_skip_rule_travels_with_the_model_folder(keyword_task, keyword_bert, tmp_path):
+    from xmc.nn.tokens import SKIP_RULE_FILE
+
+    texts, Y, test_texts, _ = keyword_task
+    # a year in every text; share 0.03 skips the commonest keywords
+    numbered = [f"{t} 19{i % 10}0" for i, t in enumerate(texts)]
+    config = cascade_config("lightxml", keyword_bert, epochs=1)
+    config = config.replace(encoder=config.encoder.replace(skip_share=0.03, skip_numbers=True))
+    model = model_class("lightxml")(config).fit(numbered, Y)
+    assert model.skip_rule_.words and model.skip_rule_.numbers
+    model.save(tmp_path / "m")
+    loaded = model_class("lightxml").load(tmp_path / "m")
+    assert loaded.skip_rule_ == model.skip_rule_
+    assert (loaded.predict(test_texts, top_k=5) != model.predict(test_texts, top_k=5)).nnz == 0
+    (tmp_path / "m" / SKIP_RULE_FILE).unlink()  # a folder saved before the rule existed: it skips nothing
+    older = model_class("lightxml").load(tmp_path / "m")
+    assert older.skip_rule_.empty
+    assert older.text_tokenizer()(["alpha 1990"]).lengths[0] > model.text_tokenizer()(["alpha 1990"]).lengths[0]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from xmc.exceptions import ModelFormatError
 from xmc.utils.io import read_json, write_json
+from xmc.utils.progress import progress
 
 # A word, with inner hyphens, apostrophes, dots and slashes ("co-operation", "2959/76", "l.346"), or one
 # mark of punctuation; the tokenizers split the same way or finer, so a kept word is never cut in two.
@@ -48,7 +49,7 @@ class SkipRule:
             return cls(frozenset(), numbers)
         window = READ_WINDOW * budget
         counts: dict[str, int] = {}
-        for text in texts:
+        for text in progress(texts, desc="count words", unit="doc"):
             for word in {m.group().lower() for m in islice(WORD.finditer(text), window)}:
                 counts[word] = counts.get(word, 0) + 1
         limit = max_share * len(texts)
