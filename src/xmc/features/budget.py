@@ -12,6 +12,7 @@ reads texts as training did.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -48,10 +49,9 @@ class SkipRule:
         if max_share >= 1 or not texts:
             return cls(frozenset(), numbers)
         window = READ_WINDOW * budget
-        counts: dict[str, int] = {}
+        counts: Counter[str] = Counter()
         for text in progress(texts, desc="count words", unit="doc"):
-            for word in {m.group().lower() for m in islice(WORD.finditer(text), window)}:
-                counts[word] = counts.get(word, 0) + 1
+            counts.update({m.group().lower() for m in islice(WORD.finditer(text), window)})
         limit = max_share * len(texts)
         return cls(frozenset(w for w, c in counts.items() if c > limit), numbers)
 

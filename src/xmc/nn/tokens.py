@@ -130,16 +130,22 @@ def strip_texts(texts: list[str], pattern: str) -> list[str]:
     return out
 
 
+def prepare_texts(texts: list[str], strip: str, skip: SkipRule | None, max_words: int) -> list[str]:
+    """``texts`` as a tokenizer gets them: the matches of ``strip`` cut, then the words ``skip`` skips
+    (at most ``max_words`` kept words: each is one token or more)."""
+    stripped = strip_texts(texts, strip)
+    return stripped if skip is None else skip.apply(stripped, max_words)
+
+
 def tokenize(tokenizer, texts: list[str], max_len: int, chunk: int = 2048, desc: str = "tokenise",
              strip: str = "", skip: SkipRule | None = None) -> TokenizedTexts:
     """Token ids (special tokens included) of each text, truncated to ``max_len``, after removing
     the matches of the regular expression ``strip`` (when given), then the words ``skip`` skips."""
-    skip = skip or SkipRule()
     cut = max_len * CHARS_PER_TOKEN
     pieces, lengths = [], []
     for start in progress(range(0, len(texts), chunk), desc=desc, unit="chunk"):
         batch = texts[start:start + chunk]
-        batch = [t[:cut] for t in skip.apply(strip_texts(batch, strip), max_len)]
+        batch = [t[:cut] for t in prepare_texts(batch, strip, skip, max_len)]
         encoded = tokenizer(batch, truncation=True, max_length=max_len, padding=False,
                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
         for row in encoded:
@@ -172,9 +178,8 @@ class TextTokenizer:
         return cls(tokenizer, encoder_config.max_seq_len, encoder_config.strip, skip or SkipRule())
 
     def prepare(self, texts: list[str]) -> list[str]:
-        """The texts as the tokenizer gets them: the pattern cut, then the skipped words (at most
-        ``max_len`` words are kept: each is one token or more)."""
-        return self.skip.apply(strip_texts(texts, self.strip), self.max_len)
+        """The texts as the tokenizer gets them (:func:`prepare_texts`)."""
+        return prepare_texts(texts, self.strip, self.skip, self.max_len)
 
     def __call__(self, texts: list[str], desc: str = "tokenise") -> TokenizedTexts:
         if getattr(self.tokenizer, "word_level", False):
