@@ -316,7 +316,7 @@ def _demo(args) -> int:
     name = _demo_dataset(args.data)
     dataset = api.dataset(name)
     out = args.out or os.path.join("models", f"demo-{dataset.name}")
-    took = ("about 15 minutes on 2 CPU cores (XR-Linear: --method xr-linear, about 3)"
+    took = ("about 10 minutes on 2 CPU cores (XR-Linear: --method xr-linear, about 3)"
             if args.method == "xr-transformer" else "a few minutes on 2 cores")
     print(f"xmc demo: training {args.method} on {dataset.name} ({dataset.path}); this takes {took}", flush=True)
     start = time.perf_counter()
