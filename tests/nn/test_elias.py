@@ -153,11 +153,10 @@ def test_elias_plus_plus_reranks_elias_top_labels(keyword_task, keyword_bert, tm
     assert type(again) is type(model) and (again.predict(test_texts, top_k=5) != scores).nnz == 0
 
 
-def test_elias_loss_matches_the_formula_worked_by_hand():
-    """One document, shortlist (label 0, label 2, padding): path scores 0.8, 0.5, 0; label logits
-    0, ln 3, 0 -> final 0.8 * 0.5 = 0.4 and 0.5 * 0.75 = 0.375; label 0 is true. The classification
-    term is the BCE over the real entries, -(ln 0.4 + ln 0.625) / 2; the recall term is -ln of the
-    true label's path score, -ln 0.8, weighted 0.5."""
+def _net_with_fixed_parts(path: list[float], seen: list):
+    """An EliasNet whose feature, shortlist and label logits are given: the loss alone is under test.
+    Shortlist (label 0, label 2, padding) with path scores ``path``; label logits 0, ln 3, 0; label 0 is
+    true. ``seen`` collects the ids and mask the feature is called with."""
     import math
     from types import MethodType, SimpleNamespace
 
@@ -169,13 +168,39 @@ def test_elias_loss_matches_the_formula_worked_by_hand():
     torch.nn.Module.__init__(net)
     net.index, net.recall_weight = SimpleNamespace(n_labels=3), 0.5
     x = torch.zeros(1, 2)
-    shortlist = (torch.tensor([[0, 2, 3]]), torch.tensor([[0.8, 0.5, 0.0]]), torch.tensor([[1.0, 0.0, 0.0]]),
-                 torch.tensor([0.8]))
-    net.feature = MethodType(lambda self, ids, mask, pooled=None: x, net)
+    shortlist = (torch.tensor([[0, 2, 3]]), torch.tensor([path]), torch.tensor([[1.0, 0.0, 0.0]]),
+                 torch.tensor([path[0]]))
+
+    def feature(self, ids, mask, pooled=None):
+        seen.append((ids, mask, pooled))
+        return x
+
+    net.feature = MethodType(feature, net)
     net.shortlist = MethodType(lambda self, x, Y: shortlist, net)
     net.label_logits = MethodType(lambda self, x, labels: torch.tensor([[0.0, math.log(3.0), 0.0]]), net)
-    total, logs = net.loss(None, None, [None])
+    return net
+
+
+def test_elias_loss_matches_the_formula_worked_by_hand():
+    """Path scores 0.8, 0.5, 0 -> final 0.8 * 0.5 = 0.4 and 0.5 * 0.75 = 0.375; the classification
+    term is the BCE over the real entries, -(ln 0.4 + ln 0.625) / 2; the recall term is -ln of the
+    true label's path score, -ln 0.8, weighted 0.5. The ids and mask reach the encoder as given."""
+    import math
+
+    seen = []
+    ids, mask = object(), object()
+    total, logs = _net_with_fixed_parts([0.8, 0.5, 0.0], seen).loss(ids, mask, [None])
+    assert len(seen) == 1 and seen[0][0] is ids and seen[0][1] is mask and seen[0][2] is None
     classify = -(math.log(0.4) + math.log(0.625)) / 2
     assert logs["classify"] == pytest.approx(classify, rel=1e-5)
     assert logs["recall"] == pytest.approx(-math.log(0.8), rel=1e-5)
     assert float(total) == pytest.approx(classify + 0.5 * -math.log(0.8), rel=1e-5)
+
+
+def test_elias_loss_bounds_a_true_label_scored_zero_at_the_epsilon():
+    """A true label whose path is 0 costs -ln(1e-7) (16.1), not the -ln(0) torch would cap at 100."""
+    import math
+
+    total, logs = _net_with_fixed_parts([0.0, 0.5, 0.0], []).loss(None, None, [None])
+    assert logs["classify"] == pytest.approx((-math.log(1e-7) - math.log(0.625)) / 2, rel=1e-4)
+    assert logs["recall"] == pytest.approx(-math.log(1e-7), rel=1e-4)
