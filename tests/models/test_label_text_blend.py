@@ -73,7 +73,7 @@ def test_weight_search_picks_the_first_grid_weights_that_fix_a_few_shot_and_a_ze
     blend = _fixed_blend(TEXTS)
     info = blend.fit_weights(["d"] * 4, _csr(MODEL), _csr(TRUTH), k=1)
     assert (blend.w_few, blend.w_zero) == (0.2, 0.3)
-    assert info["few_RP@5_before"] == 0.0 and info["few_RP@5_after"] == 100.0  # percent
+    assert info == {"w_few": 0.2, "w_zero": 0.3, "few_RP@5_before": 0.0, "few_RP@5_after": 100.0}  # percent
 
 
 def test_weight_search_refuses_a_zero_weight_that_costs_a_frequent_label():
@@ -106,6 +106,8 @@ def test_weight_search_measures_at_five_by_default():
     info = blend.fit_weights(["d"] * 2, _csr(model), _csr([_onehot(8, 6), _onehot(8, 0)]))
     assert blend.w_few == 0.2
     assert (info["few_RP@5_before"], info["few_RP@5_after"]) == (0.0, 100.0)
+    blend.fit_weights(["d"] * 2, _csr(model), _csr([_onehot(8, 6), _onehot(8, 0)]), k=6)
+    assert blend.w_few == 0.0  # at 6 the truth is found without help
 
 
 def test_few_shot_recall_counts_the_labels_of_each_documents_top_ten():
@@ -210,3 +212,61 @@ def test_refitting_a_blend_ignores_the_weights_it_had():
         blend.w_few, blend.w_zero = preset
         blend.fit_weights(["d"] * 4, _csr(MODEL), _csr(TRUTH), k=1)
         assert (blend.w_few, blend.w_zero) == (0.2, 0.3), preset
+
+
+# Labels: 0 frequent, 1 and 2 few-shot, 3 and 4 zero-shot. F: few-shot truth 1 passes label 2 (0.46) at
+# w_few 0.1. G: zero-shot truth 3 passes label 0 (0.15) at w_zero 0.2, and passes few-shot label 2 (text
+# 0.5) only while w_few stays below 0.4. Z1, Z2: their frequent truth (0.5) loses to zero-shot label 4
+# (text 0.8) at w_zero 1.0. P1, P2: their frequent truth (0.8) loses to few-shot label 1 at w_few 1.0.
+STALE_MODEL = [[0.9, 0.40, 0.46], [0.15, 0, 0], [0.5, 0, 0], [0.5, 0, 0], [0.8, 0.1, 0], [0.8, 0.1, 0]]
+STALE_TEXTS = [[0, 1.0, 0, 0, 0], [0, 0, 0.5, 1.0, 0], [0, 0, 0, 0, 0.8], [0, 0, 0, 0, 0.8], [0, 1.0, 0, 0, 0],
+               [0, 1.0, 0, 0, 0]]
+STALE_TRUTH = [[0, 1, 0, 0, 0], [0, 0, 0, 1, 0]] + [[1, 0, 0, 0, 0]] * 4
+
+
+@pytest.mark.parametrize("preset", [(0.0, 0.0), (1.0, 1.0)])
+def test_every_candidate_is_measured_at_the_weights_it_names_not_the_blends_current_ones(preset):
+    """The few-shot search measures with no zero-shot weight, the zero-shot search with the chosen
+    few-shot weight, whatever weights the blend held before (``update`` refits a loaded blend)."""
+    blend = _blend_of([100, 5, 5, 0, 0], 3, STALE_TEXTS)
+    blend.w_few, blend.w_zero = preset
+    blend.fit_weights(["d"] * 6, _csr(STALE_MODEL), _csr(STALE_TRUTH), k=1)
+    assert (blend.w_few, blend.w_zero) == (0.1, 0.2)
+
+
+def test_the_smallest_grid_weights_are_tried():
+    """A few-shot truth 0.01 behind (0.40 against 0.41) needs 0.02 x its text; a zero-shot truth
+    needs 0.01 x its text (0.9) to pass a known label scored 0.005."""
+    model = [[0.9, 0.40, 0.41], [0.005, 0, 0]]
+    texts = [[0, 1.0, 0, 0], [0, 0, 0, 0.9]]
+    blend = _blend_of([100, 5, 5, 0], 3, texts)
+    blend.fit_weights(["d"] * 2, _csr(model), _csr([[0, 1, 0, 0], [0, 0, 0, 1]]), k=1)
+    assert (blend.w_few, blend.w_zero) == (0.02, 0.01)
+
+
+def _frequent_hit_lost_in_a_crowd(zero_shot: bool, n_fillers: int):
+    """Document A's frequent truth L (label 9) is tenth overall but fifth of the frequent labels;
+    the text label 10 pushes it out of the top ten at the weight document B's truth (label 11)
+    needs to rise (few-shot: 0.12 + 0.5 into the top ten; zero-shot: 0.98 x 1.0 to first). The
+    fillers have their frequent label right, so each of the 1 + ``n_fillers`` documents with a
+    frequent truth holds 100 / (1 + n_fillers) points of frequent-label RP@5."""
+    ranked = [0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45]  # labels 0-3, 9 frequent; 4-8 few-shot
+    extra = [] if zero_shot else [[0.1, 0.0], [0.0, 0.12]]
+    model = [ranked + (extra[0] if extra else []), ranked + (extra[1] if extra else [])]
+    model += [[0.9] + [0.0] * (len(model[0]) - 1)] * n_fillers
+    texts = [_onehot(12, 10), [0.0] * 11 + [1.0 if not zero_shot else 0.98]] + [_onehot(12)] * n_fillers
+    if zero_shot:
+        texts[0] = [0.0] * 10 + [0.6, 0.0]
+    truth = [_onehot(12, 9), _onehot(12, 11)] + [_onehot(12, 0)] * n_fillers
+    freq = [100] * 4 + [5] * 5 + [100] + ([0, 0] if zero_shot else [5, 5])
+    return _blend_of(freq, 10 if zero_shot else 12, texts), _csr(model), _csr(truth)
+
+
+@pytest.mark.parametrize("zero_shot", [False, True])
+@pytest.mark.parametrize("n_fillers, taken", [(99, False), (299, True)])
+def test_a_weight_may_cost_at_most_half_a_point_of_frequent_label_recall(zero_shot, n_fillers, taken):
+    """One frequent hit lost among 100 documents is 1 point: refused; among 300, a third: taken."""
+    blend, model, truth = _frequent_hit_lost_in_a_crowd(zero_shot, n_fillers)
+    blend.fit_weights(["d"] * truth.shape[0], model, truth)
+    chosen = blend.w_zero if zero_shot else blend.w_few
+    assert chosen == ((1.0 if zero_shot else 0.5) if taken else 0.0)

@@ -153,10 +153,10 @@ def test_elias_plus_plus_reranks_elias_top_labels(keyword_task, keyword_bert, tm
     assert type(again) is type(model) and (again.predict(test_texts, top_k=5) != scores).nnz == 0
 
 
-def _net_with_fixed_parts(path: list[float], seen: list):
+def _net_with_fixed_parts(path: list[float], seen: list, labels=(0, 2, 3), logits=None, positive_paths=None):
     """An EliasNet whose feature, shortlist and label logits are given: the loss alone is under test.
-    Shortlist (label 0, label 2, padding) with path scores ``path``; label logits 0, ln 3, 0; label 0 is
-    true. ``seen`` collects the ids and mask the feature is called with."""
+    Shortlist ``labels`` (3 is padding) with path scores ``path``; label logits 0, ln 3, 0 unless given;
+    label 0 is true. ``seen`` collects the ids and mask the feature is called with."""
     import math
     from types import MethodType, SimpleNamespace
 
@@ -168,8 +168,9 @@ def _net_with_fixed_parts(path: list[float], seen: list):
     torch.nn.Module.__init__(net)
     net.index, net.recall_weight = SimpleNamespace(n_labels=3), 0.5
     x = torch.zeros(1, 2)
-    shortlist = (torch.tensor([[0, 2, 3]]), torch.tensor([path]), torch.tensor([[1.0, 0.0, 0.0]]),
-                 torch.tensor([path[0]]))
+    shortlist = (torch.tensor([list(labels)]), torch.tensor([path]), torch.tensor([[1.0, 0.0, 0.0]]),
+                 torch.tensor([path[0]]) if positive_paths is None else positive_paths)
+    logits = torch.tensor([[0.0, math.log(3.0), 0.0]]) if logits is None else torch.tensor([logits])
 
     def feature(self, ids, mask, pooled=None):
         seen.append((ids, mask, pooled))
@@ -177,7 +178,7 @@ def _net_with_fixed_parts(path: list[float], seen: list):
 
     net.feature = MethodType(feature, net)
     net.shortlist = MethodType(lambda self, x, Y: shortlist, net)
-    net.label_logits = MethodType(lambda self, x, labels: torch.tensor([[0.0, math.log(3.0), 0.0]]), net)
+    net.label_logits = MethodType(lambda self, x, labels: logits, net)
     return net
 
 
@@ -204,3 +205,32 @@ def test_elias_loss_bounds_a_true_label_scored_zero_at_the_epsilon():
     total, logs = _net_with_fixed_parts([0.0, 0.5, 0.0], []).loss(None, None, [None])
     assert logs["classify"] == pytest.approx((-math.log(1e-7) - math.log(0.625)) / 2, rel=1e-4)
     assert logs["recall"] == pytest.approx(-math.log(1e-7), rel=1e-4)
+
+
+def test_elias_loss_bounds_a_false_label_scored_one_at_the_epsilon():
+    """A false label with path 1 and a logit of 40 (sigmoid 1.0 in float32) costs -ln(1 - (1 - 1e-7)) with
+    1 - 1e-7 rounded to float32 (15.9), not the 100 of an unbounded log."""
+    import math
+
+    import numpy as np
+
+    total, logs = _net_with_fixed_parts([0.5, 1.0, 0.0], [], logits=[0.0, 40.0, 0.0]).loss(None, None, [None])
+    capped = -math.log(1.0 - float(np.float32(1 - 1e-7)))
+    assert logs["classify"] == pytest.approx((-math.log(0.25) + capped) / 2, rel=1e-4)  # label 0: true, 0.25
+
+
+def test_elias_loss_averages_over_the_real_entries_only():
+    """One real entry (label 0, path 0.8, logit 0: final 0.4) and two paddings: -ln 0.4, not half of it."""
+    import math
+
+    total, logs = _net_with_fixed_parts([0.8, 0.0, 0.0], [], labels=(0, 3, 3)).loss(None, None, [None])
+    assert logs["classify"] == pytest.approx(-math.log(0.4), rel=1e-5)
+
+
+def test_elias_recall_term_is_zero_without_positive_paths():
+    """A batch whose labels reach no cluster in the shortlist has no recall term (not the mean of nothing)."""
+    import torch
+
+    net = _net_with_fixed_parts([0.8, 0.5, 0.0], [], positive_paths=torch.zeros(0))
+    total, logs = net.loss(None, None, [None])
+    assert logs["recall"] == 0.0 and float(total) == pytest.approx(logs["classify"], rel=1e-6)
