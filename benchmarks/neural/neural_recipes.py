@@ -131,7 +131,7 @@ RECIPES: dict[str, tuple[str, list[str], str]] = {
 # scored on Reuters-21578's test split (it has no dev split; nothing is chosen on it)
 SECOND = "Reuters-21578"
 OFF = ["encoder.skip_share=1.0", "encoder.skip_numbers=false"]
-for _method in ("xr-transformer", "lightxml", "cascadexml", "inceptionxml", "syncxml"):
+for _method in ("xr-transformer", "lightxml", "cascadexml", "elias", "inceptionxml", "syncxml"):
     RECIPES[f"reuters/{_method}-off"] = (_method, OFF, f"{_method} on {SECOND}, token budget off (test split)")
     RECIPES[f"reuters/{_method}-budget"] = (_method, BUDGET, f"{_method} on {SECOND}, token budget on (test split)")
 RECIPE_DATA = {name: FULL_TEXT for name in RECIPES if "/full-text" in name}
