@@ -1,0 +1,95 @@
+"""What ``workers.run`` hands to each part it wires together (model loader, app, uvicorn, the
+supervisor and its workers), recorded in this process with every part replaced by a recorder."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from xmc.serve import workers  # noqa: E402
+from xmc.serve.app import ServeSettings, model_stamp  # noqa: E402
+
+
+@pytest.fixture
+def wired(monkeypatch):
+    """Every call ``run`` makes, by part; the supervisor's target is called once, as a worker would."""
+    calls = {}
+    pipeline, app, sock = object(), object(), object()
+
+    class Supervisor:
+        def __init__(self, target, n):
+            calls["supervisor"] = n
+            self.target = target
+
+        def run(self):
+            self.target()
+
+    def config(app_, **kw):
+        calls["config"] = (app_, kw)
+        return type("Bound", (), {"bind_socket": lambda self: sock})()
+
+    monkeypatch.setattr(workers, "Supervisor", Supervisor)
+    monkeypatch.setattr(workers.api, "load", lambda model, quantize=False: calls.setdefault("load", (model, quantize))
+                        and pipeline)
+    monkeypatch.setattr(workers.api, "predict_texts", lambda *a, **k: calls.setdefault("warm", (a, k)))
+    monkeypatch.setattr(workers, "create_app", lambda *a, **k: calls.setdefault("app", (a, k)) and app)
+    monkeypatch.setattr(workers, "_worker", lambda *a: calls.setdefault("worker", a))
+    monkeypatch.setattr("uvicorn.Config", config)
+    monkeypatch.setattr("uvicorn.run", lambda app_, **kw: calls.setdefault("uvicorn", (app_, kw)))
+    for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY"):
+        monkeypatch.setenv(name, "recorded")
+        monkeypatch.delenv(name)
+    yield calls, pipeline, app, sock
+    gc.unfreeze()
+
+
+SERVER = {"host": "127.0.0.1", "port": 8000, "log_level": "info", "timeout_graceful_shutdown": 30}
+
+
+def test_one_process_serves_the_loaded_model_on_the_default_address(wired, tmp_path, caplog):
+    calls, pipeline, app, _ = wired
+    (tmp_path / "xmc.json").write_text("{}")
+    keys = object()
+    with caplog.at_level(logging.INFO, logger="xmc.serve.workers"):
+        workers.run(tmp_path, keys=keys)
+    assert calls["load"] == (tmp_path, False)
+    args, kw = calls["app"]
+    assert args[0] is pipeline and args[1] == ServeSettings()
+    assert kw == {"keys": keys, "folder": tmp_path, "loaded_stamp": model_stamp(tmp_path)}
+    assert calls["uvicorn"][0] is app and calls["uvicorn"][1] == {"workers": 1, **SERVER}
+    assert "warm" not in calls and "supervisor" not in calls
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE" and "OMP_NUM_THREADS" not in os.environ
+    message = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loaded ")]
+    assert len(message) == 1 and message[0].startswith(f"loaded {tmp_path} in ") and message[0].endswith("s")
+    assert 0 <= float(message[0].rsplit(" in ", 1)[1][:-1]) < 5
+
+
+def test_a_folder_without_xmc_json_has_no_stamp(wired, tmp_path):
+    calls, *_ = wired
+    workers.run(tmp_path, host="0.0.0.0", port=9001, settings=ServeSettings(quantize=True))
+    assert calls["load"] == (tmp_path, True) and calls["app"][1]["loaded_stamp"] is None
+    assert calls["uvicorn"][1] == {"workers": 1, **SERVER, "host": "0.0.0.0", "port": 9001}
+
+
+@pytest.mark.parametrize("threads, cpus, n, share", [(7, 8, 3, 2), (2, 8, 3, 1), (0, 8, 2, 4), (0, None, 2, 1)])
+def test_workers_share_the_threads_and_get_the_app_socket_and_server_config(wired, tmp_path, monkeypatch,
+                                                                             threads, cpus, n, share):
+    calls, pipeline, app, sock = wired
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    (tmp_path / "xmc.json").write_text("{}")
+    keys = object()
+    workers.run(tmp_path, settings=ServeSettings(threads=threads), keys=keys, workers=n)
+    assert os.environ["OMP_NUM_THREADS"] == "1"  # two workers are already several
+    assert calls["warm"] == ((pipeline, ["warm-up"]), {"top_k": 1})
+    args, kw = calls["app"]
+    assert args[0] is pipeline and args[1] == ServeSettings(threads=share)
+    assert kw == {"keys": keys, "folder": tmp_path, "loaded_stamp": model_stamp(tmp_path)}
+    assert calls["config"][0] is app and calls["config"][1] == SERVER
+    assert calls["supervisor"] == n and "uvicorn" not in calls
+    assert calls["worker"][0] is app and calls["worker"][1] is sock
+    assert calls["worker"][2] == SERVER and calls["worker"][3] == share and type(calls["worker"][3]) is int
