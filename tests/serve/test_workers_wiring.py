@@ -93,3 +93,45 @@ def test_workers_share_the_threads_and_get_the_app_socket_and_server_config(wire
     assert calls["supervisor"] == n and "uvicorn" not in calls
     assert calls["worker"][0] is app and calls["worker"][1] is sock
     assert calls["worker"][2] == SERVER and calls["worker"][3] == share and type(calls["worker"][3]) is int
+
+
+def test_a_worker_resets_its_signals_sets_its_threads_and_serves_the_shared_socket(monkeypatch):
+    """The body of a forked worker, in this process with every effect recorded."""
+    import signal
+    import sys
+    from types import SimpleNamespace
+
+    handlers, threads, served = {}, {}, {}
+    monkeypatch.setattr(signal, "signal", lambda sig, handler: handlers.__setitem__(sig, handler))
+    torch = SimpleNamespace(set_num_threads=lambda n: threads.__setitem__("torch", n))
+    numba = SimpleNamespace(set_num_threads=lambda n: threads.__setitem__("numba", n),
+                            config=SimpleNamespace(NUMBA_NUM_THREADS=3))
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "numba", numba)
+
+    class Server:
+        def __init__(self, config):
+            served["config"] = config
+
+        def run(self, sockets):
+            served["sockets"] = sockets
+
+    monkeypatch.setattr("uvicorn.Config", lambda app, **kw: (app, kw))
+    monkeypatch.setattr("uvicorn.Server", Server)
+    app, sock = object(), object()
+    workers._worker(app, sock, dict(SERVER), 4)
+    assert handlers == {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.SIG_DFL, signal.SIGHUP: signal.SIG_IGN}
+    assert threads == {"torch": 4, "numba": 3}  # numba's share is capped at the threads it was started with
+    assert served["config"][0] is app and served["config"][1] == SERVER and served["sockets"] == [sock]
+
+
+def test_a_worker_leaves_thread_pools_alone_that_were_never_imported(monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.delitem(sys.modules, "numba", raising=False)
+    monkeypatch.setattr("signal.signal", lambda *a: None)
+    monkeypatch.setattr("uvicorn.Config", lambda app, **kw: None)
+    monkeypatch.setattr("uvicorn.Server", lambda config: type("S", (), {"run": lambda self, sockets: None})())
+    workers._worker(object(), object(), dict(SERVER), 2)
+    assert "torch" not in sys.modules and "numba" not in sys.modules
