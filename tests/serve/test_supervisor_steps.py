@@ -8,6 +8,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from xmc.serve import workers
 
 LOGGER = "xmc.serve.workers"
@@ -104,3 +106,34 @@ def test_signals_are_logged_by_name(caplog):
         assert _messages(caplog) == ["SIGHUP: each worker reloads the model", "SIGTERM: stopping the workers"]
     finally:
         sup._stop_all()
+
+
+def test_run_forks_n_workers_steps_until_told_and_always_stops_them(monkeypatch, caplog):
+    """``run`` with its parts recorded: the three signals queue themselves, n forks, a step every
+    tenth of a second until one says stop, and the workers stopped even when a step fails."""
+    handlers, calls = {}, []
+    monkeypatch.setattr(signal, "signal", lambda sig, handler: handlers.__setitem__(sig, handler))
+    monkeypatch.setattr(time, "sleep", lambda s: calls.append(("sleep", s)))
+    sup = workers.Supervisor(lambda: None, 3)
+    answers = iter([True, True, False])
+    monkeypatch.setattr(sup, "_fork", lambda: (calls.append("fork"), sup.children.__setitem__(100 + len(sup.children),
+                                                                                              0.0)))
+    monkeypatch.setattr(sup, "_step", lambda: (calls.append("step"), next(answers))[1])
+    monkeypatch.setattr(sup, "_stop_all", lambda: calls.append("stop"))
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        sup.run()
+    assert set(handlers) == {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    handlers[signal.SIGHUP](signal.SIGHUP, None)
+    handlers[signal.SIGTERM](signal.SIGTERM, None)
+    assert sup.pending == [signal.SIGHUP, signal.SIGTERM]
+    assert calls == ["fork"] * 3 + ["step", ("sleep", 0.1), "step", ("sleep", 0.1), "step", "stop"]
+    assert _messages(caplog) == ["started 3 workers: 100 101 102"]
+
+    def failing_step():
+        raise RuntimeError("step failed")
+
+    calls.clear()
+    monkeypatch.setattr(sup, "_step", failing_step)
+    with pytest.raises(RuntimeError, match="step failed"):
+        sup.run()
+    assert calls[-1] == "stop"
