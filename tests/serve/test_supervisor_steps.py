@@ -137,3 +137,26 @@ def test_run_forks_n_workers_steps_until_told_and_always_stops_them(monkeypatch,
     with pytest.raises(RuntimeError, match="step failed"):
         sup.run()
     assert calls[-1] == "stop"
+
+
+@pytest.mark.parametrize("fails, code", [(False, 0), (True, 1)])
+def test_a_worker_ends_with_code_0_after_its_target_returns_and_1_after_it_raises(tmp_path, monkeypatch, fails,
+                                                                                    code):
+    """The code each worker hands to ``os._exit``, recorded by a stand-in the forked child inherits."""
+    real_exit = os._exit
+    record = tmp_path / "code"
+
+    def recording_exit(value):
+        record.write_text(repr(value))
+        real_exit(0)
+
+    def target():
+        if fails:
+            raise RuntimeError("the worker failed")
+
+    monkeypatch.setattr(os, "_exit", recording_exit)
+    sup = workers.Supervisor(target, 1)
+    sup._fork()
+    (pid,) = sup.children
+    os.waitpid(pid, 0)
+    assert record.read_text() == repr(code)
