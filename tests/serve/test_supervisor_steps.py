@@ -155,8 +155,20 @@ def test_a_worker_ends_with_code_0_after_its_target_returns_and_1_after_it_raise
             raise RuntimeError("the worker failed")
 
     monkeypatch.setattr(os, "_exit", recording_exit)
-    sup = workers.Supervisor(target, 1)
-    sup._fork()
-    (pid,) = sup.children
-    os.waitpid(pid, 0)
+    handler = logging.FileHandler(tmp_path / "log")  # the forked child writes its records here
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger(LOGGER).addHandler(handler)
+    try:
+        sup = workers.Supervisor(target, 1)
+        sup._fork()
+        (pid,) = sup.children
+        os.waitpid(pid, 0)
+    finally:
+        logging.getLogger(LOGGER).removeHandler(handler)
+        handler.close()
     assert record.read_text() == repr(code)
+    lines = (tmp_path / "log").read_text().splitlines()
+    if fails:  # the failure is logged with the worker's pid and its traceback
+        assert lines[0] == f"worker {pid} failed" and lines[-1] == "RuntimeError: the worker failed"
+    else:
+        assert lines == []
