@@ -172,3 +172,40 @@ def test_a_worker_ends_with_code_0_after_its_target_returns_and_1_after_it_raise
         assert lines[0] == f"worker {pid} failed" and lines[-1] == "RuntimeError: the worker failed"
     else:
         assert lines == []
+
+
+def test_signalling_a_worker_that_is_gone_forgets_it():
+    """A pid that no longer exists (reaped elsewhere) is dropped instead of failing the signal."""
+    stranger = os.fork()
+    if stranger == 0:
+        os._exit(0)
+    os.waitpid(stranger, 0)  # gone: signalling it raises ProcessLookupError
+    sup = workers.Supervisor(lambda: None, 0)
+    sup.children[stranger] = time.monotonic()
+    sup._signal_all(signal.SIGHUP)
+    assert sup.children == {}
+
+
+def test_stopping_waits_for_a_worker_that_finishes_its_requests(tmp_path):
+    """SIGTERM first: a worker that takes half a second to finish gets it (well inside the grace)."""
+    done = tmp_path / "finished"
+
+    def finish(*_):
+        time.sleep(0.5)
+        done.touch()
+        os._exit(0)
+
+    def target():
+        signal.signal(signal.SIGTERM, finish)
+        (tmp_path / "up").touch()
+        while True:
+            time.sleep(0.05)
+
+    sup = workers.Supervisor(target, 1)
+    sup._fork()
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "up").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    sup._stop_all()
+    assert done.exists() and sup.children == {}
