@@ -209,3 +209,30 @@ def test_stopping_waits_for_a_worker_that_finishes_its_requests(tmp_path):
         time.sleep(0.02)
     sup._stop_all()
     assert done.exists() and sup.children == {}
+
+
+def test_stopping_reaps_a_process_that_is_not_a_worker_without_failing(tmp_path):
+    """While the workers finish, ``waitpid(-1)`` may reap another child of this process: skipped."""
+    def target():
+        signal.signal(signal.SIGTERM, lambda *_: (time.sleep(0.5), os._exit(0)))
+        (tmp_path / "up").touch()
+        while True:
+            time.sleep(0.05)
+
+    sup = workers.Supervisor(target, 1)
+    sup._fork()
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "up").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    stranger = os.fork()
+    if stranger == 0:
+        time.sleep(0.1)
+        os._exit(0)
+    sup._stop_all()
+    assert sup.children == {}
+    try:
+        os.waitpid(stranger, os.WNOHANG)
+        raise AssertionError("the stranger was not reaped")
+    except ChildProcessError:
+        pass
