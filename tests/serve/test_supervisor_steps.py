@@ -186,17 +186,10 @@ def test_signalling_a_worker_that_is_gone_forgets_it():
     assert sup.children == {}
 
 
-def test_stopping_waits_for_a_worker_that_finishes_its_requests(tmp_path):
-    """SIGTERM first: a worker that takes half a second to finish gets it (well inside the grace)."""
-    done = tmp_path / "finished"
-
-    def finish(*_):
-        time.sleep(0.5)
-        done.touch()
-        os._exit(0)
-
+def _one_worker_up(tmp_path, on_sigterm):
+    """A supervisor with one forked worker that answers SIGTERM with ``on_sigterm``, once it is up."""
     def target():
-        signal.signal(signal.SIGTERM, finish)
+        signal.signal(signal.SIGTERM, on_sigterm)
         (tmp_path / "up").touch()
         while True:
             time.sleep(0.05)
@@ -207,32 +200,35 @@ def test_stopping_waits_for_a_worker_that_finishes_its_requests(tmp_path):
     while not (tmp_path / "up").exists():
         assert time.monotonic() < deadline
         time.sleep(0.02)
+    return sup
+
+
+def _finish_in_half_a_second(done=None):
+    def finish(*_):
+        time.sleep(0.5)
+        if done is not None:
+            done.touch()
+        os._exit(0)
+
+    return finish
+
+
+def test_stopping_waits_for_a_worker_that_finishes_its_requests(tmp_path):
+    """SIGTERM first: a worker that takes half a second to finish gets it (well inside the grace)."""
+    done = tmp_path / "finished"
+    sup = _one_worker_up(tmp_path, _finish_in_half_a_second(done))
     sup._stop_all()
     assert done.exists() and sup.children == {}
 
 
 def test_stopping_reaps_a_process_that_is_not_a_worker_without_failing(tmp_path):
     """While the workers finish, ``waitpid(-1)`` may reap another child of this process: skipped."""
-    def target():
-        signal.signal(signal.SIGTERM, lambda *_: (time.sleep(0.5), os._exit(0)))
-        (tmp_path / "up").touch()
-        while True:
-            time.sleep(0.05)
-
-    sup = workers.Supervisor(target, 1)
-    sup._fork()
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "up").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    sup = _one_worker_up(tmp_path, _finish_in_half_a_second())
     stranger = os.fork()
     if stranger == 0:
         time.sleep(0.1)
         os._exit(0)
     sup._stop_all()
     assert sup.children == {}
-    try:
+    with pytest.raises(ChildProcessError):  # already reaped
         os.waitpid(stranger, os.WNOHANG)
-        raise AssertionError("the stranger was not reaped")
-    except ChildProcessError:
-        pass
