@@ -45,13 +45,18 @@ class _FixedTexts(LabelTextBlend):
         return self.fixed
 
 
-def _fixed_blend(text_rows) -> _FixedTexts:
+def _blend_of(freq, n_known: int, text_rows) -> _FixedTexts:
+    """A blend over ``len(freq)`` labels (the first ``n_known`` known) whose text scores are given."""
     from types import SimpleNamespace
 
-    scorer = SimpleNamespace(n_labels=4, config=LabelTextConfig())
-    blend = _FixedTexts(scorer, 3, np.array([100, 5, 5, 0]))  # label 0 frequent, 1 and 2 few-shot, 3 zero-shot
-    blend.fixed = sp.csr_matrix(np.array(text_rows, dtype=np.float32))
+    scorer = SimpleNamespace(n_labels=len(freq), config=LabelTextConfig(few_shot_max=50))
+    blend = _FixedTexts(scorer, n_known, np.array(freq))
+    blend.fixed = _csr(text_rows)
     return blend
+
+
+def _fixed_blend(text_rows) -> _FixedTexts:
+    return _blend_of([100, 5, 5, 0], 3, text_rows)  # label 0 frequent, 1 and 2 few-shot, 3 zero-shot
 
 
 # doc 0, 2: the frequent label; doc 1: few-shot label 2 (the model prefers few-shot label 1, 0.46 to
@@ -82,16 +87,6 @@ def test_weight_search_refuses_a_zero_weight_that_costs_a_frequent_label():
     blend = _fixed_blend(TEXTS + [[0, 0, 0, 1.0]])
     blend.fit_weights(["d"] * 5, _csr(MODEL + [[0.25, 0.0, 0.0]]), _csr(TRUTH + [[1, 0, 0, 0]]), k=1)
     assert (blend.w_few, blend.w_zero) == (0.2, 0.0)
-
-
-def _blend_of(freq, n_known: int, text_rows) -> _FixedTexts:
-    """A blend over ``len(freq)`` labels (the first ``n_known`` known) whose text scores are given."""
-    from types import SimpleNamespace
-
-    scorer = SimpleNamespace(n_labels=len(freq), config=LabelTextConfig(few_shot_max=50))
-    blend = _FixedTexts(scorer, n_known, np.array(freq))
-    blend.fixed = _csr(text_rows)
-    return blend
 
 
 def _onehot(n: int, *cols: int) -> list[float]:
@@ -251,12 +246,10 @@ def _frequent_hit_lost_in_a_crowd(zero_shot: bool, n_fillers: int):
     fillers have their frequent label right, so each of the 1 + ``n_fillers`` documents with a
     frequent truth holds 100 / (1 + n_fillers) points of frequent-label RP@5."""
     ranked = [0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45]  # labels 0-3, 9 frequent; 4-8 few-shot
-    extra = [] if zero_shot else [[0.1, 0.0], [0.0, 0.12]]
-    model = [ranked + (extra[0] if extra else []), ranked + (extra[1] if extra else [])]
-    model += [[0.9] + [0.0] * (len(model[0]) - 1)] * n_fillers
-    texts = [_onehot(12, 10), [0.0] * 11 + [1.0 if not zero_shot else 0.98]] + [_onehot(12)] * n_fillers
-    if zero_shot:
-        texts[0] = [0.0] * 10 + [0.6, 0.0]
+    known_a, known_b = ([], []) if zero_shot else ([0.1, 0.0], [0.0, 0.12])  # labels 10, 11 when known
+    model = [ranked + known_a, ranked + known_b] + [[0.9] + [0.0] * (len(ranked + known_a) - 1)] * n_fillers
+    push, rise = (0.6, 0.98) if zero_shot else (1.0, 1.0)  # label 10's text in A, label 11's in B
+    texts = [[0.0] * 10 + [push, 0.0], [0.0] * 11 + [rise]] + [_onehot(12)] * n_fillers
     truth = [_onehot(12, 9), _onehot(12, 11)] + [_onehot(12, 0)] * n_fillers
     freq = [100] * 4 + [5] * 5 + [100] + ([0, 0] if zero_shot else [5, 5])
     return _blend_of(freq, 10 if zero_shot else 12, texts), _csr(model), _csr(truth)

@@ -11,6 +11,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from tests.serve.conftest import wait_until
+
 from xmc.serve import workers
 
 
@@ -70,31 +72,6 @@ def test_a_worker_that_ignores_sigterm_is_killed(tmp_path):
     assert not alive  # killed (SIGKILL) and reaped by the supervisor
 
 
-def _wait(predicate, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-def test_the_supervisor_loop_in_this_process_counts_quick_deaths_and_stops(monkeypatch):
-    """The same loop driven step by step from the test process (so that a mutation tool tracing this
-    process sees it): workers dying at once are replaced until the limit, then the loop ends."""
-    monkeypatch.setattr(workers, "MAX_QUICK_DEATHS", 3)
-    sup = workers.Supervisor(lambda: os._exit(3), 2)
-    for _ in range(sup.n):
-        sup._fork()
-    assert len(sup.children) == 2
-    steps = 0
-    while sup._step():
-        steps += 1
-        assert steps < 3000, "the loop never stopped"
-        time.sleep(0.01)
-    assert sup.quick_deaths == 3
-    sup._stop_all()
-    assert sup.children == {}
-
-
 def test_the_supervisor_passes_sighup_on_and_stops_on_sigterm(tmp_path, monkeypatch):
     monkeypatch.setattr(workers, "GRACE_SECONDS", 0.2)
 
@@ -108,10 +85,10 @@ def test_the_supervisor_passes_sighup_on_and_stops_on_sigterm(tmp_path, monkeypa
     sup = workers.Supervisor(target, 2)
     sup._fork()
     sup._fork()
-    _wait(lambda: len(list(tmp_path.glob("up-*"))) == 2)
+    wait_until(lambda: len(list(tmp_path.glob("up-*"))) == 2)
     sup.pending.append(signal.SIGHUP)
     assert sup._step() and sup.pending == []
-    _wait(lambda: len(list(tmp_path.glob("hup-*"))) == 2)
+    wait_until(lambda: len(list(tmp_path.glob("hup-*"))) == 2)
     assert {int(p.name.split("-")[1]) for p in tmp_path.glob("hup-*")} == set(sup.children)
     sup.pending.append(signal.SIGTERM)
     assert not sup._step()

@@ -9,6 +9,7 @@ import signal
 import time
 
 import pytest
+from tests.serve.conftest import wait_until
 
 from xmc.serve import workers
 
@@ -29,7 +30,8 @@ def _run_until_stopped(sup) -> None:
 
 def test_quick_deaths_are_counted_from_zero_and_logged(monkeypatch, caplog):
     """Two workers that die at once, a limit of 3: three deaths (each logged with its exit code),
-    two replacements, then the loop stops with its own message."""
+    two replacements, then the loop stops with its own message (the loop the server runs, driven step
+    by step from the test process so that a mutation tool tracing this process sees it)."""
     monkeypatch.setattr(workers, "MAX_QUICK_DEATHS", 3)
     sup = workers.Supervisor(lambda: os._exit(3), 2)
     forks = []
@@ -38,8 +40,11 @@ def test_quick_deaths_are_counted_from_zero_and_logged(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger=LOGGER):
         sup._fork()
         sup._fork()
+        assert len(sup.children) == 2
         _run_until_stopped(sup)
+    assert sup.quick_deaths == 3
     sup._stop_all()
+    assert sup.children == {}
     died = [m for m in _messages(caplog) if " died " in m]
     assert len(died) == 3 and all(m.startswith("worker ") and m.endswith(" died (exit code 3)") for m in died)
     assert len(forks) == 2 + 2
@@ -196,10 +201,7 @@ def _one_worker_up(tmp_path, on_sigterm):
 
     sup = workers.Supervisor(target, 1)
     sup._fork()
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "up").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until((tmp_path / "up").exists)
     return sup
 
 
