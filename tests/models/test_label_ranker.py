@@ -121,19 +121,22 @@ def test_the_ranker_model_is_picked_by_the_pool_size_it_was_trained_for():
     assert [model.for_pool(n) for n in (50, 89, 500, 600, 2000, 10000)] == [0, 0, 0, 1, 1, 1]
 
 
-def test_centroids_keep_their_heaviest_terms_as_topk_per_row_does():
-    from xmc.models.label_ranker import _heaviest
-    from xmc.utils.sparse import topk_per_row
+def test_centroids_are_unit_sums_of_their_documents_cut_to_the_heaviest_terms():
+    from xmc.models.label_ranker import _centroids
 
-    rng = np.random.default_rng(0)
-    for k in (1, 7, 40):
-        M = sp.random(30, 200, density=0.3, random_state=rng, format="lil", dtype=np.float32)
-        M[3, :] = 0
-        M[29, :] = 0  # empty rows, the last one too
-        M = sp.csr_matrix(M)
-        M.eliminate_zeros()
-        got = _heaviest(M, k)
-        assert got.shape == M.shape and (abs(got - topk_per_row(M, k))).max() == 0
+    X = sp.csr_matrix(np.array([[3, 0, 1, 0], [1, 2, 0, 0], [0, 0, 0, 5]], np.float32))
+    Y = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0]], np.float32))  # label 2 has no document
+
+    def unit(rows):
+        rows = np.array(rows, np.float32)
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+    for terms in (2, 0):
+        without, whole = (m.toarray() for m in _centroids(Y, np.array([1]), X, terms))
+        # label 0 sums 4 2 1 0 (cut to two: 4 2), 3 0 1 0 without document 1; label 1 only has document 1
+        np.testing.assert_allclose(whole, unit([[4, 2, 0, 0] if terms else [4, 2, 1, 0], [1, 2, 0, 0], [0] * 4]),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(without, unit([[3, 0, 1, 0], [0] * 4, [0] * 4]), rtol=1e-6)
 
 
 def _ranker_arrays(n_labels=5, n_known=3, n_features=8, n_models=1, pool=4, neighbour_cols=(0, 1)):
@@ -176,3 +179,33 @@ def test_saved_ranker_arrays_out_of_bounds_are_refused():
     for arrays in (no_known, past_features):
         with pytest.raises(ModelFormatError, match="do not fit"):
             LabelTextRanker.from_arrays(arrays, 5, 8)
+
+
+@pytest.mark.parametrize("C", [0.05, 1.0])
+def test_the_logistic_fit_is_scikit_learns_solution(C):
+    from sklearn.linear_model import LogisticRegression
+
+    from xmc.models.label_ranker import fit_logistic
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(600, 4))
+    y = (X @ np.array([2.0, -1.0, 0.0, 0.5]) + 0.7 + rng.logistic(size=600)) > 0
+    coef, intercept = fit_logistic(X, y, C=C, tol=1e-10)
+    reference = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
+    np.testing.assert_allclose(coef, reference.coef_.ravel(), atol=1e-4)
+    assert intercept == pytest.approx(reference.intercept_[0], abs=1e-4)
+    assert abs(coef[2]) < 0.2 and coef[0] > 1.0 and intercept > 0.3  # it learnt the signs, not just zeros
+
+
+def test_hubness_is_the_mean_of_each_labels_best_document_cosines():
+    from xmc.models import label_ranker
+
+    rng = np.random.default_rng(0)
+    sims = rng.random((120, 6)).astype(np.float32)
+    sims[:, 2] = 0.9  # a text that matches every document alike: the most hub-like
+    got = label_ranker.hubness(sims)
+    top = label_ranker.HUB_TOP
+    expected = np.sort(sims, axis=0)[-top:].mean(0)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert got.argmax() == 2
+    np.testing.assert_allclose(label_ranker.hubness(sims[:3]), sims[:3].mean(0), rtol=1e-6)  # fewer docs than top

@@ -94,7 +94,7 @@ class LabelTextScorer:
             self.label_emb[[not t for t in label_texts]] = 0.0
         if self.config.trained and not self.config.encoder and Y is not None and Y.shape[1] and any(pool_sizes):
             c = self.config
-            X = l2_normalize_rows(corpus[:len(train_texts)])
+            X = corpus[:len(train_texts)]  # the featuriser's rows are unit-length already
             start = time.perf_counter()
             self.ranker = LabelTextRanker.fit(X, Y, self.label_tfidf, self.name_tfidf, list(pool_sizes), top_k=c.top_k,
                                               neighbours=c.neighbours, ranker_docs=c.ranker_docs,

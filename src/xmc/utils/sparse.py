@@ -26,11 +26,23 @@ def binarize(matrix) -> sp.csr_matrix:
 
 
 def l2_normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    """Rows scaled to unit L2 norm (zero rows stay zero)."""
+    """A copy with rows scaled to unit L2 norm (zero rows stay zero)."""
     matrix = as_csr_f32(matrix)
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    return sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ matrix, dtype=np.float32)
+    data = _unit_rows(matrix.indptr.astype(np.int64), matrix.data)
+    return sp.csr_matrix((data, matrix.indices.copy(), matrix.indptr.copy()), shape=matrix.shape)
+
+
+@nb.njit(cache=True, parallel=True)
+def _unit_rows(indptr, data):
+    out = np.empty_like(data)
+    for i in nb.prange(indptr.size - 1):
+        total = 0.0  # float64: a float32 sum of many squares loses the last digits
+        for e in range(indptr[i], indptr[i + 1]):
+            total += np.float64(data[e]) * data[e]
+        scale = np.float32(1.0 / np.sqrt(total)) if total > 0 else np.float32(1.0)
+        for e in range(indptr[i], indptr[i + 1]):
+            out[e] = data[e] * scale
+    return out
 
 
 @nb.njit(cache=True, inline="always")
@@ -143,3 +155,146 @@ def dense_product(A: sp.csr_matrix, B_T: sp.csr_matrix) -> np.ndarray:
 def transposed(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """``matrix.T`` as a float32 CSR (the layout :func:`dense_product` reads)."""
     return as_csr_f32(sp.csr_matrix(matrix).T.tocsr())
+
+
+@nb.njit(cache=True, parallel=True)
+def _product_topk_rows(a_ptr, a_idx, a_val, a2_ptr, a2_idx, a2_val, b_ptr, b_idx, b_val, n_cols, k, out_ptr,
+                       out2_ptr, n_threads):
+    """Each row of ``A @ B`` and of ``(A + A2) @ B`` cut to its ``k`` largest entries, written at
+    ``out_ptr[i]`` and ``out2_ptr[i]`` (room for an upper bound of the row's size; no second
+    output when ``out2_ptr`` is empty); returns the arrays and each row's real sizes."""
+    n = a_ptr.size - 1
+    out_idx, out_val = np.empty(out_ptr[-1], dtype=np.int32), np.empty(out_ptr[-1], dtype=np.float32)
+    second = out2_ptr.size > 0
+    out2_idx = np.empty(out2_ptr[-1] if second else 0, dtype=np.int32)
+    out2_val = np.empty(out2_idx.size, dtype=np.float32)
+    sizes, sizes2 = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    for t in nb.prange(n_threads):
+        acc = np.zeros(n_cols, dtype=np.float32)
+        seen = np.full(n_cols, -1, dtype=np.int32)
+        cols = np.empty(n_cols, dtype=np.int32)
+        for i in range(t, n, n_threads):  # interleaved: rows of one size cluster (frequent labels first)
+            touched = _accumulate(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, i, acc, seen, cols, 0)
+            sizes[i] = _write_largest(acc, cols[:touched], k, out_idx, out_val, out_ptr[i])
+            if second:
+                touched = _accumulate(a2_ptr, a2_idx, a2_val, b_ptr, b_idx, b_val, i, acc, seen, cols, touched)
+                sizes2[i] = _write_largest(acc, cols[:touched], k, out2_idx, out2_val, out2_ptr[i])
+            for j in range(touched):
+                acc[cols[j]] = 0.0
+    return out_idx, out_val, sizes, out2_idx, out2_val, sizes2
+
+
+@nb.njit(cache=True, inline="always")
+def _accumulate(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, i, acc, seen, cols, touched):
+    """Adds row ``i`` of ``A @ B`` into ``acc``, listing newly reached columns after ``touched``."""
+    for e in range(a_ptr[i], a_ptr[i + 1]):
+        r, x = a_idx[e], a_val[e]
+        for f in range(b_ptr[r], b_ptr[r + 1]):
+            c = b_idx[f]
+            if seen[c] != i:
+                seen[c] = i
+                cols[touched] = c
+                touched += 1
+            acc[c] += x * b_val[f]
+    return touched
+
+
+@nb.njit(cache=True, inline="always")
+def _write_largest(acc, cols, k, out_idx, out_val, base):
+    kept = _largest_columns(acc, cols, k)
+    for j in range(kept.size):
+        out_idx[base + j] = kept[j]
+        out_val[base + j] = acc[kept[j]]
+    return kept.size
+
+
+@nb.njit(cache=True)
+def _largest_columns(acc, cols, k):
+    """The ``k`` columns of largest ``acc`` (among equal values the lower columns), in column order."""
+    if cols.size <= k:
+        return np.sort(cols)
+    values = np.empty(cols.size, dtype=np.float32)
+    for j in range(cols.size):
+        values[j] = -acc[cols[j]]
+    kth = -np.partition(values, k - 1)[k - 1]
+    kept = np.empty(k, dtype=np.int32)
+    ties = np.empty(cols.size, dtype=np.int32)
+    m = n_ties = 0
+    for c in cols:
+        if acc[c] > kth:
+            kept[m] = c
+            m += 1
+        elif acc[c] == kth:
+            ties[n_ties] = c
+            n_ties += 1
+    kept[m:] = np.sort(ties[:n_ties])[:k - m]
+    return np.sort(kept)
+
+
+def sparse_product(A: sp.csr_matrix, B: sp.csr_matrix, k: int = 0) -> sp.csr_matrix:
+    """``A @ B`` as CSR float32 with sorted indices; with ``k`` > 0 only each row's ``k`` largest
+    entries (ties: the lower columns), formed on every core in a dense accumulator per thread, so
+    the whole product, many times larger (label centroids cut to their heaviest terms), is never
+    built. The whole product is SciPy's (as fast as a two-pass kernel here, and it sizes its output
+    exactly)."""
+    A, B = _multiplying(A, B)
+    if k <= 0:
+        return as_csr_f32(A @ B)
+    return _topk_products(A, None, B, k)[0]
+
+
+def sparse_products_topk(A: sp.csr_matrix, A2: sp.csr_matrix, B: sp.csr_matrix, k: int
+                         ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``sparse_product(A, B, k)`` and ``sparse_product(A + A2, B, k)`` for the price of about one:
+    the second sum carries on from the first (label centroids without and with held-out documents)."""
+    A, B = _multiplying(A, B)
+    A2, _ = _multiplying(A2, B)
+    if A2.shape != A.shape:
+        raise ValueError(f"shapes {A.shape} and {A2.shape} do not add")
+    return _topk_products(A, A2, B, max(int(k), 1))
+
+
+def _multiplying(A, B) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    A, B = as_csr_f32(A), as_csr_f32(B)
+    if A.shape[1] != B.shape[0]:
+        raise ValueError(f"shapes {A.shape} and {B.shape} do not multiply")
+    return A, B
+
+
+def _topk_products(A, A2, B, k):
+    b_ptr = B.indptr.astype(np.int64)
+    row_sizes = np.diff(b_ptr)
+
+    def layout(M):  # each row's room: its k, or fewer when the rows of B it reaches hold fewer entries
+        ptr = M.indptr.astype(np.int64)
+        reach = np.bincount(np.repeat(np.arange(M.shape[0]), np.diff(ptr)), weights=row_sizes[M.indices],
+                            minlength=M.shape[0]).astype(np.int64)
+        return ptr, reach
+
+    a_ptr, reach = layout(A)
+    out_ptr = _pointers(np.minimum(reach, k))
+    if A2 is None:
+        a2_ptr, a2_idx, a2_val, out2_ptr = a_ptr[:1], A.indices[:0], A.data[:0], out_ptr[:0]
+    else:
+        a2_ptr, reach2 = layout(A2)
+        a2_idx, a2_val, out2_ptr = A2.indices, A2.data, _pointers(np.minimum(reach + reach2, k))
+    n_threads = max(1, min(nb.get_num_threads(), A.shape[0]))
+    idx, val, sizes, idx2, val2, sizes2 = _product_topk_rows(
+        a_ptr, A.indices, A.data, a2_ptr, a2_idx, a2_val, b_ptr, B.indices, B.data, B.shape[1], k, out_ptr,
+        out2_ptr, n_threads)
+    shape = (A.shape[0], B.shape[1])
+    first = _packed(idx, val, out_ptr, sizes, shape)
+    return (first,) if A2 is None else (first, _packed(idx2, val2, out2_ptr, sizes2, shape))
+
+
+def _pointers(counts: np.ndarray) -> np.ndarray:
+    ptr = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return ptr
+
+
+def _packed(idx, val, room_ptr, sizes, shape) -> sp.csr_matrix:
+    """A CSR of the first ``sizes[i]`` entries of each row's room."""
+    room = np.diff(room_ptr)
+    used = np.arange(room_ptr[-1]) - np.repeat(room_ptr[:-1], room) < np.repeat(sizes, room)
+    return sp.csr_matrix((val[used], idx[used], _pointers(sizes)), shape=shape)
