@@ -108,3 +108,30 @@ def test_the_command_line_sets_the_label_text_scorer(dataset, tmp_path, capsys):
     capsys.readouterr()
     assert main([*base, "--out", str(tmp_path / "bad"), "--label-text-set", "no_such=1"]) != 0
     assert "no_such" in capsys.readouterr().err
+
+
+def test_one_tfidf_serves_the_model_and_the_scorer_when_their_settings_agree(dataset, tmp_path):
+    from xmc.api.training import label_text_columns
+    from xmc.models.label_text import LabelTextScorer
+
+    config = api.LabelTextConfig(tfidf=TfidfConfig(min_df=1))
+    result = api.train("xr-linear", dataset, None, overrides=["tfidf.min_df=1"], zero_shot="splits", label_text=config)
+    pipeline, scorer = result.pipeline, result.pipeline.label_text.scorer
+    assert scorer.featurizer is pipeline.featurizer
+    assert "zebra" in pipeline.featurizer.terms_  # a word of a label text only: the shared TF-IDF read them
+    plain = api.train("xr-linear", dataset, None, overrides=["tfidf.min_df=1"], eval_split=None)
+    assert "zebra" not in plain.pipeline.featurizer.terms_
+    # the scorer is the one it would be with a TF-IDF of its own
+    train = api.resolve(dataset).load("train")
+    full, label_texts = label_text_columns(api.resolve(dataset), plain.pipeline.vocab, train, "splits")
+    own = LabelTextScorer(config).fit(train.texts, label_texts, plain.pipeline.vocab.encode(train.labels).Y,
+                                      pool_sizes=[int(g.sum()) for g in pipeline.label_text.groups()])
+    assert own.featurizer.terms_ == scorer.featurizer.terms_
+    np.testing.assert_allclose(own.label_tfidf.toarray(), scorer.label_tfidf.toarray(), rtol=1e-6)
+    np.testing.assert_allclose(own.ranker.model.coef, scorer.ranker.model.coef, rtol=1e-4, atol=1e-6)
+    # other settings for the scorer: each fits its own, and the model's TF-IDF reads no label text
+    unigrams = api.LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1))
+    apart = api.train("xr-linear", dataset, None, overrides=["tfidf.min_df=1"], zero_shot="splits",
+                      label_text=unigrams).pipeline
+    assert apart.label_text.scorer.featurizer is not apart.featurizer
+    assert "zebra" not in apart.featurizer.terms_ and "zebra" in apart.label_text.scorer.featurizer.terms_

@@ -89,8 +89,16 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
     native_label_texts = getattr(model, "reads_label_texts", False)
     if native_label_texts:  # the model embeds label texts itself: it learns every label it knows by text
         vocab, Y, label_texts = label_side(dataset, vocab, Y, zero_shot)
+    text_side = None  # the labels known by their text, for a model the label-text blend serves
+    if zero_shot is not None and not native_label_texts:
+        text_side = label_text_columns(dataset, vocab, train_split, zero_shot)
+    # one TF-IDF for the model and the label-text scorer when their settings agree: fitted on the
+    # training and the label texts together (the scorer's floor), it is not fitted twice
+    label_text = label_text or LabelTextConfig()
+    shares = text_side is not None and label_text.tfidf == tfidf_cfg and model.input_kind != "texts"
     t0 = time.perf_counter()
-    inputs, featurizer = fit_inputs(model, train_split, tfidf_cfg, feature_norm, dataset.name)
+    inputs, featurizer = fit_inputs(model, train_split, tfidf_cfg, feature_norm, dataset.name,
+                                    extra_texts=[t for t in text_side[1] if t] if shares else ())
     seconds["features"] = time.perf_counter() - t0
     fit_options = dict(fit_options or {})
     if native_label_texts:
@@ -108,7 +116,8 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
                         label_names=names, feature_norm=feature_norm if train_split.features is not None else "none")
     if zero_shot is not None and not native_label_texts:
         t0 = time.perf_counter()
-        pipeline = with_label_texts(pipeline, dataset, train_split, choose, zero_shot, label_text)
+        shared = (featurizer, inputs) if shares and featurizer is not None else None
+        pipeline = with_label_texts(pipeline, dataset, train_split, choose, zero_shot, label_text, shared)
         if choose is not None and choose.texts is not None:
             fitted_on["label_text_weights"] = runs.choose_name
         seconds["label_text"] = time.perf_counter() - t0
@@ -148,32 +157,42 @@ ZERO_SHOT = ("splits", "all")
 
 
 def with_label_texts(pipeline: Pipeline, dataset: Dataset, train_split: Split, held_out: Split | None,
-                     zero_shot: str, config: LabelTextConfig | None) -> Pipeline:
-    """``pipeline`` with the labels known by their text added after its own, and a fitted blend."""
-    if zero_shot not in ZERO_SHOT:
-        raise XMCError(f"--zero-shot must be one of {', '.join(ZERO_SHOT)}, got {zero_shot!r}")
-    if train_split.texts is None:
-        raise XMCError("--zero-shot compares raw texts with label texts; this dataset has bag-of-words only")
-    texts = zero_shot_texts(dataset, zero_shot)
+                     zero_shot: str, config: LabelTextConfig | None,
+                     shared: tuple[TfidfFeaturizer, sp.csr_matrix] | None = None) -> Pipeline:
+    """``pipeline`` with the labels known by their text added after its own, and a fitted blend.
+    ``shared``: a featuriser fitted on the training texts and the label texts together, with the
+    label-text scorer's settings, and its rows of the training texts (see :meth:`LabelTextScorer.fit`)."""
+    full, label_texts = label_text_columns(dataset, pipeline.vocab, train_split, zero_shot)
     vocab = pipeline.vocab
-    extra = sorted(label for label in texts if label not in vocab.index)
-    full = LabelVocab(vocab.labels + extra)
-    freq = np.concatenate([pipeline.label_freq, np.zeros(len(extra), np.int64)])
+    freq = np.concatenate([pipeline.label_freq, np.zeros(len(full) - len(vocab), np.int64)])
     scorer = LabelTextScorer(config)
     blend = LabelTextBlend(scorer, len(vocab), freq)
     start = time.perf_counter()
-    scorer.fit(train_split.texts, label_text_list(full.labels, texts), vocab.encode(train_split.labels).Y,
-               pool_sizes=[int(group.sum()) for group in blend.groups()])
+    scorer.fit(train_split.texts, label_texts, vocab.encode(train_split.labels).Y,
+               pool_sizes=[int(group.sum()) for group in blend.groups()], shared=shared)
     blend.fit_seconds.update(scorer=time.perf_counter() - start, ranker=scorer.ranker_seconds)
     if held_out is not None and held_out.texts is not None:
         start = time.perf_counter()
         model_scores = pipeline.predict(held_out.texts, top_k=RECALL_K)
         info = blend.fit_weights(held_out.texts, model_scores, full.encode(held_out.labels).Y)
         blend.fit_seconds["weights"] = time.perf_counter() - start
-        log.info("label texts: %d labels added; weights %s", len(extra), info)
+        log.info("label texts: %d labels added; weights %s", len(full) - len(vocab), info)
     return Pipeline(pipeline.model, full, pipeline.featurizer, freq, pipeline.n_train, pipeline.propensity,
                     dataset=pipeline.dataset, label_names=dataset.label_names(), feature_norm=pipeline.feature_norm,
                     label_text=blend)
+
+
+def label_text_columns(dataset: Dataset, vocab: LabelVocab, train_split: Split, zero_shot: str
+                       ) -> tuple[LabelVocab, list[str]]:
+    """The model's labels followed by those ``--zero-shot`` makes it know by their text, and each
+    one's text ('' for a label without one)."""
+    if zero_shot not in ZERO_SHOT:
+        raise XMCError(f"--zero-shot must be one of {', '.join(ZERO_SHOT)}, got {zero_shot!r}")
+    if train_split.texts is None:
+        raise XMCError("--zero-shot compares raw texts with label texts; this dataset has bag-of-words only")
+    texts = zero_shot_texts(dataset, zero_shot)
+    full = LabelVocab(vocab.labels + sorted(label for label in texts if label not in vocab.index))
+    return full, label_text_list(full.labels, texts)
 
 
 def zero_shot_texts(dataset: Dataset, zero_shot: str) -> dict[str, str]:
@@ -213,16 +232,18 @@ def training_labels(dataset: Dataset, split: Split) -> tuple[LabelVocab, sp.csr_
     return vocab, vocab.encode(split.labels).Y
 
 
-def fit_inputs(model, split: Split, tfidf_cfg, feature_norm: str, name: str):
+def fit_inputs(model, split: Split, tfidf_cfg, feature_norm: str, name: str, extra_texts: list[str] | tuple = ()):
     """What ``model.fit`` reads from ``split`` (raw texts, TF-IDF rows or normalised features), and the
-    featuriser fitted on the way (None unless TF-IDF)."""
+    featuriser fitted on the way (None unless TF-IDF), on the split's texts and ``extra_texts``
+    (rows of the split's texts only)."""
     if model.input_kind == "texts":
         if split.texts is None:
             raise XMCError(f"{model.method} reads raw texts, but {name} holds bag-of-words features only")
         return split.texts, None
     if split.texts is not None:
         featurizer = TfidfFeaturizer(tfidf_cfg)
-        return cached_fit_transform(featurizer, split.texts), featurizer
+        rows = cached_fit_transform(featurizer, list(split.texts) + list(extra_texts))
+        return (rows[:len(split.texts)] if extra_texts else rows), featurizer
     return normalize_rows(split.features, feature_norm), None
 
 

@@ -81,12 +81,21 @@ class LabelTextScorer:
         self.ranker_seconds = 0.0  # training the ranker took (not saved)
 
     def fit(self, train_texts: list[str], label_texts: list[str], Y: sp.csr_matrix | None = None,
-            pool_sizes: list[int] = ()) -> LabelTextScorer:
+            pool_sizes: list[int] = (), shared: tuple[TfidfFeaturizer, sp.csr_matrix] | None = None
+            ) -> LabelTextScorer:
         """``label_texts[j]`` is label j's text ('' for a label without one: it never scores). With
         ``Y`` (the training documents' labels: the first ``Y.shape[1]`` labels) and ``trained``, a
-        ranker is trained for groups of each of ``pool_sizes`` candidates."""
-        self.featurizer = TfidfFeaturizer(self.config.tfidf)
-        corpus = self.featurizer.fit_transform(list(train_texts) + [t for t in label_texts if t])
+        ranker is trained for groups of each of ``pool_sizes`` candidates.
+
+        The TF-IDF is fitted on ``train_texts`` followed by the non-empty label texts, unless
+        ``shared`` gives that featuriser already (the model's own, fitted so by ``xmc train``) and
+        its rows of ``train_texts``; one with other settings than ``config.tfidf`` is not used."""
+        if shared is not None and shared[0].config == self.config.tfidf:
+            self.featurizer, train_rows = shared
+        else:
+            self.featurizer = TfidfFeaturizer(self.config.tfidf)
+            corpus = self.featurizer.fit_transform(list(train_texts) + [t for t in label_texts if t])
+            train_rows = corpus[:len(train_texts)]
         self.label_tfidf = l2_normalize_rows(self.featurizer.transform(label_texts))
         self.name_tfidf = l2_normalize_rows(self.featurizer.transform([t.split(SEPARATOR)[0] for t in label_texts]))
         if self.config.encoder:
@@ -94,7 +103,7 @@ class LabelTextScorer:
             self.label_emb[[not t for t in label_texts]] = 0.0
         if self.config.trained and not self.config.encoder and Y is not None and Y.shape[1] and any(pool_sizes):
             c = self.config
-            X = corpus[:len(train_texts)]  # the featuriser's rows are unit-length already
+            X = train_rows  # the featuriser's rows are unit-length already
             start = time.perf_counter()
             self.ranker = LabelTextRanker.fit(X, Y, self.label_tfidf, self.name_tfidf, list(pool_sizes), top_k=c.top_k,
                                               neighbours=c.neighbours, ranker_docs=c.ranker_docs,
