@@ -96,6 +96,11 @@ def test_the_ranker_finds_unseen_labels_through_their_known_neighbours_where_the
     assert hit >= 0.9 and ((S > 0) & (S < 1)).any(axis=1).all()  # probabilities
     floor_hit, floor_S = top1(floor)
     assert floor_hit <= 0.5 and (floor_S.max(1) == 0).mean() > 0.5  # the texts' words are in no document
+    # the centroids kept for prediction are every training document's (the held-out ones too)
+    X = trained.featurizer.transform(train_texts)
+    sums = (Y.T @ X).toarray()
+    np.testing.assert_allclose(trained.ranker.centroids.toarray(), sums / np.linalg.norm(sums, axis=1, keepdims=True),
+                               rtol=1e-5, atol=1e-7)
 
 
 def test_the_ranker_round_trips_and_damaged_arrays_are_refused(tmp_path):
@@ -209,3 +214,13 @@ def test_hubness_is_the_mean_of_each_labels_best_document_cosines():
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     assert got.argmax() == 2
     np.testing.assert_allclose(label_ranker.hubness(sims[:3]), sims[:3].mean(0), rtol=1e-6)  # fewer docs than top
+
+
+def test_the_ranker_models_probability_is_the_logistic_of_standardised_features():
+    model = RankerModel(np.array([10]), np.array([[2.0, -1.0]]), np.array([0.5]), np.array([[1.0, 3.0]]),
+                        np.array([[2.0, 4.0]]))
+    features = np.array([[5.0, 3.0], [1.0, 11.0]], np.float32)
+    # standardised: (2, 0) and (0, 2); z = 2*2 + 0.5 = 4.5 and -1*2 + 0.5 = -1.5
+    got = model.probability(0, features)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-np.array([4.5, -1.5]))), rtol=1e-6)
