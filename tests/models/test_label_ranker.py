@@ -94,6 +94,8 @@ def test_the_ranker_finds_unseen_labels_through_their_known_neighbours_where_the
 
     hit, S = top1(trained)
     assert hit >= 0.9 and ((S > 0) & (S < 1)).any(axis=1).all()  # probabilities
+    others = np.sort(S, axis=1)[:, :-1]
+    assert S.max(1).mean() > 0.4 and others.mean() < 0.15  # calibrated: trained on the hidden labels as positives
     floor_hit, floor_S = top1(floor)
     assert floor_hit <= 0.5 and (floor_S.max(1) == 0).mean() > 0.5  # the texts' words are in no document
     # the centroids kept for prediction are every training document's (the held-out ones too)
@@ -224,3 +226,39 @@ def test_the_ranker_models_probability_is_the_logistic_of_standardised_features(
     got = model.probability(0, features)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, 1 / (1 + np.exp(-np.array([4.5, -1.5]))), rtol=1e-6)
+
+
+def test_the_ranker_trains_one_model_per_pool_size_on_held_documents_that_have_labels(monkeypatch):
+    from xmc.models import label_ranker
+
+    train_texts, Y, label_texts, _, n_known = _topic_task()
+    Y = sp.vstack([Y, sp.csr_matrix((40, Y.shape[1]), dtype=np.float32)]).tocsr()  # 40 documents without labels
+    train_texts = train_texts + ["the act of"] * 40
+    config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3)
+    scorer = LabelTextScorer(config)
+    scorer.fit(train_texts, label_texts, None)  # the TF-IDF only
+    X = scorer.featurizer.transform(train_texts)
+    seen_pools = []
+
+    def pools(Y_held, size, rng):
+        seen_pools.append((np.diff(Y_held.indptr).min(), Y_held.shape[0], size))
+        return real_pools(Y_held, size, rng)
+
+    def logistic(features, target):
+        spread = features.std(0)
+        fitted.append((np.abs(features.mean(0)).max(), np.abs(spread[spread > 1e-6] - 1).max(), target.mean()))
+        return real_logistic(features, target)
+
+    real_pools, real_logistic, fitted = label_ranker._pools, label_ranker.fit_logistic, []
+    monkeypatch.setattr(label_ranker, "_pools", pools)
+    monkeypatch.setattr(label_ranker, "fit_logistic", logistic)
+    ranker = label_ranker.LabelTextRanker.fit(X, Y, scorer.label_tfidf, scorer.name_tfidf, [0, 1, 6, 6], top_k=6,
+                                              neighbours=3, ranker_docs=10_000, centroid_terms=2)
+    assert ranker.model.pool_sizes.tolist() == [1, 6]  # no model for an empty group, one for each other size
+    n_with_labels = int((np.diff(Y.indptr) > 0).sum())
+    assert [p[0] > 0 for p in seen_pools] == [True, True]  # every held document has a label to hide
+    assert {p[1] for p in seen_pools} == {n_with_labels // 2}  # at most half of them are held out
+    assert np.diff(ranker.centroids.indptr).max() == 2  # centroid_terms cuts the centroids
+    # each model learns from standardised features which candidate is the hidden label (one per document)
+    assert [(m < 1e-4, s < 1e-3) for m, s, _ in fitted] == [(True, True)] * 2
+    assert [share for *_, share in fitted] == pytest.approx([1 / 6] * 2)  # one hidden label in a document's 6 rows
