@@ -116,8 +116,8 @@ def train(method: str = DEFAULT_METHOD, data: str | os.PathLike = DEFAULT_DATASE
                         label_names=names, feature_norm=feature_norm if train_split.features is not None else "none")
     if zero_shot is not None and not native_label_texts:
         t0 = time.perf_counter()
-        shared = (featurizer, inputs) if shares and featurizer is not None else None
-        pipeline = with_label_texts(pipeline, dataset, train_split, choose, zero_shot, label_text, shared)
+        pipeline = with_label_texts(pipeline, dataset, train_split, choose, zero_shot, label_text,
+                                    shared=(featurizer, inputs) if shares else None, columns=text_side)
         if choose is not None and choose.texts is not None:
             fitted_on["label_text_weights"] = runs.choose_name
         seconds["label_text"] = time.perf_counter() - t0
@@ -158,11 +158,13 @@ ZERO_SHOT = ("splits", "all")
 
 def with_label_texts(pipeline: Pipeline, dataset: Dataset, train_split: Split, held_out: Split | None,
                      zero_shot: str, config: LabelTextConfig | None,
-                     shared: tuple[TfidfFeaturizer, sp.csr_matrix] | None = None) -> Pipeline:
+                     shared: tuple[TfidfFeaturizer, sp.csr_matrix] | None = None,
+                     columns: tuple[LabelVocab, list[str]] | None = None) -> Pipeline:
     """``pipeline`` with the labels known by their text added after its own, and a fitted blend.
     ``shared``: a featuriser fitted on the training texts and the label texts together, with the
-    label-text scorer's settings, and its rows of the training texts (see :meth:`LabelTextScorer.fit`)."""
-    full, label_texts = label_text_columns(dataset, pipeline.vocab, train_split, zero_shot)
+    label-text scorer's settings, and its rows of the training texts (see :meth:`LabelTextScorer.fit`);
+    ``columns``: :func:`label_text_columns` of the pipeline's labels, when the caller has them."""
+    full, label_texts = columns or label_text_columns(dataset, pipeline.vocab, train_split, zero_shot)
     vocab = pipeline.vocab
     freq = np.concatenate([pipeline.label_freq, np.zeros(len(full) - len(vocab), np.int64)])
     scorer = LabelTextScorer(config)

@@ -28,7 +28,8 @@ def binarize(matrix) -> sp.csr_matrix:
 def l2_normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """A copy with rows scaled to unit L2 norm (zero rows stay zero)."""
     matrix = as_csr_f32(matrix)
-    data = _unit_rows(matrix.indptr.astype(np.int64), matrix.data)
+    kernel = _unit_rows_serial if matrix.shape[0] < SERIAL_BELOW else _unit_rows  # a request's text or two
+    data = kernel(matrix.indptr.astype(np.int64), matrix.data)
     return sp.csr_matrix((data, matrix.indices.copy(), matrix.indptr.copy()), shape=matrix.shape)
 
 
@@ -100,6 +101,7 @@ def serial_version(kernel):
 
 
 _topk_rows_serial = serial_version(_topk_rows)  # for a few rows
+_unit_rows_serial = serial_version(_unit_rows)
 SERIAL_BELOW = 64  # rows; below this the kernels here and in search/beam.py run on the calling thread
 
 
