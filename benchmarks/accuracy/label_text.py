@@ -97,6 +97,7 @@ def half_groups(pipeline, dev, scores) -> dict[str, dict]:
     return out
 
 
+BM25_K1, BM25_B = 1.2, 0.75  # the usual Okapi settings, not tuned
 FLOOR_FIELDS = {"descriptor": (False, False), "descriptor + alternatives": (True, False),
                 "descriptor + alternatives + parents": (True, True)}
 
@@ -104,7 +105,8 @@ FLOOR_FIELDS = {"descriptor": (False, False), "descriptor + alternatives": (True
 def floor_child(data: str, out: Path) -> None:
     """Child process: the plain TF-IDF cosine of dev documents and label texts (nothing trained),
     zero-shot labels only, for both candidate sets, over a grid of settings (n-grams, descriptor
-    fields, TF-IDF fitted on the training texts alone or with the label texts), each on the seeded
+    fields, TF-IDF fitted on the training texts alone or with the label texts; BM25 on the terms of
+    each featuriser fitted with the label texts), each on the seeded
     selection half, the report half and all of dev. The floor is the setting best on the selection
     half (mean RP@5 of the two candidate sets)."""
     import gzip
@@ -137,9 +139,40 @@ def floor_child(data: str, out: Path) -> None:
                 for which, candidates in sets.items():
                     T = l2_normalize_rows(featurizer.transform([text(c) for c in candidates]))
                     rows[name][which] = zero_shot_halves(sp.csr_matrix(X @ T.T), dev.labels, candidates)
+                if with_labels:  # BM25 on the same terms (its term statistics need the label texts less)
+                    W = bm25_rows(featurizer, dev.texts, train.texts, len(corpus))
+                    rows["BM25, " + name] = {which: zero_shot_halves(bm25_scores(W, featurizer, [text(c) for c in c_]),
+                                                                     dev.labels, c_) for which, c_ in sets.items()}
     chosen = max(rows, key=lambda n: np.mean([rows[n][w]["selection"]["RP@5"] for w in sets]))
     json.dump({"rows": rows, "chosen": chosen, "candidates": {w: len(c) for w, c in sets.items()}},
               open(out, "w"), indent=1)
+
+
+def bm25_rows(featurizer, texts: list[str], train_texts: list[str], n_fitted: int, k1: float = BM25_K1,
+              b: float = BM25_B) -> sp.csr_matrix:
+    """Okapi BM25's document side over ``featurizer``'s terms: each term's saturated count times its
+    BM25 idf (from the document frequencies ``featurizer`` was fitted with, over ``n_fitted`` texts),
+    lengths against the mean of 5,000 seeded training documents."""
+    def counts(part):
+        ptr, cols, tf = featurizer.count_rows(part)
+        return sp.csr_matrix((tf.astype(np.float32), cols, ptr), shape=(len(part), featurizer.n_features_))
+
+    rng = np.random.default_rng(common.SELECTION_SEED)
+    sample = [train_texts[i] for i in rng.choice(len(train_texts), min(5000, len(train_texts)), replace=False)]
+    avgdl = float(counts(sample).sum(1).mean())
+    C = counts(texts)
+    length = np.repeat(np.asarray(C.sum(1)).ravel() / avgdl, np.diff(C.indptr))
+    df = (1.0 + n_fitted) / np.exp(featurizer.idf_.astype(np.float64) - 1.0) - 1.0  # inverts the smoothed idf
+    idf = np.log1p((n_fitted - df + 0.5) / (df + 0.5))
+    C.data = (idf[C.indices] * C.data * (k1 + 1) / (C.data + k1 * (1 - b + b * length))).astype(np.float32)
+    return C
+
+
+def bm25_scores(W: sp.csr_matrix, featurizer, label_texts: list[str]) -> sp.csr_matrix:
+    """BM25 of each document (``bm25_rows``) for each label text as the query (its distinct terms)."""
+    ptr, cols, _ = featurizer.count_rows(label_texts)
+    Q = sp.csr_matrix((np.ones(cols.size, np.float32), cols, ptr), shape=(len(label_texts), featurizer.n_features_))
+    return sp.csr_matrix(W @ Q.T)
 
 
 def zero_shot_halves(scores: sp.csr_matrix, labels: list[list[str]], candidates: list[str]) -> dict:

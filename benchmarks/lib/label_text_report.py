@@ -33,7 +33,8 @@ def row(name: str, r: dict) -> str:
 
 
 def floor_table(floor: dict) -> list[str]:
-    lines = ["", "The floor: TF-IDF cosine of document and label text, nothing trained, zero-shot labels of dev "
+    lines = ["", "The floor: TF-IDF cosine (or Okapi BM25, k1 1.2, b 0.75, the label text's terms as the query) of "
+             "document and label text, nothing trained, zero-shot labels of dev "
              f"({floor['candidates']['splits']} candidates with `splits`, {floor['candidates']['all']:,} with `all`), "
              "RP@5 on the seeded selection half / report half / all of dev. The setting in bold is the floor: the "
              "best on the selection half.", "",

@@ -1,12 +1,13 @@
 """Running one system of a benchmark in a process of its own: training (``xmc train``'s Python API)
 with prediction timings, score ensembles, the dated ledger of finished rows, and the datasets the
-neural benchmarks share. ``python benchmarks/lib/runs.py --child train|ensemble ...`` is the
+neural benchmarks share. ``python benchmarks/lib/runs.py --child train|adopt|ensemble ...`` is the
 child process that :func:`child` starts."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -68,6 +69,40 @@ def train_one(method: str, data: str, out: Path, sets: list[str], batch_docs: in
     json.dump({"method": method, "metrics": result.metrics, "wall_s": wall, "seconds": result.seconds,
                "stages": stages, "batch_ms_per_doc": batch_ms, "single_ms": single_ms,
                "peak_rss_mb": common.peak_rss_mb(), "config": model.config.to_dict()},
+              open(out / "result.json", "w"), indent=1, default=str)
+
+
+def adopt_one(method: str, data: str, folder: Path, out: Path) -> None:
+    """Child process: :func:`train_one`'s measurements of a model trained earlier with the method's
+    CPU default (a ``neural_recipes.py`` run) instead of training it again; the training time is the
+    one recorded in the folder, and ``out/model`` links to it (for ensembles)."""
+    from xmc import api
+    from xmc.api.evaluation import evaluate_split
+    from xmc.models import model_class
+
+    pipeline = api.load(folder)
+    model = pipeline.model
+    default = model_class(method).default_config()
+    if model.method != method or model.config.to_dict() != default.to_dict():
+        raise SystemExit(f"{folder} is not {method} with its CPU default config")
+    dev = api.resolve(data).load("dev")
+    pipeline.predict(texts=dev.texts[:20], top_k=10)
+    t0 = time.perf_counter()
+    pipeline.predict(texts=dev.texts, top_k=10)
+    batch_ms = 1000 * (time.perf_counter() - t0) / len(dev.texts)
+    single_ms = common.median_latency_ms(lambda i: pipeline.predict(texts=[dev.texts[i]], top_k=10), N_SINGLE,
+                                         len(dev.texts))
+    scores = pipeline.predict(texts=dev.texts, top_k=100)
+    stages = dict(model.fit_seconds_)
+    link = out / "model"  # an earlier run's model here is stale: the ensembles must read the adopted one
+    if link.is_symlink():
+        link.unlink()
+    elif link.exists():
+        shutil.rmtree(link)
+    link.symlink_to(Path(folder).resolve(), target_is_directory=True)
+    json.dump({"method": method, "metrics": evaluate_split(pipeline, dev, scores, ks=(1, 3, 5, 100)),
+               "wall_s": sum(stages.values()), "stages": stages, "batch_ms_per_doc": batch_ms, "single_ms": single_ms,
+               "peak_rss_mb": common.peak_rss_mb(), "adopted_from": str(folder)},
               open(out / "result.json", "w"), indent=1, default=str)
 
 
@@ -181,6 +216,8 @@ def main() -> None:
     if kind == "train":
         method, data, out, sets = rest[0], rest[1], Path(rest[2]), json.loads(rest[3])
         train_one(method, data, out, sets, int(rest[4]) if len(rest) > 4 else 0)
+    elif kind == "adopt":
+        adopt_one(rest[0], rest[1], Path(rest[2]), Path(rest[3]))
     else:
         ensemble_one(Path(rest[0]), Path(rest[1]), rest[2], Path(rest[3]), rest[4])
 

@@ -66,32 +66,6 @@ def train_child(method: str, data: str, out: Path) -> None:
     json.dump(result, open(out / "result.json", "w"), indent=1, default=str)
 
 
-def adopt_child(method: str, data: str, folder: Path, out: Path) -> None:
-    """Child process: ``train_child``'s measurements of an already trained CPU-default model."""
-    from xmc import api
-    from xmc.api.evaluation import evaluate_split
-    from xmc.models import model_class
-
-    pipeline = api.load(folder)
-    model = pipeline.model
-    default = model_class(method).default_config()
-    if model.method != method or model.config.to_dict() != default.to_dict():
-        raise SystemExit(f"{folder} is not {method} with its CPU default config")
-    dev = api.resolve(data).load("dev")
-    pipeline.predict(texts=dev.texts[:20], top_k=10)
-    t0 = time.perf_counter()
-    pipeline.predict(texts=dev.texts, top_k=10)
-    batch_ms = 1000 * (time.perf_counter() - t0) / len(dev.texts)
-    single_ms = common.median_latency_ms(lambda i: pipeline.predict(texts=[dev.texts[i]], top_k=10), runs.N_SINGLE,
-                                         len(dev.texts))
-    scores = pipeline.predict(texts=dev.texts, top_k=100)
-    stages = dict(model.fit_seconds_)
-    json.dump({"method": method, "metrics": evaluate_split(pipeline, dev, scores, ks=(1, 3, 5, 100)),
-               "wall_s": sum(stages.values()), "stages": stages, "batch_ms_per_doc": batch_ms, "single_ms": single_ms,
-               "peak_rss_mb": common.peak_rss_mb(), "adopted_from": str(folder)},
-              open(out / "result.json", "w"), indent=1, default=str)
-
-
 def heads_child(n_labels: int, out: Path) -> None:
     """Child process: ELIAS's heads and learned index alone at ``n_labels`` labels (random 384-d
     features, label classifiers projected to 64 dimensions with sparse gradients, C = 2^ceil(log2(L /
@@ -242,7 +216,7 @@ def main() -> None:
         if args.child[0] == "train":
             train_child(args.child[1], args.child[2], Path(args.child[3]))
         elif args.child[0] == "adopt":
-            adopt_child(args.child[1], args.child[2], Path(args.child[3]), Path(args.child[4]))
+            runs.adopt_one(args.child[1], args.child[2], Path(args.child[3]), Path(args.child[4]))
         else:
             heads_child(int(args.child[1]), Path(args.child[2]))
         return

@@ -4,6 +4,7 @@ ensemble of each neural model with XR-Linear (``xmc ensemble``).
 
     python benchmarks/neural/neural.py [--data EURLEX57K] [--methods xr-linear,xr-transformer,lightxml,cascadexml]
                                 [--datasets full,titles] [--config cpu|gpu] [--name neural] [--dry-run]
+                                [--adopt EURLEX57K/lightxml=FOLDER]
 
 Every method runs with the config ``xmc train`` picks on this machine (``--config gpu`` forces the
 GPU configs, which benchmarks/neural/gpu.sh uses). Per system: P@1/3/5, PSP@5, nDCG@5 on dev (unseen dev
@@ -35,6 +36,8 @@ def row(name: str, r: dict) -> str:
         name = name.replace("(weighted)", f"(weighted: {r['combine']}, neural weight {r['weight']:.2f}, "
                                           "chosen on the selection half)")
     name += f" (run {r['ran_at']} UTC)" if "ran_at" in r else ""
+    if "adopted_from" in r:
+        name += f" (trained by neural_recipes.py, {Path(r['adopted_from']).name}; peak RSS of the measurement)"
     name += common.copied_mark(r)
     return (f"| {name} | " + " | ".join(f"{m[k]:.2f}" for k in METRICS)
             + f" | {r.get('wall_s', float('nan')):.0f} ({stages}) | {r.get('batch_ms_per_doc', float('nan')):.2f} "
@@ -96,7 +99,11 @@ def main() -> None:
                         help="keep a system's result.json from an earlier run of the same --name (dated in the table)")
     parser.add_argument("--skip", default="",
                         help="DATASET/METHOD pairs not to run, e.g. EURLEX57K-titles/xr-transformer")
+    parser.add_argument("--adopt", action="append", default=[],
+                        help="DATASET/METHOD=FOLDER: measure that folder, trained earlier with the method's CPU "
+                             "default (a neural_recipes.py run), instead of training it again")
     args = parser.parse_args()
+    adopted = dict(spec.split("=", 1) for spec in args.adopt)
     start = time.perf_counter()
     methods = args.methods.split(",")
     datasets = {}
@@ -114,7 +121,10 @@ def main() -> None:
             sets = config_overrides(method, args.config, args.dry_run)
             if f"{name}/{method}" in args.skip.split(","):
                 continue
-            if not reused(out, args.reuse):
+            if f"{name}/{method}" in adopted and not reused(out, args.reuse):
+                print(f"{name}: measuring {method} from {adopted[f'{name}/{method}']}", flush=True)
+                child(["--child", "adopt", method, data, adopted[f"{name}/{method}"], str(out)])
+            elif not reused(out, args.reuse):
                 print(f"{name}: training {method}", flush=True)
                 child(["--child", "train", method, data, str(out), json.dumps(sets)])
             keep(out, args.dry_run)

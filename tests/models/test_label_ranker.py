@@ -18,17 +18,19 @@ def test_shortlist_features_worked_by_hand():
     cos = np.array([[0.2, -np.inf, 0.5, 0.1]])
     name = np.array([[0.0, 0.9, 0.4, 0.3]])
     transfer = np.array([[0.3, 0.7, 0.1, 0.2]])
+    fed = np.array([[0.6, 0.0, 0.2, 0.4]])
     hub = np.array([0.05, 0.06, 0.07, 0.08])
-    feats, cols = shortlist_features(cos, name, transfer, hub, top_k=3)
+    feats, cols = shortlist_features(cos, name, transfer, fed, hub, top_k=3)
     assert cols.tolist() == [[2, 0, 3]]  # best cosine first; the -inf column is no candidate
     assert feats.shape == (3, len(FEATURES))
-    c, t = np.array([0.5, 0.2, 0.1]), np.array([0.1, 0.3, 0.2])
+    c, t, f = np.array([0.5, 0.2, 0.1]), np.array([0.1, 0.3, 0.2]), np.array([0.2, 0.6, 0.4])
     want = np.column_stack([c, [0.4, 0.0, 0.3], t, c / 0.5, t / 0.3, np.log1p([0, 1, 2]), [0.07, 0.05, 0.08],
-                            t - t.mean(), c - c.mean()])
+                            t - t.mean(), c - c.mean(), f, f / 0.6, f - f.mean()])
     np.testing.assert_allclose(feats, want, rtol=1e-5, atol=1e-6)
-    feats, cols = shortlist_features(cos, name, transfer, hub, top_k=4)  # a row with fewer candidates than k
+    feats, cols = shortlist_features(cos, name, transfer, fed, hub, top_k=4)  # a row with fewer candidates than k
     assert cols[0, -1] == 1 and feats[-1, 0] == 0.0
-    np.testing.assert_allclose(feats[-1, -1], -c.mean(), rtol=1e-5)  # centred on the 3 real candidates
+    np.testing.assert_allclose(feats[-1, FEATURES.index("cosine - mean")], -c.mean(), rtol=1e-5)  # the 3 real ones
+    np.testing.assert_allclose(feats[-1, -1], 0.0 - f.mean(), rtol=1e-5)
 
 
 def test_neighbours_are_the_most_similar_known_texts_never_the_label_itself():
@@ -155,7 +157,8 @@ def _ranker_arrays(n_labels=5, n_known=3, n_features=8, n_models=1, pool=4, neig
     n = len(FEATURES)
     model = RankerModel(np.full(n_models, pool), np.zeros((n_models, n)), np.zeros(n_models), np.zeros((n_models, n)),
                         np.ones((n_models, n)))
-    return LabelTextRanker(centroids, neighbours, np.zeros(n_labels, np.float32), model).arrays()
+    feedback = sp.csr_matrix(np.eye(n_labels, n_features, dtype=np.float32))
+    return LabelTextRanker(centroids, neighbours, np.zeros(n_labels, np.float32), feedback, model).arrays()
 
 
 @pytest.mark.parametrize("change, fits", [
@@ -183,9 +186,29 @@ def test_saved_ranker_arrays_out_of_bounds_are_refused():
     past_features = _ranker_arrays()
     past_features["c_indices"] = past_features["c_indices"].copy()
     past_features["c_indices"][-1] = 8  # one past the last feature
-    for arrays in (no_known, past_features):
+    feedback_past = {**_ranker_arrays(), "f_indices": np.array([0, 1, 2, 3, 8], np.int32)}
+    feedback_short = {**_ranker_arrays(), "f_indptr": np.arange(5, dtype=np.int64)}  # 4 labels' rows, not 5
+    for arrays in (no_known, past_features, feedback_past, feedback_short):
         with pytest.raises(ModelFormatError, match="do not fit"):
             LabelTextRanker.from_arrays(arrays, 5, 8)
+
+
+def test_feedback_centroids_worked_by_hand():
+    from xmc.models.label_ranker import feedback_centroids
+
+    X_ref = sp.csr_matrix(np.array([[1, 0, 0], [0.6, 0.8, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32))
+    Y_ref = sp.csr_matrix(np.array([[1, 0], [0, 0], [0, 1], [0, 0]], dtype=np.float32))  # 2 known labels
+    texts = sp.csr_matrix(np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]], dtype=np.float32))  # label 2 is unseen
+    got = feedback_centroids(texts, X_ref, Y_ref, docs=2, terms=0).toarray()
+    # labels 0 and 1 skip their own documents (0 and 2): only document 1 matches either (the second pick
+    # has cosine 0 and weighs nothing); the unseen label reads documents 0 and 1, weighted 1 and 0.6 ** 2
+    both = np.array([1.0, 0, 0]) + 0.36 * np.array([0.6, 0.8, 0])
+    np.testing.assert_allclose(got, [[0.6, 0.8, 0], [0.6, 0.8, 0], both / np.linalg.norm(both)], rtol=1e-6, atol=1e-7)
+    one_doc = feedback_centroids(texts, X_ref, Y_ref, docs=1, terms=0).toarray()
+    np.testing.assert_allclose(one_doc[2], [1, 0, 0], atol=1e-7)  # only the best document
+    cut = feedback_centroids(texts, X_ref, Y_ref, docs=2, terms=1).toarray()
+    np.testing.assert_allclose(cut, [[0, 1, 0], [0, 1, 0], [1, 0, 0]], atol=1e-7)  # each row's heaviest term
+    assert feedback_centroids(texts, X_ref, Y_ref, docs=0, terms=0).nnz == 0
 
 
 @pytest.mark.parametrize("C", [0.05, 1.0])
@@ -253,7 +276,7 @@ def test_the_ranker_trains_one_model_per_pool_size_on_held_documents_that_have_l
     monkeypatch.setattr(label_ranker, "_pools", pools)
     monkeypatch.setattr(label_ranker, "fit_logistic", logistic)
     ranker = label_ranker.LabelTextRanker.fit(X, Y, scorer.label_tfidf, scorer.name_tfidf, [0, 1, 6, 6], top_k=6,
-                                              neighbours=3, ranker_docs=10_000, centroid_terms=2)
+                                              neighbours=3, ranker_docs=10_000, centroid_terms=2, feedback_docs=2)
     assert ranker.model.pool_sizes.tolist() == [1, 6]  # no model for an empty group, one for each other size
     n_with_labels = int((np.diff(Y.indptr) > 0).sum())
     assert [p[0] > 0 for p in seen_pools] == [True, True]  # every held document has a label to hide

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from xmc.utils.sparse import sparse_product, sparse_products_topk, topk_per_row
+from xmc.utils.sparse import sparse_product, sparse_products_topk, topk_dense_rows, topk_per_row
 
 
 def _random(rng, rows, cols, density):
@@ -90,3 +90,15 @@ def test_a_pair_of_cut_products_equals_two_separate_ones(k):
     assert first.has_sorted_indices and both.has_sorted_indices and first[5].nnz == 0 < both[5].nnz
     with pytest.raises(ValueError, match="do not add"):
         sparse_products_topk(A, A2[:3], B, k)
+
+
+@pytest.mark.parametrize("shape, k", [((5, 7), 3), ((300, 40), 40), ((3, 4), 9), ((0, 4), 2), ((2, 1), 1)])
+def test_topk_of_dense_rows_keeps_each_rows_k_largest_by_value_then_column(shape, k):
+    rng = np.random.default_rng(7)
+    scores = rng.integers(0, 4, shape).astype(np.float32)  # many ties and zeros
+    got = topk_dense_rows(scores, k)
+    assert got.shape == shape
+    for i, row in enumerate(scores):
+        want = sorted(range(shape[1]), key=lambda c: (-row[c], c))[:k]  # every column counts, zeros too
+        assert got.indices[got.indptr[i]:got.indptr[i + 1]].tolist() == want
+        np.testing.assert_array_equal(got.data[got.indptr[i]:got.indptr[i + 1]], row[want])

@@ -10,7 +10,10 @@ has seen a document of:
 - a *transfer* score: the document's cosine with the mean training document (PIFA centroid) of each
   known label whose text is nearest to this label's text (``neighbours`` of them, weighted by their
   squared text cosine; a known label is never its own neighbour);
-- both scores relative to the document's best and mean candidate, the cosine's rank among the
+- a *feedback* score (pseudo-relevance feedback): the document's cosine with the mean of the
+  ``feedback_docs`` training documents whose text the label's text matches best, among documents
+  that do not have the label (an unseen label has none, so a known label is trained the same way);
+- the scores relative to the document's best and mean candidate, the cosine's rank among the
   candidates, and the label text's *hubness* (the mean of its 50 best cosines over the held-out
   training documents: a text that matches every document, as boilerplate does, matches none).
 
@@ -33,14 +36,16 @@ from xmc.utils.sparse import (
     l2_normalize_rows,
     sparse_product,
     sparse_products_topk,
+    topk_dense_rows,
     topk_per_row,
     transposed,
 )
 
 FEATURES = ("cosine", "name cosine", "transfer", "cosine / best", "transfer / best", "log rank", "hubness",
-            "transfer - mean", "cosine - mean")
+            "transfer - mean", "cosine - mean", "feedback", "feedback / best", "feedback - mean")
 HUB_TOP = 50
 _CHUNK = 2048  # documents scored at once: a (chunk, known labels) float32 block
+FEEDBACK_POOL = 20_000  # training documents (not held out) a label text's feedback documents are found among
 
 
 @dataclass
@@ -67,13 +72,14 @@ class LabelTextRanker:
     centroids: sp.csr_matrix  # (n_known, n_features) unit rows: each known label's mean training document
     neighbours: sp.csr_matrix  # (n_labels, n_known) weights, rows summing to 1 (or empty)
     hubness: np.ndarray  # (n_labels,)
+    feedback: sp.csr_matrix  # (n_labels, n_features) unit rows: the mean of each label text's feedback documents
     model: RankerModel
-    _columns: tuple | None = None  # texts, names and centroids transposed for dense_product (made on first use)
+    _columns: tuple | None = None  # texts, names, centroids, feedback transposed for dense_product (on first use)
 
     @classmethod
     def fit(cls, X: sp.csr_matrix, Y: sp.csr_matrix, texts: sp.csr_matrix, names: sp.csr_matrix,
             pool_sizes: list[int], *, top_k: int, neighbours: int, ranker_docs: int, centroid_terms: int,
-            seed: int = 0) -> LabelTextRanker:
+            feedback_docs: int, seed: int = 0) -> LabelTextRanker:
         """``X`` training documents (unit TF-IDF rows), ``Y`` their known labels, ``texts`` / ``names``
         every label's text and name (unit rows; the known labels first, in ``Y``'s column order)."""
         rng = np.random.default_rng(seed)
@@ -88,14 +94,19 @@ class LabelTextRanker:
         hub = hubness(cos_all)
         # the centroids the held documents are scored against leave those documents out
         without_held, with_all = _centroids(Y, held, X, centroid_terms)
-        ranker = cls(without_held, weights, hub, None)
+        rest = np.setdiff1d(np.arange(X.shape[0]), held)
+        reference = np.sort(rng.choice(rest, min(FEEDBACK_POOL, rest.size), replace=False))
+        feedback = feedback_centroids(texts, X[reference], Y[reference], feedback_docs, centroid_terms)
+        ranker = cls(without_held, weights, hub, feedback, None)
         cos = cos_all[:, :n_known]
-        name_cos, to_centroids = (dense_product(X_held, transposed(m)) for m in (names[:n_known], ranker.centroids))
+        name_cos, to_centroids, fed = (dense_product(X_held, transposed(m))
+                                       for m in (names[:n_known], ranker.centroids, feedback[:n_known]))
         transfer = np.asarray((weights[:n_known] @ to_centroids.T).T)
         models = []
         for size in sorted(set(int(s) for s in pool_sizes if s > 0)):
             pool, hidden = _pools(Y_held, min(size, n_known), rng)
-            feats, cols = shortlist_features(np.where(pool, cos, -np.inf), name_cos, transfer, hub[:n_known], top_k)
+            feats, cols = shortlist_features(np.where(pool, cos, -np.inf), name_cos, transfer, fed, hub[:n_known],
+                                             top_k)
             target = (cols == hidden[:, None]).ravel()
             mean, scale = feats.mean(0), feats.std(0) + 1e-9
             coef, intercept = fit_logistic((feats - mean) / scale, target)
@@ -110,22 +121,23 @@ class LabelTextRanker:
         the group by cosine with their text, scored by the ranker (a probability in (0, 1)). Labels
         with an empty text never score."""
         if self._columns is None or self._columns[0].shape[1] != texts.shape[0]:
-            self._columns = transposed(texts), transposed(names), transposed(self.centroids)
+            self._columns = tuple(transposed(m) for m in (texts, names, self.centroids, self.feedback))
         usable = np.asarray(texts.getnnz(axis=1) > 0)
         parts: list[list[sp.csr_matrix]] = [[] for _ in groups]
         for start in range(0, X.shape[0], _CHUNK):
-            cos, name_cos, to_centroids = (dense_product(X[start:start + _CHUNK], m) for m in self._columns)
+            cos, name_cos, to_centroids, fed = (dense_product(X[start:start + _CHUNK], m) for m in self._columns)
             cos[:, ~usable] = -np.inf
             for g, cols in enumerate(groups):
-                parts[g].append(self._score_group(cos[:, cols], name_cos[:, cols], to_centroids, cols, top_k))
+                parts[g].append(self._score_group(cos[:, cols], name_cos[:, cols], to_centroids, fed[:, cols], cols,
+                                                  top_k))
         return [sp.csr_matrix(sp.vstack(p)) if p else sp.csr_matrix((0, cols.size), dtype=np.float32)
                 for p, cols in zip(parts, groups, strict=True)]
 
-    def _score_group(self, cos, name_cos, to_centroids, cols, top_k) -> sp.csr_matrix:
+    def _score_group(self, cos, name_cos, to_centroids, fed, cols, top_k) -> sp.csr_matrix:
         if cols.size == 0:
             return sp.csr_matrix((cos.shape[0], 0), dtype=np.float32)
         transfer = np.asarray((self.neighbours[cols] @ to_centroids.T).T)
-        feats, shortlist = shortlist_features(cos, name_cos, transfer, self.hubness[cols], top_k)
+        feats, shortlist = shortlist_features(cos, name_cos, transfer, fed, self.hubness[cols], top_k)
         prob = self.model.probability(self.model.for_pool(cols.size), feats).reshape(shortlist.shape)
         keep = np.isfinite(np.take_along_axis(cos, shortlist, axis=1))
         indptr = np.concatenate([[0], np.cumsum(keep.sum(1))])
@@ -135,7 +147,8 @@ class LabelTextRanker:
         m = self.model
         return {"c_data": self.centroids.data, "c_indices": self.centroids.indices, "c_indptr": self.centroids.indptr,
                 "n_data": self.neighbours.data, "n_indices": self.neighbours.indices,
-                "n_indptr": self.neighbours.indptr, "hubness": self.hubness, "pool_sizes": m.pool_sizes,
+                "n_indptr": self.neighbours.indptr, "hubness": self.hubness, "f_data": self.feedback.data,
+                "f_indices": self.feedback.indices, "f_indptr": self.feedback.indptr, "pool_sizes": m.pool_sizes,
                 "coef": m.coef, "intercept": m.intercept, "mean": m.mean, "scale": m.scale}
 
     @classmethod
@@ -146,19 +159,22 @@ class LabelTextRanker:
         n_models = a["pool_sizes"].size
         fits = (a["n_indptr"].size == n_labels + 1 and a["hubness"].size == n_labels and 0 < n_known <= n_labels
                 and _within(a["c_indices"], n_features) and _within(a["n_indices"], n_known) and n_models > 0
+                and a["f_indptr"].size == n_labels + 1 and _within(a["f_indices"], n_features)
                 and a["coef"].shape[0] == a["intercept"].size == a["mean"].shape[0] == a["scale"].shape[0] == n_models
                 and int(a["pool_sizes"].min()) > 0)
         if not fits:
             raise ModelFormatError(f"label-text ranker arrays do not fit {n_labels} labels of {n_features} features")
         centroids = sp.csr_matrix((a["c_data"], a["c_indices"], a["c_indptr"]), shape=(n_known, n_features))
         weights = sp.csr_matrix((a["n_data"], a["n_indices"], a["n_indptr"]), shape=(n_labels, n_known))
+        feedback = sp.csr_matrix((a["f_data"], a["f_indices"], a["f_indptr"]), shape=(n_labels, n_features))
         model = RankerModel(a["pool_sizes"], a["coef"], a["intercept"], a["mean"], a["scale"])
-        return cls(centroids, weights, a["hubness"], model)
+        return cls(centroids, weights, a["hubness"], feedback, model)
 
 
 ARRAY_SPEC = {"c_data": ("f", (None,)), "c_indices": ("iu", (None,)), "c_indptr": ("iu", (None,)),
               "n_data": ("f", (None,)), "n_indices": ("iu", (None,)), "n_indptr": ("iu", (None,)),
-              "hubness": ("f", (None,)), "pool_sizes": ("iu", (None,)), "coef": ("f", (None, len(FEATURES))),
+              "hubness": ("f", (None,)), "f_data": ("f", (None,)), "f_indices": ("iu", (None,)),
+              "f_indptr": ("iu", (None,)), "pool_sizes": ("iu", (None,)), "coef": ("f", (None, len(FEATURES))),
               "intercept": ("f", (None,)), "mean": ("f", (None, len(FEATURES))), "scale": ("f", (None, len(FEATURES)))}
 
 
@@ -209,8 +225,8 @@ def hubness(sims: np.ndarray) -> np.ndarray:
     return np.partition(by_label, sims.shape[0] - top, axis=1)[:, -top:].mean(1).astype(np.float32)
 
 
-def shortlist_features(cos: np.ndarray, name_cos: np.ndarray, transfer: np.ndarray, hub: np.ndarray,
-                       top_k: int) -> tuple[np.ndarray, np.ndarray]:
+def shortlist_features(cos: np.ndarray, name_cos: np.ndarray, transfer: np.ndarray, feedback: np.ndarray,
+                       hub: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``top_k`` columns by ``cos`` (``-inf``: not a candidate) and their features,
     ``(rows * top_k, len(FEATURES))``; columns ``(rows, top_k)``, best first."""
     k = min(top_k, cos.shape[1])
@@ -221,6 +237,7 @@ def shortlist_features(cos: np.ndarray, name_cos: np.ndarray, transfer: np.ndarr
     finite = np.isfinite(c)
     c = np.where(finite, c, 0.0)
     t = np.take_along_axis(transfer, cols, axis=1)
+    f = np.take_along_axis(feedback, cols, axis=1)
     n = np.take_along_axis(name_cos, cols, axis=1)
     count = np.maximum(finite.sum(1, keepdims=True), 1)
 
@@ -229,9 +246,32 @@ def shortlist_features(cos: np.ndarray, name_cos: np.ndarray, transfer: np.ndarr
 
     c_best, c_centred = relative(c)
     t_best, t_centred = relative(t)
+    f_best, f_centred = relative(f)
     rank = np.broadcast_to(np.log1p(np.arange(k, dtype=np.float32)), c.shape)
-    feats = np.stack([c, n, t, c_best, t_best, rank, hub[cols], t_centred, c_centred], axis=-1)
+    feats = np.stack([c, n, t, c_best, t_best, rank, hub[cols], t_centred, c_centred, f, f_best, f_centred], axis=-1)
     return feats.reshape(-1, len(FEATURES)).astype(np.float32), cols
+
+
+def feedback_centroids(texts: sp.csr_matrix, X_ref: sp.csr_matrix, Y_ref: sp.csr_matrix, docs: int, terms: int
+                       ) -> sp.csr_matrix:
+    """``(n_labels, n_features)`` unit rows: for each label text, the sum of its ``docs`` reference
+    documents of highest cosine, weighted by the squared cosine and cut to ``terms`` terms (all with
+    0). A known label (the first ``Y_ref.shape[1]``) never reads a document that has it: an unseen
+    label has none, and the ranker learns from known labels what the feature is worth for those."""
+    n_labels, n_known = texts.shape[0], Y_ref.shape[1]
+    if docs <= 0 or X_ref.shape[0] == 0:
+        return sp.csr_matrix((n_labels, X_ref.shape[1]), dtype=np.float32)
+    ref_columns, own = transposed(X_ref), sp.csr_matrix(Y_ref.T, dtype=np.float32)
+    parts = []
+    for start in range(0, n_labels, _CHUNK):
+        sims = dense_product(texts[start:start + _CHUNK], ref_columns)  # (chunk, reference documents)
+        mine = own[start:min(start + _CHUNK, n_known)].tocoo()
+        sims[mine.row, mine.col] = 0.0
+        parts.append(topk_dense_rows(sims, docs))
+    weights = sp.csr_matrix(sp.vstack(parts))
+    weights.data **= 2
+    weights.eliminate_zeros()  # a text that matches fewer than ``docs`` documents
+    return l2_normalize_rows(sparse_product(weights, X_ref, terms) if terms else sparse_product(weights, X_ref))
 
 
 def _pools(Y: sp.csr_matrix, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -62,6 +62,8 @@ class LabelTextConfig(Config):
                              Interval(int, 1, None))
     ranker_docs: int = option(3000, "training documents held out of the centroids to train the ranker on",
                               Interval(int, 10, None))
+    feedback_docs: int = option(20, "training documents a label's text matches best whose mean the ranker compares "
+                                    "documents with (pseudo-relevance feedback; 0 = none)", Interval(int, 0, None))
     centroid_terms: int = option(1000, "terms kept per known label's centroid (0 = all; fewer is faster, coarser)",
                                  Interval(int, 0, None))
     few_shot_max: int = option(50, "known labels with at most this many training documents get text help "
@@ -107,7 +109,7 @@ class LabelTextScorer:
             start = time.perf_counter()
             self.ranker = LabelTextRanker.fit(X, Y, self.label_tfidf, self.name_tfidf, list(pool_sizes), top_k=c.top_k,
                                               neighbours=c.neighbours, ranker_docs=c.ranker_docs,
-                                              centroid_terms=c.centroid_terms)
+                                              centroid_terms=c.centroid_terms, feedback_docs=c.feedback_docs)
             self.ranker_seconds = time.perf_counter() - start
         return self
 

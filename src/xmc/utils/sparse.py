@@ -125,6 +125,17 @@ def topk_arrays(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, k: in
     return kernel(indptr, indices, data, int(k), n_threads)
 
 
+def topk_dense_rows(scores: np.ndarray, k: int) -> sp.csr_matrix:
+    """:func:`topk_per_row` of a dense float32 array (zeros are entries too): each row's ``k``
+    largest, by the same parallel kernel, several times faster than ``np.argpartition`` on a wide
+    block, which runs on one core."""
+    n, m = scores.shape
+    indptr = np.arange(0, n * m + 1, max(m, 1), dtype=np.int64)[:n + 1]
+    columns = np.tile(np.arange(m, dtype=np.int32), n)
+    ptr, idx, val = topk_arrays(indptr, columns, np.ascontiguousarray(scores, dtype=np.float32).ravel(), k)
+    return sp.csr_matrix((val, idx, ptr), shape=(n, m))
+
+
 @nb.njit(cache=True, parallel=True)
 def _rows_times_columns(a_ptr, a_idx, a_val, bt_ptr, bt_idx, bt_val, n_cols, n_threads):
     n = a_ptr.size - 1
