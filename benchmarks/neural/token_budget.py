@@ -10,7 +10,9 @@ XR-Transformer's CPU configs start), and each dev document is scored by its 20 n
 carry; it screens rules for the full-budget runs of neural_recipes.py and does not replace them. Dev is
 cut into the seeded selection and report halves (rules are chosen on the selection half). The kNN index
 is a seeded random subset of the training split (``--index-docs``) to keep a rule to about a minute.
-Results: benchmarks/results/token_budget.md (one table per corpus, rows kept in token_budget.rows.json).
+Windows (``WINDOWS``): on top of the default rule, which tokens of the whole text the 32 are (the first
+and last, or two windows embedded apart and averaged). Results: benchmarks/results/token_budget.md (one
+table per corpus, rows kept in token_budget.rows.json).
 """
 
 from __future__ import annotations
@@ -39,6 +41,50 @@ RULES = {  # name: (max share, numbers, strip, what)
     "numbers+share0.05": (0.05, True, "", "words with a digit, and words in more than a twentieth of the documents"),
     "eurlex-strip": (1.0, False, "eurlex", "EUR-Lex's strip preset (the dataset-specific reference)"),
 }
+# Which tokens of the rule's text the encoder reads (issue #40's other candidates), on top of the chosen
+# default rule: name -> (windows, what). A window is a slice of the text's tokens, special tokens aside;
+# two windows are embedded apart and their unit embeddings averaged (twice the encoder's work).
+DEFAULT_RULE = "numbers+share0.1"
+WINDOWS = {
+    "head+tail": ("head+tail", "the default rule, then the first 15 and the last 15 tokens in one window of 32"),
+    "first+last pooled": ("first|last", "the default rule, then the first 30 and the last 30 tokens as two "
+                                        "windows, embeddings averaged"),
+    "two windows pooled": ("first|second", "the default rule, then tokens 1-30 and 31-60 as two windows, "
+                                           "embeddings averaged"),
+}
+LONG = 4096  # tokens read before the windows are cut (EURLEX57K's texts: a few hundred to a few thousand)
+
+
+def window_tokens(texts: list[str], rule, tokenizer, window: str):
+    """The tokens of one window per text: ``head+tail``, ``first``, ``last`` or ``second``, each
+    30 tokens of the rule's whole text between the special tokens (a shorter text: what there is)."""
+    from xmc.nn.tokens import TokenizedTexts
+
+    encoded = tokenizer(rule.apply(texts, 10 ** 6), truncation=True, max_length=LONG, padding=False,
+                        return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    pieces = [np.asarray([row[0], *_window(row[1:-1], window), row[-1]], dtype=np.int32) for row in encoded]
+    offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+    np.cumsum([p.size for p in pieces], out=offsets[1:])
+    return TokenizedTexts(np.concatenate(pieces), offsets, int(tokenizer.pad_token_id or 0))
+
+
+def _window(inner: list[int], window: str) -> list[int]:
+    body = BUDGET - 2
+    if window == "head+tail":
+        return inner if len(inner) <= body else inner[:body // 2] + inner[-(body - body // 2):]
+    return {"first": inner[:body], "last": inner[-body:], "second": inner[body:2 * body] or inner[:body]}[window]
+
+
+def embed_windows(texts: list[str], rule, windows: str, tokenizer, encoder) -> np.ndarray:
+    import torch
+
+    from xmc.nn.embed import embed
+
+    total = 0.0
+    for window in windows.split("|"):
+        emb = embed(encoder, window_tokens(texts, rule, tokenizer, window), 256, torch.device("cpu"), amp=False)
+        total = total + emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
 
 
 def embed_texts(texts: list[str], rule, strip: str, tokenizer, encoder) -> np.ndarray:
@@ -89,15 +135,20 @@ def measure(data: str, name: str, index_docs: int) -> dict:
     from xmc.features.budget import SkipRule
     from xmc.metrics import precision_at_k
 
-    share, numbers, strip, what = RULES[name]
+    windows, what = WINDOWS.get(name, ("", ""))
+    share, numbers, strip, rule_what = RULES[DEFAULT_RULE if windows else name]
+    what = what or rule_what
     train_texts, index_texts, Y_index, dev_texts, Y_dev = corpus(data, index_docs)
     tokenizer, encoder = frozen_encoder()
     t0 = time.perf_counter()
     rule = SkipRule.learn(train_texts, share, numbers, BUDGET)
     learn_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    index = embed_texts(index_texts, rule, strip, tokenizer, encoder)
-    queries = embed_texts(dev_texts, rule, strip, tokenizer, encoder)
+    if windows:
+        index, queries = (embed_windows(t, rule, windows, tokenizer, encoder) for t in (index_texts, dev_texts))
+    else:
+        index = embed_texts(index_texts, rule, strip, tokenizer, encoder)
+        queries = embed_texts(dev_texts, rule, strip, tokenizer, encoder)
     embed_s = time.perf_counter() - t0
     scores = knn_scores(index, Y_index, queries)
     selection, report = common.halves(len(dev_texts))
@@ -113,10 +164,10 @@ def measure(data: str, name: str, index_docs: int) -> dict:
 def table(rows: dict, corpus: str) -> str:
     lines = [f"### {corpus}", "", "| rule | what | frequent words skipped | selection P@1 / P@5 | report P@1 / P@5 | "
              "dev P@1 / P@5 | learn s | embed s | date |", "|---|---|---|---|---|---|---|---|---|"]
-    for name in RULES:
+    for name in [*RULES, *WINDOWS]:
         r = rows.get(f"{corpus}/{name}")
         if r:
-            lines.append(f"| {name} | {RULES[name][3]} | {r['skipped']} "
+            lines.append(f"| {name} | {r['what']} | {r['skipped']} "
                          f"| {r['selection_p1']:.2f} / {r['selection_p5']:.2f} "
                          f"| {r['report_p1']:.2f} / {r['report_p5']:.2f} | {r['dev_p1']:.2f} / {r['dev_p5']:.2f} "
                          f"| {r['learn_s']} | {r['embed_s']} | {r['date']} |")
@@ -128,7 +179,8 @@ def main() -> None:
     ap.add_argument("--data", default="EURLEX57K")
     ap.add_argument("--titles", action="store_true", help="EURLEX57K-titles (derived) instead of full text")
     ap.add_argument("--index-docs", type=int, default=15000)
-    ap.add_argument("--rules", default=",".join(RULES), help="rules to measure ('': rewrite the table only)")
+    ap.add_argument("--rules", default=",".join([*RULES, *WINDOWS]),
+                    help="rules and windows to measure ('': rewrite the table only)")
     ap.add_argument("--rerun", action="store_true")
     args = ap.parse_args()
     data = common.titles_dataset(args.data) if args.titles else args.data
