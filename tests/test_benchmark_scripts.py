@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,3 +120,29 @@ def test_every_script_starts_and_explains_itself(script):
                           cwd=REPO / "benchmarks")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "usage:" in proc.stdout
+
+
+def test_the_bm25_floor_is_okapi_bm25_by_hand(monkeypatch):
+    """label_text.py's BM25 rows: saturated counts, BM25 idf from the featuriser's document
+    frequencies, lengths against the training documents' mean, the label text's terms as the query."""
+    import math
+
+    from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks" / "accuracy"))
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from label_text import bm25_rows, bm25_scores
+
+    train = ["the cat sat", "the dog ran far away", "cat and dog", "birds fly"] * 3
+    featurizer = TfidfFeaturizer(TfidfConfig(ngram_max=1, min_df=1)).fit(train)
+    got = bm25_scores(bm25_rows(featurizer, ["the cat cat", "dog birds"], train, len(train)), featurizer,
+                      ["cat", "dog ran", "birds birds"]).toarray()
+    mean_length = (3 + 5 + 3 + 2) / 4
+
+    def weight(tf, length, df, n=12, k1=1.2, b=0.75):
+        idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / mean_length))
+
+    want = [[weight(2, 3, 6), 0.0, 0.0],
+            [0.0, weight(1, 2, 6), weight(1, 2, 3)]]  # "ran" is not in "dog birds"; a query word counts once
+    np.testing.assert_allclose(got, want, rtol=1e-5)
