@@ -208,7 +208,15 @@ def test_feedback_centroids_worked_by_hand():
     np.testing.assert_allclose(one_doc[2], [1, 0, 0], atol=1e-7)  # only the best document
     cut = feedback_centroids(texts, X_ref, Y_ref, docs=2, terms=1).toarray()
     np.testing.assert_allclose(cut, [[0, 1, 0], [0, 1, 0], [1, 0, 0]], atol=1e-7)  # each row's heaviest term
-    assert feedback_centroids(texts, X_ref, Y_ref, docs=0, terms=0).nnz == 0
+    for empty in (feedback_centroids(texts, X_ref, Y_ref, docs=0, terms=0),  # no feedback asked
+                  feedback_centroids(texts, X_ref[:0], Y_ref[:0], docs=2, terms=0)):  # no reference document
+        assert empty.shape == (3, 3) and empty.dtype == np.float32 and empty.nnz == 0
+    # one reference document, and more terms than labels: shapes are read from the right axes
+    wide = sp.csr_matrix(np.hstack([texts.toarray(), np.zeros((3, 2), np.float32)]))
+    single = feedback_centroids(wide, sp.csr_matrix(np.array([[0.6, 0.8, 0, 0, 0]], np.float32)), Y_ref[1:2], docs=2,
+                                terms=0)
+    np.testing.assert_allclose(single.toarray(), [[0.6, 0.8, 0, 0, 0]] * 3, atol=1e-7)
+    assert feedback_centroids(wide, sp.csr_matrix((0, 5), dtype=np.float32), Y_ref[:0], 2, 0).shape == (3, 5)
 
 
 @pytest.mark.parametrize("C", [0.05, 1.0])
