@@ -33,6 +33,24 @@ def test_shortlist_features_worked_by_hand():
     np.testing.assert_allclose(feats[-1, -1], 0.0 - f.mean(), rtol=1e-5)
 
 
+def test_shortlists_are_each_rows_best_cosines_in_order_and_centred_per_row():
+    rng = np.random.default_rng(5)
+    cos = rng.random((200, 60)).astype(np.float32)
+    cos[0, 3:] = -np.inf  # a row with 3 candidates and one with 1, beside rows with 60
+    cos[2, 1:] = -np.inf
+    cos[3] *= 0.5  # a row whose best is not the block's best
+    zeros = np.zeros_like(cos)
+    feats, cols = shortlist_features(cos, zeros, zeros, cos, np.zeros(60), top_k=10)
+    assert feats.dtype == np.float32
+    np.testing.assert_array_equal(cols[3:], np.argsort(-cos[3:], axis=1, kind="stable")[:, :10])
+    feats = feats.reshape(200, 10, -1)
+    centred, best = (feats[..., FEATURES.index(f)] for f in ("cosine - mean", "cosine / best"))
+    np.testing.assert_allclose(centred[0, :3], cos[0, cols[0, :3]] - cos[0, :3].mean(), rtol=1e-5)
+    np.testing.assert_allclose(centred[3], cos[3, cols[3]] - cos[3, cols[3]].mean(), rtol=1e-5)
+    assert centred[2, 0] == 0.0  # a lone candidate is its own mean
+    np.testing.assert_allclose(best[3], cos[3, cols[3]] / cos[3].max(), rtol=1e-5)
+
+
 def test_neighbours_are_the_most_similar_known_texts_never_the_label_itself():
     texts = sp.csr_matrix(np.array([[1, 0, 0], [0.8, 0.6, 0], [0, 1, 0], [0.6, 0, 0.8]], dtype=np.float32))
     weights = neighbour_weights(texts, n_known=3, k=1).toarray()
