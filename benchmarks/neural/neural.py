@@ -121,12 +121,14 @@ def main() -> None:
             sets = config_overrides(method, args.config, args.dry_run)
             if f"{name}/{method}" in args.skip.split(","):
                 continue
-            if f"{name}/{method}" in adopted and not reused(out, args.reuse):
-                print(f"{name}: measuring {method} from {adopted[f'{name}/{method}']}", flush=True)
-                child(["--child", "adopt", method, data, adopted[f"{name}/{method}"], str(out)])
-            elif not reused(out, args.reuse):
-                print(f"{name}: training {method}", flush=True)
-                child(["--child", "train", method, data, str(out), json.dumps(sets)])
+            if not reused(out, args.reuse):
+                folder = adopted.get(f"{name}/{method}")
+                if folder:
+                    print(f"{name}: measuring {method} from {folder}", flush=True)
+                    child(["--child", "adopt", method, data, folder, str(out)])
+                else:
+                    print(f"{name}: training {method}", flush=True)
+                    child(["--child", "train", method, data, str(out), json.dumps(sets)])
             keep(out, args.dry_run)
             results[name][method] = json.load(open(out / "result.json"))
         linear = common.WORK / args.name / name / "xr-linear" / "model"

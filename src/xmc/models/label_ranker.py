@@ -271,7 +271,7 @@ def feedback_centroids(texts: sp.csr_matrix, X_ref: sp.csr_matrix, Y_ref: sp.csr
     weights = sp.csr_matrix(sp.vstack(parts))
     weights.data **= 2
     weights.eliminate_zeros()  # a text that matches fewer than ``docs`` documents
-    return l2_normalize_rows(sparse_product(weights, X_ref, terms) if terms else sparse_product(weights, X_ref))
+    return l2_normalize_rows(sparse_product(weights, X_ref, terms))  # terms 0: the whole product
 
 
 def _pools(Y: sp.csr_matrix, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -130,7 +130,7 @@ def topk_dense_rows(scores: np.ndarray, k: int) -> sp.csr_matrix:
     largest, by the same parallel kernel, several times faster than ``np.argpartition`` on a wide
     block, which runs on one core."""
     n, m = scores.shape
-    indptr = np.arange(0, n * m + 1, max(m, 1), dtype=np.int64)[:n + 1]
+    indptr = np.arange(n + 1, dtype=np.int64) * m
     columns = np.tile(np.arange(m, dtype=np.int32), n)
     ptr, idx, val = topk_arrays(indptr, columns, np.ascontiguousarray(scores, dtype=np.float32).ravel(), k)
     return sp.csr_matrix((val, idx, ptr), shape=(n, m))
