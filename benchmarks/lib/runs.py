@@ -52,6 +52,8 @@ def train_one(method: str, data: str, out: Path, sets: list[str], batch_docs: in
     if gpu:
         cls = model_class(method)
         config = cls.config_class.for_gpu().with_overrides(sets)
+    if (out / "model").is_symlink():  # left by adopt_one: train into a folder of our own, never through the link
+        (out / "model").unlink()
     t0 = time.perf_counter()
     result = api.train(method, data, out / "model", overrides=sets, config=config, overwrite=True)
     wall = time.perf_counter() - t0
@@ -59,17 +61,23 @@ def train_one(method: str, data: str, out: Path, sets: list[str], batch_docs: in
     stages = dict(getattr(model, "fit_seconds_", {}) or {})
     dev = api.resolve(data).load("dev")
     pipeline = api.load(out / "model")
-    pipeline.predict(texts=dev.texts[:20], top_k=10)  # warm-up: numba caches, torch threads
-    batch = dev.texts[:batch_docs] if batch_docs else dev.texts
-    t0 = time.perf_counter()
-    pipeline.predict(texts=batch, top_k=10)
-    batch_ms = 1000 * (time.perf_counter() - t0) / len(batch)
-    single_ms = common.median_latency_ms(lambda i: pipeline.predict(texts=[dev.texts[i]], top_k=10), N_SINGLE,
-                                         len(dev.texts))
+    batch_ms, single_ms = prediction_timings(pipeline, dev.texts, batch_docs)
     json.dump({"method": method, "metrics": result.metrics, "wall_s": wall, "seconds": result.seconds,
                "stages": stages, "batch_ms_per_doc": batch_ms, "single_ms": single_ms,
                "peak_rss_mb": common.peak_rss_mb(), "config": model.config.to_dict()},
               open(out / "result.json", "w"), indent=1, default=str)
+
+
+def prediction_timings(pipeline, texts: list[str], batch_docs: int = 0) -> tuple[float, float]:
+    """Milliseconds a document in one batch (of ``batch_docs`` texts, default all) and the median of
+    one text at a time, after a warm-up (numba caches, torch threads)."""
+    pipeline.predict(texts=texts[:20], top_k=10)
+    batch = texts[:batch_docs] if batch_docs else texts
+    t0 = time.perf_counter()
+    pipeline.predict(texts=batch, top_k=10)
+    batch_ms = 1000 * (time.perf_counter() - t0) / len(batch)
+    return batch_ms, common.median_latency_ms(lambda i: pipeline.predict(texts=[texts[i]], top_k=10), N_SINGLE,
+                                              len(texts))
 
 
 def adopt_one(method: str, data: str, folder: Path, out: Path) -> None:
@@ -86,12 +94,7 @@ def adopt_one(method: str, data: str, folder: Path, out: Path) -> None:
     if model.method != method or model.config.to_dict() != default.to_dict():
         raise SystemExit(f"{folder} is not {method} with its CPU default config")
     dev = api.resolve(data).load("dev")
-    pipeline.predict(texts=dev.texts[:20], top_k=10)
-    t0 = time.perf_counter()
-    pipeline.predict(texts=dev.texts, top_k=10)
-    batch_ms = 1000 * (time.perf_counter() - t0) / len(dev.texts)
-    single_ms = common.median_latency_ms(lambda i: pipeline.predict(texts=[dev.texts[i]], top_k=10), N_SINGLE,
-                                         len(dev.texts))
+    batch_ms, single_ms = prediction_timings(pipeline, dev.texts)
     scores = pipeline.predict(texts=dev.texts, top_k=100)
     stages = dict(model.fit_seconds_)
     link = out / "model"  # an earlier run's model here is stale: the ensembles must read the adopted one
