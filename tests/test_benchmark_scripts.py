@@ -146,3 +146,54 @@ def test_the_bm25_floor_is_okapi_bm25_by_hand(monkeypatch):
     want = [[weight(2, 3, 6), 0.0, 0.0],
             [0.0, weight(1, 2, 6), weight(1, 2, 3)]]  # "ran" is not in "dog birds"; a query word counts once
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_pseudo_unseen_makes_the_rare_labels_unseen_and_scores_the_floor_by_hand(monkeypatch):
+    """lib.pseudo_unseen: the labels with 1-50 training documents are the ones made unseen, their
+    documents leave the training set, and the floor is the cosine ranking worked out here."""
+    from types import SimpleNamespace
+
+    import scipy.sparse as sp
+
+    from xmc.features.tfidf import TfidfConfig, TfidfFeaturizer
+    from xmc.utils.sparse import l2_normalize_rows
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from lib.pseudo_unseen import pseudo_unseen
+
+    rng = np.random.default_rng(0)
+    n_labels, rare = 14, 8  # labels 0-7 have 10 training documents each, the others 60
+    label_words = [f"w{j} x{j}" for j in range(n_labels)]
+    docs, labels = [], []
+    for j in range(n_labels):
+        for _ in range(10 if j < rare else 60):
+            other = int(rng.integers(rare, n_labels))
+            docs.append(f"{label_words[j]} {label_words[other]} filler{int(rng.integers(50))}")
+            labels.append(sorted({j, other}))
+    featurizer = TfidfFeaturizer(TfidfConfig(ngram_max=1, min_df=1)).fit(docs + label_words)
+    X = sp.csr_matrix(l2_normalize_rows(featurizer.transform(docs)), dtype=np.float32)
+    Y = sp.csr_matrix((np.ones(sum(map(len, labels)), np.float32), np.concatenate(labels),
+                       np.cumsum([0] + [len(x) for x in labels])), shape=(len(docs), n_labels))
+    crowd = " ".join(f"w{j} x{j} w{j}" for j in range(1, 6))  # five other rare labels' words, each twice as often
+    dev = ["w0 x0 w1 filler1", f"{crowd} w0", f"{crowd} w6 x6 w7", "w3 filler2", "w9 x9"]
+    truth_rows = [[0], [0], [7], [3], [9]]
+    dev_truth = sp.csr_matrix((np.ones(5, np.float32), np.concatenate(truth_rows), np.arange(6)),
+                              shape=(5, n_labels))
+    texts = l2_normalize_rows(featurizer.transform(label_words))
+    scorer = SimpleNamespace(config=SimpleNamespace(top_k=4, neighbours=2, ranker_docs=100, centroid_terms=0,
+                                                    feedback_docs=3),
+                             label_tfidf=texts, name_tfidf=texts)
+    X_dev = sp.csr_matrix(l2_normalize_rows(featurizer.transform(dev)), dtype=np.float32)
+    got = pseudo_unseen(scorer, X, Y, X_dev, dev_truth, {"dev": np.arange(5)}, rare, seed=3)
+
+    assert got["training_docs_left"] == len(docs) - 10 * rare  # no rare label is another document's second
+    assert got["dev"]["docs"] == 4  # the last dev document has none of them
+    cosines = (X_dev @ texts[:rare].T).toarray()  # the floor: the rare labels by cosine, best first
+    want = []
+    for row in range(4):
+        top = np.argsort(-cosines[row], kind="stable")[:5]
+        true = set(dev_truth[row].indices)
+        want.append(100 * len(true & set(top)) / min(len(true), 5))
+    assert want == [100.0, 0.0, 0.0, 100.0]  # a crowded document's label is sixth or seventh
+    assert got["dev"]["floor"]["RP@5"] == pytest.approx(np.mean(want))
+    assert 0.0 <= got["dev"]["ranker"]["RP@5"] <= 100.0

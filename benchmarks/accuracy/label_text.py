@@ -276,6 +276,30 @@ def scorers_child(data: str, out: Path) -> None:
     json.dump(result, open(out, "w"), indent=1)
 
 
+PSEUDO_LABELS, PSEUDO_SEEDS = 300, (0, 1, 2)
+
+
+def pseudo_child(data: str, model: Path, out: Path) -> None:
+    """Child process: the ranker and the floor on known labels made unseen (``lib.pseudo_unseen``),
+    with the featuriser and label texts of the ``--zero-shot splits`` XR-Linear model in ``model``."""
+    from lib.pseudo_unseen import pseudo_unseen
+
+    from xmc import api
+    from xmc.utils.sparse import l2_normalize_rows
+
+    dataset = api.resolve(data)
+    train, dev = dataset.load("train"), dataset.load("dev")
+    pipeline = api.load(model)
+    scorer, n_known = pipeline.label_text.scorer, pipeline.label_text.n_known
+    X, X_dev = (sp.csr_matrix(l2_normalize_rows(scorer.featurizer.transform(s.texts)), dtype=np.float32)
+                for s in (train, dev))
+    Y, truth = (pipeline.vocab.encode(s.labels).Y[:, :n_known] for s in (train, dev))
+    n_dev = X_dev.shape[0]
+    parts = dict(zip(("selection", "report", "dev"), (*common.halves(n_dev), np.arange(n_dev)), strict=True))
+    rows = [pseudo_unseen(scorer, X, Y, X_dev, truth, parts, PSEUDO_LABELS, seed) for seed in PSEUDO_SEEDS]
+    json.dump(rows, open(out, "w"), indent=1)
+
+
 def accept_child(data: str, folder: Path) -> None:
     """Child process: what a global threshold has to work with (why AR@P90 moves or not). For one
     model on dev: P@1 (from which the table derives the ceiling, min(100, P@1 / 0.9): the accept
@@ -308,6 +332,8 @@ def main() -> None:
             floor_child(args.child[1], Path(args.child[2]))
         elif args.child[0] == "scorers":
             scorers_child(args.child[1], Path(args.child[2]))
+        elif args.child[0] == "pseudo":
+            pseudo_child(args.child[1], Path(args.child[2]), Path(args.child[3]))
         elif args.child[0] == "accept":
             accept_child(args.child[1], Path(args.child[2]))
         else:
@@ -337,8 +363,14 @@ def main() -> None:
     scorers_path = common.WORK / NAME / "scorers.json"
     if not (args.reuse and scorers_path.exists()):
         runs.child_of(__file__, ["--child", "scorers", args.data, str(scorers_path)])
+    pseudo_path = common.WORK / NAME / "pseudo.json"
+    splits_model = common.WORK / NAME / "xr-linear-splits" / "model"
+    if not (args.reuse and pseudo_path.exists()) and splits_model.exists():
+        runs.child_of(__file__, ["--child", "pseudo", args.data, str(splits_model), str(pseudo_path)])
+    pseudo = json.load(open(pseudo_path)) if pseudo_path.exists() else []
     results = dict(sorted(common.ledger(NAME).items(), key=lambda kv: SYSTEM_ORDER.index(kv[0].split(" ")[0])))
-    body = report(results, json.load(open(floor_path)), json.load(open(scorers_path)), time.perf_counter() - start)
+    body = report(results, json.load(open(floor_path)), json.load(open(scorers_path)), pseudo,
+                  time.perf_counter() - start)
     print(common.write_result(NAME, "python benchmarks/accuracy/label_text.py " + " ".join(sys.argv[1:]), body))
 
 
