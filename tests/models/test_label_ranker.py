@@ -142,6 +142,40 @@ def test_the_ranker_round_trips_and_damaged_arrays_are_refused(tmp_path):
         LabelTextScorer.load(tmp_path / "s", len(label_texts))
 
 
+def test_the_ranker_keeps_its_transposed_columns_while_the_label_count_stays():
+    """Transposing every label's text, name, centroid and feedback rows costs more than a small
+    batch's products: done once, and again only for label texts of another count."""
+    train_texts, Y, label_texts, test, n_known = _topic_task(2)
+    config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3, ranker_docs=60)
+    unseen = np.arange(n_known, len(label_texts))
+    scorer = LabelTextScorer(config).fit(train_texts, label_texts, Y, pool_sizes=[unseen.size])
+    ranker, X = scorer.ranker, scorer.featurizer.transform([t for t, _ in test])
+    first = ranker.score(X, scorer.label_tfidf, scorer.name_tfidf, [unseen], 6)[0]
+    columns = ranker._columns
+    again = ranker.score(X, scorer.label_tfidf, scorer.name_tfidf, [unseen], 6)[0]
+    assert ranker._columns is columns and (again != first).nnz == 0
+    ranker.score(X, scorer.label_tfidf[:-1], scorer.name_tfidf[:-1], [unseen[:-1]], 6)
+    assert ranker._columns is not columns and ranker._columns[0].shape[1] == len(label_texts) - 1
+
+
+def test_a_label_without_text_never_scores_and_one_word_is_text_enough():
+    train_texts, Y, label_texts, test, n_known = _topic_task(3)
+    config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3, ranker_docs=60)
+    unseen = np.arange(n_known, len(label_texts))
+    scorer = LabelTextScorer(config).fit(train_texts, label_texts, Y, pool_sizes=[unseen.size])
+    texts = scorer.label_tfidf.tolil()
+    empty, one_word = unseen[0], unseen[1]
+    texts[empty] = 0.0
+    texts[one_word, texts.rows[one_word][1:]] = 0.0  # keep the row's first term alone
+    texts = sp.csr_matrix(texts)
+    texts.eliminate_zeros()
+    assert texts[empty].nnz == 0 and texts[one_word].nnz == 1
+    X = scorer.featurizer.transform([t for t, _ in test])
+    S = scorer.ranker.score(X, texts, scorer.name_tfidf, [unseen], top_k=unseen.size)[0].tocsc()
+    assert S[:, 0].nnz == 0  # a label with an empty text is never a candidate
+    assert S[:, 1].nnz == X.shape[0] and S[:, 2:].nnz == X.shape[0] * (unseen.size - 2)  # the others: every one
+
+
 def test_the_ranker_model_is_picked_by_the_pool_size_it_was_trained_for():
     n = len(FEATURES)
     model = RankerModel(np.array([90, 3000]), np.zeros((2, n)), np.zeros(2), np.zeros((2, n)), np.ones((2, n)))
