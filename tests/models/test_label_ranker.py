@@ -176,6 +176,21 @@ def test_a_label_without_text_never_scores_and_one_word_is_text_enough():
     assert S[:, 1].nnz == X.shape[0] and S[:, 2:].nnz == X.shape[0] * (unseen.size - 2)  # the others: every one
 
 
+def test_groups_of_no_label_one_label_and_more_labels_than_candidates_keep_their_shapes():
+    train_texts, Y, label_texts, test, n_known = _topic_task(4)
+    config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3, ranker_docs=60)
+    unseen = np.arange(n_known, len(label_texts))
+    scorer = LabelTextScorer(config).fit(train_texts, label_texts, Y, pool_sizes=[unseen.size])
+    X = scorer.featurizer.transform([t for t, _ in test][:5])  # fewer documents than labels in a group
+    none, lone, top_one = scorer.ranker.score(X, scorer.label_tfidf, scorer.name_tfidf,
+                                              [np.array([], dtype=np.int64), unseen[:1], unseen], top_k=1)
+    assert none.shape == (5, 0) and none.dtype == np.float32 and none.nnz == 0
+    assert lone.shape == (5, 1) and lone.nnz == 5 and ((lone.data > 0) & (lone.data < 1)).all()
+    # one candidate a document: the group's width stays, whichever of its labels no document ranks first
+    assert top_one.shape == (5, unseen.size) and np.diff(top_one.indptr).tolist() == [1] * 5
+    assert top_one.dtype == np.float32 and top_one.tocsc()[:, -1].nnz == 0  # so the width is not read off the data
+
+
 def test_the_ranker_model_is_picked_by_the_pool_size_it_was_trained_for():
     n = len(FEATURES)
     model = RankerModel(np.array([90, 3000]), np.zeros((2, n)), np.zeros(2), np.zeros((2, n)), np.ones((2, n)))
