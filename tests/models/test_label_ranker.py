@@ -191,6 +191,29 @@ def test_groups_of_no_label_one_label_and_more_labels_than_candidates_keep_their
     assert top_one.dtype == np.float32 and top_one.tocsc()[:, -1].nnz == 0  # so the width is not read off the data
 
 
+def test_scores_are_the_same_in_chunks_of_documents_and_for_no_document(monkeypatch):
+    """More documents than features, scored in chunks of 64 and in one: the same scores; no
+    document: an empty float32 matrix per group."""
+    import xmc.models.label_ranker as ranker_module
+
+    train_texts, Y, label_texts, test, n_known = _topic_task(5)
+    config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3, ranker_docs=60)
+    unseen = np.arange(n_known, len(label_texts))
+    scorer = LabelTextScorer(config).fit(train_texts, label_texts, Y, pool_sizes=[unseen.size, n_known])
+    X = scorer.featurizer.transform(train_texts)
+    assert X.shape[0] > X.shape[1] + 64
+    groups = [unseen, np.arange(n_known)]
+    whole = scorer.ranker.score(X, scorer.label_tfidf, scorer.name_tfidf, groups, top_k=6)
+    monkeypatch.setattr(ranker_module, "_CHUNK", 64)
+    chunked = scorer.ranker.score(X, scorer.label_tfidf, scorer.name_tfidf, groups, top_k=6)
+    for a, b in zip(whole, chunked, strict=True):
+        assert a.shape == b.shape == (X.shape[0], a.shape[1]) and (a != b).nnz == 0
+        assert np.diff(a.indptr).min() == 6
+    empty = scorer.ranker.score(X[:0], scorer.label_tfidf, scorer.name_tfidf, groups, top_k=6)
+    assert [(m.shape, m.dtype, m.nnz) for m in empty] == [((0, unseen.size), np.float32, 0),
+                                                         ((0, n_known), np.float32, 0)]
+
+
 def test_the_ranker_model_is_picked_by_the_pool_size_it_was_trained_for():
     n = len(FEATURES)
     model = RankerModel(np.array([90, 3000]), np.zeros((2, n)), np.zeros(2), np.zeros((2, n)), np.ones((2, n)))
