@@ -174,6 +174,9 @@ def test_a_label_without_text_never_scores_and_one_word_is_text_enough():
     S = scorer.ranker.score(X, texts, scorer.name_tfidf, [unseen], top_k=unseen.size)[0].tocsc()
     assert S[:, 0].nnz == 0  # a label with an empty text is never a candidate
     assert S[:, 1].nnz == X.shape[0] and S[:, 2:].nnz == X.shape[0] * (unseen.size - 2)  # the others: every one
+    fewer = scorer.ranker.score(X, texts, scorer.name_tfidf, [unseen], top_k=3)[0]
+    assert np.diff(fewer.indptr).tolist() == [3] * X.shape[0]  # the empty text takes no candidate's place
+    assert fewer.tocsc()[:, 0].nnz == 0
 
 
 def test_groups_of_no_label_one_label_and_more_labels_than_candidates_keep_their_shapes():
