@@ -47,6 +47,10 @@ def test_hardest_negative_margin_compares_the_weakest_positive_with_the_hardest_
     assert float(hardest_negative_margin(SIMS, POS, 0.5)) == pytest.approx(0.25, rel=1e-5)
     no_negative = torch.ones_like(POS)
     assert float(hardest_negative_margin(SIMS, no_negative, 0.5)) == 0.0
+    # a document without a positive and one without a negative take no part in the mean
+    sims = torch.cat([SIMS, torch.tensor([[0.3, 0.9, 0.1], [0.4, 0.5, 0.6]])])
+    positives = torch.cat([POS, torch.tensor([[False, False, False], [True, True, True]])])
+    assert float(hardest_negative_margin(sims, positives, 0.5)) == pytest.approx(0.25, rel=1e-5)
 
 
 def test_pair_classification_reads_positives_and_the_hardest_negatives():
