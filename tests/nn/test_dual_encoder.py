@@ -33,6 +33,11 @@ def test_multi_positive_nce_matches_the_formula_worked_by_hand():
              -math.log(math.exp(0.6 / t) / (math.exp(0.6 / t) + doc0_neg)),
              -math.log(math.exp(0.8 / t) / (math.exp(0.8 / t) + doc1_neg))]
     assert float(multi_positive_nce(SIMS, POS, t)) == pytest.approx(np.mean(pairs), rel=1e-5)
+    # a batch without a positive pair: a loss of exactly 0 that still backpropagates (zeros)
+    sims = SIMS.clone().requires_grad_(True)
+    loss = multi_positive_nce(sims, torch.zeros_like(POS), t)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and torch.equal(sims.grad, torch.zeros_like(SIMS))
 
 
 def test_threshold_consistent_margin_matches_the_formula_worked_by_hand():
