@@ -9,7 +9,14 @@ import scipy.sparse as sp
 
 from xmc.exceptions import ModelFormatError
 from xmc.features.tfidf import TfidfConfig
-from xmc.models.label_ranker import FEATURES, RankerModel, _pools, neighbour_weights, shortlist_features
+from xmc.models.label_ranker import (
+    FEATURES,
+    LabelTextRanker,
+    RankerModel,
+    _pools,
+    neighbour_weights,
+    shortlist_features,
+)
 from xmc.models.label_text import LabelTextConfig, LabelTextScorer
 from xmc.utils.io import load_arrays, save_arrays
 
@@ -350,6 +357,23 @@ def test_the_ranker_models_probability_is_the_logistic_of_standardised_features(
     got = model.probability(0, features)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, 1 / (1 + np.exp(-np.array([4.5, -1.5]))), rtol=1e-6)
+
+
+def test_the_ranker_keeps_float32_whatever_the_dtypes_it_is_given():
+    """Double-precision TF-IDF rows and integer label counts: the ranker's arrays stay float32 (half
+    the memory of its centroids and feedback rows) and count a label twice on a document as once."""
+    train_texts, Y, label_texts, _, n_known = _topic_task(6)
+    config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3)
+    scorer = LabelTextScorer(config)
+    scorer.fit(train_texts, label_texts, None)  # the TF-IDF only
+    X = sp.csr_matrix(scorer.featurizer.transform(train_texts), dtype=np.float64)
+    counts = sp.csr_matrix(Y * 2, dtype=np.int64)
+    fit = dict(top_k=6, neighbours=3, ranker_docs=60, centroid_terms=0, feedback_docs=2)
+    ranker = LabelTextRanker.fit(X, counts, scorer.label_tfidf, scorer.name_tfidf, [6], **fit)
+    assert ranker.centroids.dtype == ranker.feedback.dtype == np.float32
+    plain = LabelTextRanker.fit(X.astype(np.float32), Y, scorer.label_tfidf, scorer.name_tfidf, [6], **fit)
+    np.testing.assert_allclose(ranker.centroids.toarray(), plain.centroids.toarray(), rtol=1e-6)
+    np.testing.assert_allclose(ranker.model.coef, plain.model.coef, rtol=1e-5, atol=1e-6)
 
 
 def test_the_ranker_trains_one_model_per_pool_size_on_held_documents_that_have_labels(monkeypatch):
