@@ -74,6 +74,22 @@ def test_pair_classification_reads_positives_and_the_hardest_negatives():
     assert seen == [3 + 2] and float(loss.detach()) > 0  # 3 positive pairs, one negative per document
 
 
+@pytest.mark.gpu
+def test_alcs_losses_run_on_cuda_as_on_the_cpu():
+    """Every index the losses build stays on the tensors' device (a CPU run cannot tell)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    torch.manual_seed(0)
+    classifier = PairClassifier(4, hidden=8)
+    docs, labels = torch.randn(2, 4), torch.randn(3, 4)
+    on_cpu = [float(multi_positive_nce(SIMS, POS, 0.5)), float(hardest_negative_margin(SIMS, POS, 0.5)),
+              float(pair_classification_loss(classifier, docs, labels, SIMS, POS, n_hard=1).detach())]
+    cuda = [t.cuda() for t in (docs, labels, SIMS, POS)]
+    on_gpu = [float(multi_positive_nce(cuda[2], cuda[3], 0.5)), float(hardest_negative_margin(cuda[2], cuda[3], 0.5)),
+              float(pair_classification_loss(classifier.cuda(), *cuda, n_hard=1).detach())]
+    assert on_gpu == pytest.approx(on_cpu, rel=1e-4)
+
+
 def test_exact_index_matches_brute_force_and_hnsw_finds_most_neighbours():
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((3000, 16)).astype(np.float32)
