@@ -397,9 +397,21 @@ def test_the_ranker_trains_one_model_per_pool_size_on_held_documents_that_have_l
         fitted.append((np.abs(features.mean(0)).max(), np.abs(spread[spread > 1e-6] - 1).max(), target.mean()))
         return real_logistic(features, target)
 
+    def centroids(Y_, held, X_, terms):
+        seen_held.append(held)
+        return real_centroids(Y_, held, X_, terms)
+
+    def feedback(texts, X_ref, Y_ref, docs, terms):
+        references.append((X_ref, Y_ref))
+        return real_feedback(texts, X_ref, Y_ref, docs, terms)
+
     real_pools, real_logistic, fitted = label_ranker._pools, label_ranker.fit_logistic, []
+    real_centroids, real_feedback = label_ranker._centroids, label_ranker.feedback_centroids
+    seen_held, references = [], []
     monkeypatch.setattr(label_ranker, "_pools", pools)
     monkeypatch.setattr(label_ranker, "fit_logistic", logistic)
+    monkeypatch.setattr(label_ranker, "_centroids", centroids)
+    monkeypatch.setattr(label_ranker, "feedback_centroids", feedback)
     ranker = label_ranker.LabelTextRanker.fit(X, Y, scorer.label_tfidf, scorer.name_tfidf, [0, 1, 6, 6], top_k=6,
                                               neighbours=3, ranker_docs=10_000, centroid_terms=2, feedback_docs=2)
     assert ranker.model.pool_sizes.tolist() == [1, 6]  # no model for an empty group, one for each other size
@@ -407,6 +419,10 @@ def test_the_ranker_trains_one_model_per_pool_size_on_held_documents_that_have_l
     assert [p[0] > 0 for p in seen_pools] == [True, True]  # every held document has a label to hide
     assert {p[1] for p in seen_pools} == {n_with_labels // 2}  # at most half of them are held out
     assert np.diff(ranker.centroids.indptr).max() == 2  # centroid_terms cuts the centroids
+    # the feedback documents are every document not held out (fewer than FEEDBACK_POOL), each once
+    rest = np.setdiff1d(np.arange(X.shape[0]), seen_held[0])
+    (X_ref, Y_ref), = references
+    assert (X_ref != X[rest]).nnz == 0 and (Y_ref != Y[rest]).nnz == 0
     # each model learns from standardised features which candidate is the hidden label (one per document)
     assert [(m < 1e-4, s < 1e-3) for m, s, _ in fitted] == [(True, True)] * 2
     assert [share for *_, share in fitted] == pytest.approx([1 / 6] * 2)  # one hidden label in a document's 6 rows

@@ -44,6 +44,11 @@ def test_threshold_consistent_margin_matches_the_formula_worked_by_hand():
     # positives below 0.9: 0.6 and 0.8 -> mean (0.3, 0.1); negatives above 0.5: 0.7 -> 0.2
     assert float(threshold_consistent_margin(SIMS, POS, 0.9, 0.5)) == pytest.approx(0.2 + 0.2, rel=1e-5)
     assert float(threshold_consistent_margin(SIMS, POS, 0.5, 0.95)) == 0.0  # nothing violates
+    assert float(threshold_consistent_margin(SIMS, POS)) == pytest.approx(0.4, rel=1e-5)  # the paper's 0.9 / 0.5
+    # a pair exactly at its margin violates nothing, and takes no part in the mean: 0.7 -> 0.2
+    at_margins = torch.tensor([[0.9, 0.5, 0.7]])
+    got = threshold_consistent_margin(at_margins, torch.tensor([[True, False, False]]), 0.9, 0.5)
+    assert float(got) == pytest.approx(0.2, rel=1e-5)
 
 
 def test_hardest_negative_margin_compares_the_weakest_positive_with_the_hardest_negative():
@@ -72,6 +77,16 @@ def test_pair_classification_reads_positives_and_the_hardest_negatives():
     classifier.forward = spy
     loss = pair_classification_loss(classifier, docs, labels, SIMS, POS, n_hard=1)
     assert seen == [3 + 2] and float(loss.detach()) > 0  # 3 positive pairs, one negative per document
+    # one positive pair and no negatives: the binary cross-entropy of that pair's logit alone
+    one = torch.tensor([[True, False, False], [False, False, False]])
+    loss = pair_classification_loss(classifier, docs, labels, SIMS, one, n_hard=0)
+    logit = forward(docs[:1], labels[:1])
+    assert float(loss.detach()) == pytest.approx(float(-torch.nn.functional.logsigmoid(logit).detach()), rel=1e-5)
+    # no pair at all: exactly 0, and the similarities get zero gradients
+    sims = SIMS.clone().requires_grad_(True)
+    loss = pair_classification_loss(classifier, docs, labels, sims, torch.zeros_like(POS), n_hard=0)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and torch.equal(sims.grad, torch.zeros_like(SIMS))
 
 
 @pytest.mark.gpu
