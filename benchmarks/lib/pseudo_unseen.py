@@ -18,7 +18,7 @@ FEW_MAX = 50
 
 
 def pseudo_unseen(scorer, X: sp.csr_matrix, Y: sp.csr_matrix, X_dev: sp.csr_matrix, truth: sp.csr_matrix,
-                  halves: tuple[np.ndarray, ...], n_labels: int, seed: int) -> dict:
+                  halves: dict[str, np.ndarray], n_labels: int, seed: int) -> dict:
     """RP@5 / nDCG@5 of the ranker and of the floor on ``n_labels`` known labels made unseen.
     ``X`` / ``Y``: training rows (unit TF-IDF) and their known labels; ``X_dev`` / ``truth``: dev rows
     and labels over the same known columns; ``halves``: dev row indices per reported part."""

@@ -106,6 +106,16 @@ def _topic_task(seed=0):
     return [t for t, _ in train], Y, [texts[lab] for lab in order], test, len(known)
 
 
+def _trained_topic_scorer(seed, known_pool=False):
+    """A scorer with a ranker trained on ``_topic_task(seed)``; its training texts, the test
+    documents and the unseen labels' columns."""
+    train_texts, Y, label_texts, test, n_known = _topic_task(seed)
+    config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3, ranker_docs=60)
+    unseen = np.arange(n_known, len(label_texts))
+    pools = [unseen.size, n_known] if known_pool else [unseen.size]
+    return LabelTextScorer(config).fit(train_texts, label_texts, Y, pool_sizes=pools), train_texts, test, unseen
+
+
 def test_the_ranker_finds_unseen_labels_through_their_known_neighbours_where_the_cosine_cannot():
     train_texts, Y, label_texts, test, n_known = _topic_task()
     config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3, ranker_docs=60)
@@ -152,24 +162,18 @@ def test_the_ranker_round_trips_and_damaged_arrays_are_refused(tmp_path):
 def test_the_ranker_keeps_its_transposed_columns_while_the_label_count_stays():
     """Transposing every label's text, name, centroid and feedback rows costs more than a small
     batch's products: done once, and again only for label texts of another count."""
-    train_texts, Y, label_texts, test, n_known = _topic_task(2)
-    config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3, ranker_docs=60)
-    unseen = np.arange(n_known, len(label_texts))
-    scorer = LabelTextScorer(config).fit(train_texts, label_texts, Y, pool_sizes=[unseen.size])
+    scorer, train_texts, test, unseen = _trained_topic_scorer(2)
     ranker, X = scorer.ranker, scorer.featurizer.transform([t for t, _ in test])
     first = ranker.score(X, scorer.label_tfidf, scorer.name_tfidf, [unseen], 6)[0]
     columns = ranker._columns
     again = ranker.score(X, scorer.label_tfidf, scorer.name_tfidf, [unseen], 6)[0]
     assert ranker._columns is columns and (again != first).nnz == 0
     ranker.score(X, scorer.label_tfidf[:-1], scorer.name_tfidf[:-1], [unseen[:-1]], 6)
-    assert ranker._columns is not columns and ranker._columns[0].shape[1] == len(label_texts) - 1
+    assert ranker._columns is not columns and ranker._columns[0].shape[1] == scorer.n_labels - 1
 
 
 def test_a_label_without_text_never_scores_and_one_word_is_text_enough():
-    train_texts, Y, label_texts, test, n_known = _topic_task(3)
-    config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3, ranker_docs=60)
-    unseen = np.arange(n_known, len(label_texts))
-    scorer = LabelTextScorer(config).fit(train_texts, label_texts, Y, pool_sizes=[unseen.size])
+    scorer, train_texts, test, unseen = _trained_topic_scorer(3)
     texts = scorer.label_tfidf.tolil()
     empty, one_word = unseen[0], unseen[1]
     texts[empty] = 0.0
@@ -187,10 +191,7 @@ def test_a_label_without_text_never_scores_and_one_word_is_text_enough():
 
 
 def test_groups_of_no_label_one_label_and_more_labels_than_candidates_keep_their_shapes():
-    train_texts, Y, label_texts, test, n_known = _topic_task(4)
-    config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3, ranker_docs=60)
-    unseen = np.arange(n_known, len(label_texts))
-    scorer = LabelTextScorer(config).fit(train_texts, label_texts, Y, pool_sizes=[unseen.size])
+    scorer, train_texts, test, unseen = _trained_topic_scorer(4)
     X = scorer.featurizer.transform([t for t, _ in test][:5])  # fewer documents than labels in a group
     none, lone, top_one = scorer.ranker.score(X, scorer.label_tfidf, scorer.name_tfidf,
                                               [np.array([], dtype=np.int64), unseen[:1], unseen], top_k=1)
@@ -206,10 +207,8 @@ def test_scores_are_the_same_in_chunks_of_documents_and_for_no_document(monkeypa
     document: an empty float32 matrix per group."""
     import xmc.models.label_ranker as ranker_module
 
-    train_texts, Y, label_texts, test, n_known = _topic_task(5)
-    config = LabelTextConfig(tfidf=TfidfConfig(min_df=1, ngram_max=1), top_k=6, neighbours=3, ranker_docs=60)
-    unseen = np.arange(n_known, len(label_texts))
-    scorer = LabelTextScorer(config).fit(train_texts, label_texts, Y, pool_sizes=[unseen.size, n_known])
+    scorer, train_texts, test, unseen = _trained_topic_scorer(5, known_pool=True)
+    n_known = scorer.ranker.centroids.shape[0]
     X = scorer.featurizer.transform(train_texts)
     assert X.shape[0] > X.shape[1] + 64
     groups = [unseen, np.arange(n_known)]
